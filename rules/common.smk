@@ -1,0 +1,118 @@
+# Shared definitions: path grammar, wildcard constraints, tools, input functions.
+import json
+from pathlib import Path
+
+from spica import __version__ as SPICA_VERSION
+from spica import paths
+from spica.inventory import discover_exposures, read_inventory
+from spica.tools import code_hash, resolve_tools
+
+RESULTS = config["results"]
+ASTROMATIC = Path(workflow.basedir) / "config" / "astromatic"
+ENVS = Path(workflow.basedir) / "envs"
+
+wildcard_constraints:
+    expnum=paths.WILDCARD_CONSTRAINTS["expnum"],
+    release=paths.WILDCARD_CONSTRAINTS["release"],
+    version=paths.WILDCARD_CONSTRAINTS["version"],
+    survey=paths.WILDCARD_CONSTRAINTS["survey"],
+    band=paths.WILDCARD_CONSTRAINTS["band"],
+    bands=paths.WILDCARD_CONSTRAINTS["bands"],
+    coords=paths.WILDCARD_CONSTRAINTS["coords"],
+
+
+# ---------------------------------------------------------------- tools
+TOOLS = resolve_tools(config["tools"])
+
+
+def tool(name):
+    """Path of a resolved tool; fails at job time (not parse time) if absent."""
+    found = TOOLS.get(name)
+    return found.path if found else f"missing-{name}-see-bin-spica-install"
+
+
+def tool_version(name):
+    """Version string of a tool: a param, so an upgrade reruns its products."""
+    found = TOOLS.get(name)
+    return found.version if found else "absent"
+
+
+def software(*modules, tools=()):
+    """Provenance param: package version, code hash of the modules used, tool versions."""
+    return {
+        "spica": SPICA_VERSION,
+        "code": code_hash(*modules) if modules else "",
+        **{name: tool_version(name) for name in tools},
+    }
+
+
+def astromatic_overrides(options):
+    """Format ``{KEY: value}`` as ``-KEY value`` command-line options."""
+    return " ".join(f"-{key} {value}" for key, value in sorted(options.items()))
+
+
+# ---------------------------------------------------------------- exposures
+INCOMING = discover_exposures(config["inputs"]["exposures"])
+STEP1_DIR = Path(RESULTS) / "step1"
+INVENTORY = str(STEP1_DIR / "inventory.csv")
+QUARANTINE = str(Path(RESULTS) / "quarantine" / "quarantine.csv")
+
+
+def step1(key):
+    """Snakemake pattern of a step 1 product (wildcard ``expnum``)."""
+    return paths.step1_pattern(RESULTS, key)
+
+
+def step1_log(name):
+    """Log path mirroring the ``expnum`` wildcard."""
+    return f"logs/step1/{{expnum}}p/{name}.log"
+
+
+def get_step1_dir(wildcards):
+    """Folder of an exposure's step 1 products (PSFEx names its output itself)."""
+    return str(paths.step1_path(RESULTS, wildcards.expnum, "psf").parent)
+
+
+def get_raw_exposure(wildcards):
+    return str(INCOMING.files[int(wildcards.expnum)])
+
+
+def get_check_files(wildcards=None):
+    return [paths.step1_path(RESULTS, expnum, "check") for expnum in sorted(INCOMING.files)]
+
+
+def accepted_exposures():
+    """Odometers that passed the integrity check (after the inventory checkpoint)."""
+    inventory = checkpoints.make_inventory.get().output.inventory
+    return [int(row["expnum"]) for row in read_inventory(inventory) if row["status"] == "ok"]
+
+
+def get_verdict(wildcards):
+    """The integrity verdict JSON of an accepted exposure."""
+    checkpoints.make_inventory.get()
+    return json.loads(paths.step1_path(RESULTS, wildcards.expnum, "check").read_text())
+
+
+def get_flat(wildcards):
+    return get_verdict(wildcards)["calibrations"]["flat"]
+
+
+def get_mask(wildcards):
+    return get_verdict(wildcards)["calibrations"]["mask"]
+
+
+def get_step1_products(wildcards):
+    """Every delivered step 1 product of every accepted exposure."""
+    return [
+        str(paths.step1_path(RESULTS, expnum, key))
+        for expnum in accepted_exposures()
+        for key in paths.STEP1_PRODUCTS
+    ]
+
+
+def get_step1_for_registry(wildcards):
+    """QA summaries and diagnostics of every accepted exposure."""
+    return {
+        key: [str(paths.step1_path(RESULTS, expnum, key)) for expnum in accepted_exposures()]
+        for key in ("qa_xml", "diag")
+    }

@@ -1,0 +1,24 @@
+# The registry (seed 3.2.1): exposure metadata, QA figures, grades, quarantine.
+
+REGISTRY_EXPORT = str(Path(RESULTS) / "registry" / "exposures.csv")
+
+
+rule build_registry:
+    """Load headers, observing metadata, QA summaries, grades and quarantine into the database."""
+    input:
+        unpack(get_step1_for_registry),
+        inventory=INVENTORY,
+        checks=get_check_files,
+        metadata=config["inputs"]["metadata"],
+        grades=config["inputs"]["grades"],
+    output:
+        export=REGISTRY_EXPORT,
+    params:
+        url=config["registry"]["url"],
+        software=software("spica.registry"),
+    log:
+        "logs/registry/build_registry.log",
+    conda:
+        "../envs/spica.yaml"
+    script:
+        "../scripts/build_registry.py"

@@ -1,0 +1,19 @@
+"""Rule build_registry: (re)build the survey database from the step 1 products."""
+
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
+
+from spica.registry import build_registry  # noqa: E402
+
+counts = build_registry(
+    url=snakemake.params.url,
+    inventory_csv=snakemake.input.inventory,
+    checks=snakemake.input.checks,
+    qa_xml=snakemake.input.qa_xml,
+    diag=snakemake.input.diag,
+    metadata_csv=snakemake.input.metadata,
+    grades_csv=snakemake.input.grades,
+    export_csv=snakemake.output.export,
+)
+print(counts, file=sys.stderr)

@@ -1,0 +1,18 @@
+"""Rule check_exposure: integrity check of one exposure and its calibrations."""
+
+import json
+import sys
+from pathlib import Path
+
+sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
+
+from spica.inventory import check_incoming  # noqa: E402
+
+verdict = check_incoming(
+    snakemake.input.exposure,
+    snakemake.params.calibrations,
+    fitsverify=snakemake.params.fitsverify,
+    limits=snakemake.params.limits,
+)
+print(f"{snakemake.input.exposure}: ok={verdict['ok']} reason={verdict['reason']}", file=sys.stderr)
+Path(snakemake.output.check).write_text(json.dumps(verdict, indent=1, default=str))

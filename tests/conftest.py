@@ -1,0 +1,26 @@
+"""Shared test fixtures: locations of the real reference data and the tools."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` beside the repository, or skip."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real reference data absent: {SHARED_DATA} (see shared/data/README.md)")
+    return SHARED_DATA
+
+
+def require_binary(*names: str) -> str:
+    """Return the first binary found on PATH, or skip the test."""
+    for name in names:
+        path = shutil.which(name)
+        if path:
+            return path
+    pytest.skip(f"none of {names} on PATH (run `bin/spica install`)")
