@@ -189,29 +189,15 @@ def write_inventory(
     tuple
         Numbers of accepted and quarantined files.
     """
-    verdicts = [json.loads(Path(p).read_text()) for p in checks]
-    verdicts.sort(key=lambda v: str(v["path"]))
-    seen_expnum: dict[int, str] = {}
-    seen_sha: dict[str, str] = {}
-    rows = []
-    for verdict in verdicts:
-        status, reason, message = "ok", "", ""
-        claimed = (verdict.get("info") or {}).get("expnum")
-        if not verdict["ok"]:
-            status, reason, message = "quarantined", verdict["reason"], verdict["message"]
-        elif claimed in seen_expnum:
-            status, reason = "quarantined", "duplicate_expnum"
-            message = f"EXPNUM {claimed} already in {seen_expnum[claimed]}"
-        elif verdict.get("sha256") in seen_sha:
-            status, reason = "quarantined", "duplicate_expnum"
-            message = f"byte-identical to {seen_sha[verdict['sha256']]}"
-        if status == "ok":
-            seen_expnum[claimed] = verdict["path"]
-            seen_sha[verdict.get("sha256")] = verdict["path"]
-        rows.append(
-            {"expnum": verdict["expnum"], "path": verdict["path"], "status": status,
-             "reason": reason, "message": message}
-        )
+    from spica.integrity import CheckResult, find_duplicates
+
+    verdicts = [CheckResult.from_dict(json.loads(Path(p).read_text())) for p in checks]
+    rows = [
+        {"expnum": verdict.expnum, "path": verdict.path,
+         "status": "ok" if verdict.ok else "quarantined",
+         "reason": verdict.reason or "", "message": verdict.message if not verdict.ok else ""}
+        for verdict in find_duplicates(verdicts)
+    ]
     for path, reason, message in rejected:
         rows.append({"expnum": paths.parse_exposure_filename(path) or "", "path": path,
                      "status": "quarantined", "reason": reason, "message": message})
