@@ -20,6 +20,8 @@ rule check_exposure:
         software=software("spica.integrity", "spica.headers", "spica.inventory", tools=["fitsverify"]),
     log:
         step1_log("check_exposure"),
+    benchmark:
+        "benchmarks/step1/{expnum}p/check_exposure.tsv"
     conda:
         "../envs/spica.yaml"
     script:
