@@ -2,9 +2,11 @@
 import json
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
+
 from spica import __version__ as SPICA_VERSION
 from spica import paths
-from spica.inventory import discover_exposures, read_inventory
+from spica.inventory import discover_exposures, find_calibration_file, read_inventory
 from spica.tools import code_hash, resolve_tools
 
 RESULTS = config["results"]
@@ -19,6 +21,7 @@ wildcard_constraints:
     band=paths.WILDCARD_CONSTRAINTS["band"],
     bands=paths.WILDCARD_CONSTRAINTS["bands"],
     coords=paths.WILDCARD_CONSTRAINTS["coords"],
+    calib=r"[^/]+\.fits",
 
 
 # ---------------------------------------------------------------- tools
@@ -54,6 +57,7 @@ def astromatic_overrides(options):
 # ---------------------------------------------------------------- exposures
 INCOMING = discover_exposures(config["inputs"]["exposures"])
 STEP1_DIR = Path(RESULTS) / "step1"
+CALIBRATIONS = Path(RESULTS) / "calibrations"
 INVENTORY = str(STEP1_DIR / "inventory.csv")
 QUARANTINE = str(Path(RESULTS) / "quarantine" / "quarantine.csv")
 
@@ -93,12 +97,27 @@ def get_verdict(wildcards):
     return json.loads(paths.step1_path(RESULTS, wildcards.expnum, "check").read_text())
 
 
+def staged_calibration(raw_path):
+    """Uncompressed working copy of a raw Elixir calibration file."""
+    name = Path(raw_path).name
+    for suffix in (".gz", ".fz"):
+        name = name.removesuffix(suffix)
+    return str(CALIBRATIONS / name)
+
+
 def get_flat(wildcards):
-    return get_verdict(wildcards)["calibrations"]["flat"]
+    return staged_calibration(get_verdict(wildcards)["calibrations"]["flat"])
 
 
 def get_mask(wildcards):
-    return get_verdict(wildcards)["calibrations"]["mask"]
+    return staged_calibration(get_verdict(wildcards)["calibrations"]["mask"])
+
+
+def get_raw_calibration(wildcards):
+    found = find_calibration_file(wildcards.calib, config["inputs"]["calibrations"])
+    if found is None:
+        raise WorkflowError(f"calibration {wildcards.calib} not in {config['inputs']['calibrations']}")
+    return str(found)
 
 
 def get_step1_products(wildcards):

@@ -46,11 +46,27 @@ checkpoint make_inventory:
         "../scripts/make_inventory.py"
 
 
+rule stage_calibration:
+    """Uncompressed working copy of an Elixir flat or mask (WeightWatcher reads no .gz/.fz)."""
+    input:
+        raw=get_raw_calibration,
+    output:
+        staged=str(CALIBRATIONS / "{calib}"),
+    params:
+        software=software("spica.inventory"),
+    log:
+        "logs/calibrations/{calib}.log",
+    conda:
+        "../envs/spica.yaml"
+    script:
+        "../scripts/stage_calibration.py"
+
+
 rule mask_defects:
     """Cosmic rays (astroscrappy), satellite trails (acstools), saturation, NaN."""
     input:
         exposure=get_raw_exposure,
-        check=step1("check"),
+        mask=get_mask,
     output:
         defects=temp(step1("defects")),
     params:
@@ -81,22 +97,18 @@ rule make_weight_map:
         xml=step1("ww_xml"),
     params:
         bin=tool("weightwatcher"),
-        flat_min=_WEIGHTS["flat_range"][0],
-        flat_max=_WEIGHTS["flat_range"][1],
-        software=software(tools=["weightwatcher"]),
+        flat_range=_WEIGHTS["flat_range"],
+        software=software("spica.weightwatcher", tools=["weightwatcher"]),
     log:
         step1_log("make_weight_map"),
     benchmark:
         "benchmarks/step1/{expnum}p/make_weight_map.tsv"
     conda:
         "../envs/astromatic.yaml"
-    shell:
-        "{params.bin} -c {input.config}"
-        " -WEIGHT_NAMES {input.flat},{input.mask}"
-        " -WEIGHT_MIN {params.flat_min},0.5 -WEIGHT_MAX {params.flat_max},1.5"
-        " -FLAG_NAMES {input.defects}"
-        " -OUTWEIGHT_NAME {output.weight} -OUTFLAG_NAME {output.flag}"
-        " -XML_NAME {output.xml} > {log} 2>&1"
+    script:
+        # a script, not shell: inputs are checked first (WeightWatcher silently
+        # writes wrong maps from mismatched MEFs) and single-CCD outputs repaired
+        "../scripts/make_weight_map.py"
 
 
 rule extract_sources:

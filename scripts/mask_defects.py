@@ -12,5 +12,6 @@ counts = write_defect_map(
     snakemake.output.defects,
     cosmics=snakemake.params.cosmics,
     trails=snakemake.params.trails,
+    mask_path=snakemake.input.mask,
 )
 print(json.dumps(counts, indent=1, default=str), file=sys.stderr)

@@ -27,3 +27,17 @@ def test_invalid_grade_is_named(tmp_path):
 
 def test_missing_grades_file_means_no_human_grade(tmp_path):
     assert read_grades(tmp_path / "absent.csv").empty
+
+
+def test_qa_xml_summary_round_trip(tmp_path):
+    from spica.qa.report import read_summary, write_qa_xml
+
+    field = {"exposure": "751034p", "expnum": 751034, "filter": "i.MP9701", "exptime": 620.2,
+             "airmass": 1.22, "fwhm_arcsec": 0.83, "n_stars": 412, "elongation": 1.04}
+    reasons = ["D: astrometry: ccd05 off by 45.1 arcsec", "B: fwhm_scatter: 0.3"]
+    write_qa_xml(tmp_path / "751034p.xml", [], field, "D", reasons)
+    summary = read_summary(tmp_path / "751034p.xml")
+    assert summary["expnum"] == 751034 and summary["grade"] == "D"
+    assert summary["grade_reasons"] == reasons
+    assert summary["fwhm_arcsec"] == pytest.approx(0.83)
+    assert summary["n_stars"] == 412

@@ -13,7 +13,9 @@ named reason and the rest of the survey goes on.
 from __future__ import annotations
 
 import csv
+import gzip
 import json
+import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +28,9 @@ __all__ = [
     "Discovery",
     "discover_exposures",
     "locate_calibrations",
+    "find_calibration_file",
+    "stage_calibration",
+    "COMPRESSED_SUFFIXES",
     "CalibrationError",
     "check_incoming",
     "write_inventory",
@@ -101,6 +106,38 @@ def _strip_extension(reference: str) -> str:
     return reference.split("[", 1)[0].strip()
 
 
+#: Elixir calibration files may be stored gzip- or tile-compressed.
+COMPRESSED_SUFFIXES = ("", ".gz", ".fz")
+
+
+def find_calibration_file(name: str, calibration_dir: str | Path) -> Path | None:
+    """Return the file holding calibration ``name`` (plain, ``.gz`` or ``.fz``), or None."""
+    for suffix in COMPRESSED_SUFFIXES:
+        path = Path(calibration_dir) / (name + suffix)
+        if path.is_file():
+            return path
+    return None
+
+
+def stage_calibration(source: str | Path, target: str | Path) -> None:
+    """Write an uncompressed copy of an Elixir calibration MEF (WeightWatcher reads no .gz/.fz).
+
+    The raw file is only read.
+    """
+    source, target = Path(source), Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if source.suffix == ".fz":
+        with fits.open(source, do_not_scale_image_data=True) as hdul:
+            hdus = [fits.PrimaryHDU(header=hdul[0].header)]
+            hdus += [fits.ImageHDU(hdu.data, hdu.header, do_not_scale_image_data=True)
+                     for hdu in hdul[1:]]
+            fits.HDUList(hdus).writeto(target, overwrite=True)
+        return
+    opener = gzip.open if source.suffix == ".gz" else open
+    with opener(source, "rb") as raw, open(target, "wb") as copy:
+        shutil.copyfileobj(raw, copy, length=16 << 20)
+
+
 def locate_calibrations(
     headers: Iterable[fits.Header], calibration_dir: str | Path
 ) -> dict[str, str]:
@@ -137,9 +174,12 @@ def locate_calibrations(
             raise CalibrationError(
                 "inconsistent_calibration", f"{keyword} names several files: {sorted(names)}"
             )
-        path = Path(calibration_dir) / names.pop()
-        if not path.is_file():
-            raise CalibrationError("missing_calibration", f"{keyword}: {path} not found")
+        name = names.pop()
+        path = find_calibration_file(name, calibration_dir)
+        if path is None:
+            raise CalibrationError(
+                "missing_calibration", f"{keyword}: {name} not found in {calibration_dir}"
+            )
         located[kind] = str(path)
     return located
 

@@ -17,19 +17,17 @@ from pathlib import Path
 
 import numpy as np
 
+from spica.paths import QA_PLOTS
+
 from . import plots
 from .grade import DEFAULT_LIMITS, provisional_grade
 from .measure import load_inputs, measure_exposure
-from .report import write_diag, write_qa_xml
+from .report import read_summary, write_diag, write_qa_xml
 
-__all__ = ["assess_exposure", "provisional_grade", "DEFAULT_LIMITS", "OUTPUT_KEYS"]
+__all__ = ["assess_exposure", "read_summary", "provisional_grade", "DEFAULT_LIMITS", "OUTPUT_KEYS"]
 
 #: Keys of ``outputs`` that :func:`assess_exposure` writes (QA_PLOTS + diag + qa_xml).
-OUTPUT_KEYS: tuple[str, ...] = (
-    "bkg_histo", "bkg_histo_ps", "fwhm_histo", "fwhm_histo_ps", "star_histo", "star_histo_ps",
-    "gal_histo", "gal_histo_ps", "rhmag", "rhmag_ps", "rhmag_gal", "rhmag_gal_ps", "rhmag_star",
-    "rhmag_star_ps", "ell", "psf_m", "m", "m_med", "wmm", "wmm_med", "bkg_m", "diag", "qa_xml",
-)  # fmt: skip
+OUTPUT_KEYS: tuple[str, ...] = (*QA_PLOTS, "diag", "qa_xml")
 
 
 def assess_exposure(

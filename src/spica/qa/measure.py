@@ -398,7 +398,7 @@ def load_inputs(
     )
     psfs = read_psf_models(psf)
     ccds: list[CCDInput] = []
-    with fits.open(exposure, memmap=True) as hsci, fits.open(weight, memmap=True) as hw, fits.open(
+    with fits.open(exposure, memmap=False) as hsci, fits.open(weight, memmap=True) as hw, fits.open(
         flag, memmap=True
     ) as hf:
         primary = hsci[0].header.copy()
@@ -809,7 +809,17 @@ def measure_exposure(
         bkg = c.sex.get("Background_Mean", c.ldac_header.get("SEXBKGND", math.nan))
         rms = c.sex.get("Background_StDev", c.ldac_header.get("SEXBKDEV", math.nan))
         bkg, rms = float(bkg), float(rms)
-        psf_fwhm = float(c.psf_header.get("PSF_FWHM", c.psfex.get("FWHM_Mean", math.nan)) or math.nan)
+        # PSFEx's model FWHM, pixel-free (a Moffat fit of the model); the .psf
+        # header's PSF_FWHM is 2 x FLUX_RADIUS, which overestimates the FWHM of
+        # Moffat-like profiles by ~25 %
+        psf_fwhm = math.nan
+        for key in ("FWHM_PixelFree_Mean", "FWHM_Mean"):
+            value = c.psfex.get(key)
+            if value is not None and np.isfinite(float(value)) and float(value) > 0:
+                psf_fwhm = float(c.psfex[key])
+                break
+        else:
+            psf_fwhm = float(c.psf_header.get("PSF_FWHM", math.nan) or math.nan)
         if not psf_fwhm > 0 or c.psf_image is None and not c.psfex:
             psf_fwhm = math.nan
         star_fwhm = _nanmedian(stars["FWHM_IMAGE"]) if "FWHM_IMAGE" in stars and len(stars) else math.nan

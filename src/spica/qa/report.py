@@ -269,3 +269,31 @@ def write_qa_xml(
     add("Grade_Reasons", " | ".join(reasons))
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     vot.to_xml(str(path))
+
+
+def read_summary(path: str | Path) -> dict[str, object]:
+    """Read the whole-field figures and grade back from an ``NNNNNNp.xml``.
+
+    Returns
+    -------
+    dict
+        The ``Field`` table's single row (column -> value), plus ``expnum``,
+        ``grade`` and ``grade_reasons`` (list) from the PARAMs.
+    """
+    from astropy.io.votable import parse
+
+    votable = parse(str(path))
+    resource = votable.resources[0]
+    params = {param.name: param.value for param in resource.params}
+    field = resource.tables[0].to_table()
+    summary: dict[str, object] = {}
+    for name in field.colnames:
+        value = field[name][0]
+        summary[name] = value.item() if hasattr(value, "item") else value
+    reasons = str(params.get("Grade_Reasons") or "")
+    summary.update(
+        expnum=int(params["EXPNUM"]),
+        grade=str(params["Grade"]),
+        grade_reasons=[r.strip() for r in reasons.split(" | ") if r.strip()],
+    )
+    return summary
