@@ -8,6 +8,7 @@ are then compared with the simulator's truth.
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 import subprocess
@@ -22,6 +23,7 @@ from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS
+from scipy import ndimage
 
 from spica import paths
 from spica.defects import FLAG_BITS
@@ -67,10 +69,11 @@ def _derive_broken(source: Path, directory: Path) -> None:
         hdul.writeto(target)
 
 
-def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+def _snakemake(workdir: Path, *args: str, overrides: Path | None = None) -> subprocess.CompletedProcess:
+    configfiles = [str(CONFIG)] + ([str(overrides)] if overrides else [])
     command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
                "--directory", str(workdir), "--cores", "2", *args,
-               "--configfile", str(CONFIG)]  # --configfile swallows what follows: keep it last
+               "--configfile", *configfiles]  # --configfile swallows what follows: keep it last
     return subprocess.run(command, capture_output=True, text=True, cwd=workdir)
 
 
@@ -84,8 +87,17 @@ def _job_counts(dry_run_output: str) -> dict[str, int]:
 def survey(tmp_path_factory):
     for tool in (("source-extractor", "sex"), ("psfex",), ("weightwatcher", "ww")):
         require_binary(*tool)
-    workdir = tmp_path_factory.mktemp("spica-e2e")
     config = yaml.safe_load(CONFIG.read_text())
+    reuse = os.environ.get("SPICA_E2E_WORKDIR")  # developers: keep and reuse a finished run
+    if reuse and (Path(reuse) / "snakemake-run.log").is_file():
+        workdir = Path(reuse)
+        truth_dir = workdir / config["demo"]["truth_dir"]
+        incoming = workdir / config["inputs"]["exposures"]
+        files = {p.name: p.stat().st_mtime_ns for p in incoming.iterdir()}
+        return {"workdir": workdir, "config": config, "truth": truth_dir,
+                "exposures": pd.read_csv(truth_dir / "exposures.csv"), "manifest": None,
+                "before": files, "after": files}
+    workdir = Path(reuse) if reuse else tmp_path_factory.mktemp("spica-e2e")
     manifest = simulate_survey(config, workdir, small=True)
     truth_dir = workdir / config["demo"]["truth_dir"]
     exposures = pd.read_csv(truth_dir / "exposures.csv")
@@ -143,30 +155,40 @@ def test_star_positions_and_counts_match_truth(survey):
     truth_sky = SkyCoord(stars["ra"].values, stars["dec"].values, unit="deg")
     for row in _accepted(survey)[lambda t: t["fate"] == "good"].itertuples():
         mag = stars[f"mag_{row.band}"].values
+        n_truth = 0
         with fits.open(_step1(survey, row.expnum, "ldac")) as ldac, \
+                fits.open(_step1(survey, row.expnum, "flag")) as flags, \
                 fits.open(survey["workdir"] / survey["config"]["inputs"]["exposures"]
                           / row.filename) as exposure:
             for index, hdu in enumerate(exposure[1:]):
+                # pixels masked within 4 px of a star (bleed trails, bad columns, CR)
+                masked = ndimage.maximum_filter(flags[index + 1].data, size=9) > 0
                 wcs = WCS(hdu.header)
                 ny, nx = hdu.data.shape
                 objects = Table(ldac[2 * index + 2].data)
-                clean = objects[(objects["FLAGS"] == 0) & (objects["SNR_WIN"] > 50)]
                 x, y = wcs.world_to_pixel(truth_sky)
-                inside = (x > 10) & (x < nx - 11) & (y > 10) & (y < ny - 11)
-                bright = inside & (mag < 21.0) & (mag > 17.5)
-                detected = SkyCoord(clean["ALPHA_J2000"], clean["DELTA_J2000"], unit="deg")
+                on_ccd = (x > -0.5) & (x < nx - 0.5) & (y > -0.5) & (y < ny - 0.5)
+                n_truth += np.count_nonzero(on_ccd & (mag < 23.0))
+                xi = np.clip(np.round(x).astype(int), 0, nx - 1)
+                yi = np.clip(np.round(y).astype(int), 0, ny - 1)
+                # unsaturated, S/N > 50, on unmasked pixels
+                bright = on_ccd & (mag < 21.0) & (mag > 17.5) & ~masked[yi, xi]
+                detected = SkyCoord(objects["ALPHA_J2000"], objects["DELTA_J2000"], unit="deg")
                 idx, sep, _ = truth_sky[bright].match_to_catalog_sky(detected)
-                # the header WCS is off by ~1"; remove the CCD's median offset
-                dra = (detected.ra[idx] - truth_sky[bright].ra).wrap_at("180d").arcsec
-                ddec = (detected.dec[idx] - truth_sky[bright].dec).arcsec
-                close = sep.arcsec < 4.0
-                assert close.mean() > 0.95, (row.expnum, hdu.name, close.mean())
-                rx = dra[close] - np.median(dra[close])
-                ry = ddec[close] - np.median(ddec[close])
-                # what is left: the undescribed optical distortion across one CCD
-                assert np.sqrt(np.mean(rx**2 + ry**2)) < 0.5, (row.expnum, hdu.name)
+                # header WCS off by ~1" + CCD jitter + undescribed distortion: < 3"
+                found = sep.arcsec < 3.0
+                assert found.mean() >= 0.9, (row.expnum, hdu.name, found.mean())
+                # after removing the CCD's median offset, what is left is the
+                # optical distortion across one CCD (<~0.4") and centroid noise
+                clean = found & (objects["FLAGS"][idx] == 0)
+                dra = (detected.ra[idx] - truth_sky[bright].ra).wrap_at("180d").arcsec[clean]
+                ddec = (detected.dec[idx] - truth_sky[bright].dec).arcsec[clean]
+                radius = np.hypot(dra - np.median(dra), ddec - np.median(ddec))
+                assert np.percentile(radius, 68) < 0.5, (row.expnum, hdu.name)
+        # QualityFITS-in star counts: stars to ~23 mag are classified as such
         qa = Table.read(_step1(survey, row.expnum, "diag"), hdu="CCD_DIAG")
-        assert qa["n_stars"].sum() > 0.5 * len(stars)
+        n_qa = int(qa["n_stars"].sum() + qa["n_saturated"].sum())
+        assert n_qa == pytest.approx(n_truth, rel=0.25), (row.expnum, n_qa, n_truth)
 
 
 def test_weight_and_flags_on_defects(survey):
@@ -183,7 +205,7 @@ def test_weight_and_flags_on_defects(survey):
                                & (defects["extname"] == f_hdu.header["EXTNAME"])]
                 hits = mine[mine["kind"] == "cosmic_ray"]
                 if len(hits):
-                    cr_flag = f[hits["y"].values - 1, hits["x"].values - 1] & FLAG_BITS["cosmic_ray"]
+                    cr_flag = f[hits["y"].values.astype(int) - 1, hits["x"].values.astype(int) - 1] & FLAG_BITS["cosmic_ray"]
                     assert np.mean(cr_flag > 0) > 0.8, (row.expnum, f_hdu.header["EXTNAME"])
                 for bad in mine[mine["kind"] == "bad_column"].itertuples():
                     column = f[int(bad.ymin) - 1:int(bad.ymax), int(bad.x) - 1]
@@ -225,9 +247,17 @@ def test_rerun_after_a_change_touches_only_what_it_affects(survey):
     assert "Nothing to be done" in nothing.stdout + nothing.stderr
     # a PSFEx setting changes: PSF models, the QA that reads them and the
     # registry rerun; integrity, masks, weights and catalogues do not
-    changed = _snakemake(survey["workdir"], "-n", "qualityfits_in", "--config",
-                         "step1={'psfex': {'min_snr': 25.0, 'overrides': {}}}")
+    override = survey["workdir"] / "psfex-change.yaml"
+    override.write_text("step1:\n  psfex:\n    min_snr: 25.0\n")  # deep-merged over config.yaml
+    changed = _snakemake(survey["workdir"], "-n", "qualityfits_in", overrides=override)
     counts = _job_counts(changed.stdout + changed.stderr)
     n = len(_accepted(survey))
     assert counts == {"model_psf": n, "assess_quality": n, "build_registry": 1,
                       "qualityfits_in": 1}, counts
+    # a SExtractor setting changes: catalogues and everything after them rerun,
+    # not the integrity check, the defect masks or the weight maps
+    override.write_text("step1:\n  sextractor:\n    detect_thresh: 2.0\n")
+    changed = _snakemake(survey["workdir"], "-n", "qualityfits_in", overrides=override)
+    counts = _job_counts(changed.stdout + changed.stderr)
+    assert counts == {"extract_sources": n, "model_psf": n, "assess_quality": n,
+                      "build_registry": 1, "qualityfits_in": 1}, counts
