@@ -3,6 +3,7 @@ import json
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 
 from spica import __version__ as SPICA_VERSION
 from spica import paths
@@ -56,6 +57,11 @@ def astromatic_overrides(options):
 
 # ---------------------------------------------------------------- exposures
 INCOMING = discover_exposures(config["inputs"]["exposures"])
+if not INCOMING.files:
+    logger.warning(
+        f"SPICA: no exposures in {config['inputs']['exposures']!r}; "
+        "for the demo survey run `bin/spica demo` (or `spica-demo --config config/config.yaml`)"
+    )
 STEP1_DIR = Path(RESULTS) / "step1"
 CALIBRATIONS = Path(RESULTS) / "calibrations"
 INVENTORY = str(STEP1_DIR / "inventory.csv")
@@ -75,6 +81,11 @@ def step1_log(name):
 def get_step1_dir(wildcards):
     """Folder of an exposure's step 1 products (PSFEx names its output itself)."""
     return str(paths.step1_path(RESULTS, wildcards.expnum, "psf").parent)
+
+
+def optional_input(path):
+    """``path`` if the file exists, else nothing (observing metadata and grades may not exist yet)."""
+    return [path] if Path(path).is_file() else []
 
 
 def get_raw_exposure(wildcards):

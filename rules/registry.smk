@@ -9,8 +9,8 @@ rule build_registry:
         unpack(get_step1_for_registry),
         inventory=INVENTORY,
         checks=get_check_files,
-        metadata=config["inputs"]["metadata"],
-        grades=config["inputs"]["grades"],
+        metadata=optional_input(config["inputs"]["metadata"]),
+        grades=optional_input(config["inputs"]["grades"]),
     output:
         export=REGISTRY_EXPORT,
     params:

@@ -40,14 +40,14 @@ _INFO_COLUMNS = [
 ]
 
 
-def read_grades(path: str | Path) -> pd.DataFrame:
+def read_grades(path: str | Path | None) -> pd.DataFrame:
     """Read the graders' CSV (expnum, grade, comment, graded_by, date).
 
     Unknown grades raise ValueError naming the row; a missing file means no
     human grade yet.
     """
     columns = ["expnum", "grade", "comment", "graded_by", "date"]
-    if not Path(path).is_file():
+    if path is None or not Path(path).is_file():
         return pd.DataFrame(columns=columns)
     grades = pd.read_csv(path, dtype={"grade": str, "comment": str, "graded_by": str,
                                       "date": str}, keep_default_na=False)
@@ -61,9 +61,9 @@ def read_grades(path: str | Path) -> pd.DataFrame:
     return grades[columns].drop_duplicates("expnum", keep="last")
 
 
-def read_metadata(path: str | Path) -> pd.DataFrame:
-    """Read the observing metadata CSV (expnum, skyprobe, photometric)."""
-    if not Path(path).is_file():
+def read_metadata(path: str | Path | None) -> pd.DataFrame:
+    """Read the observing metadata CSV (expnum, skyprobe, photometric); None: none yet."""
+    if path is None or not Path(path).is_file():
         return pd.DataFrame(columns=["expnum", "skyprobe", "photometric"])
     metadata = pd.read_csv(path)
     metadata["photometric"] = metadata["photometric"].astype(str).str.lower().isin(
@@ -132,8 +132,8 @@ def build_registry(
     checks: Iterable[str | Path],
     qa_xml: Iterable[str | Path],
     diag: Iterable[str | Path],
-    metadata_csv: str | Path,
-    grades_csv: str | Path,
+    metadata_csv: str | Path | None,
+    grades_csv: str | Path | None,
     export_csv: str | Path,
 ) -> dict[str, int]:
     """Build (or rebuild) the registry database and a CSV export of ``exposures``.
