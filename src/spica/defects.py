@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import warnings
 from collections.abc import Mapping
 from contextlib import contextmanager
@@ -30,6 +29,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+
+from spica import headers
 
 __all__ = [
     "FLAG_BITS",
@@ -63,7 +64,6 @@ DEFECT_MAP_BITS: tuple[int, ...] = (
     FLAG_BITS["nonfinite"],
 )
 
-_SECTION_RE = re.compile(r"^\[\s*(\d+)\s*:\s*(\d+)\s*,\s*(\d+)\s*:\s*(\d+)\s*\]$")
 
 
 def flag_meaning(value: int) -> list[str]:
@@ -526,12 +526,10 @@ def parse_section(section: str | None, shape: tuple[int, int]) -> tuple[slice, s
         ``(rows, columns)``.
     """
     full = (slice(0, shape[0]), slice(0, shape[1]))
-    if not section:
+    try:
+        x1, x2, y1, y2 = headers.parse_section(section)
+    except ValueError:
         return full
-    match = _SECTION_RE.match(str(section).strip())
-    if not match:
-        return full
-    x1, x2, y1, y2 = (int(v) for v in match.groups())
     x1, x2 = sorted((x1, x2))
     y1, y2 = sorted((y1, y2))
     if x1 < 1 or y1 < 1 or x1 > shape[1] or y1 > shape[0]:

@@ -22,7 +22,6 @@ Conventions
 from __future__ import annotations
 
 import math
-import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from astropy.io import fits
+
+from spica import headers
 from astropy.table import Table
 from astropy.wcs import WCS, FITSFixedWarning
 
@@ -73,7 +74,6 @@ FLAG_BITS: dict[str, int] = {
 #: MegaCam pixel scale (arcsec) used when a CCD has neither WCS nor PIXSCAL1.
 DEFAULT_PIXEL_SCALE = 0.187
 
-_SECTION_RE = re.compile(r"\[\s*(\d+)\s*:\s*(\d+)\s*,\s*(\d+)\s*:\s*(\d+)\s*\]")
 
 
 # --------------------------------------------------------------------------
@@ -87,10 +87,10 @@ def parse_section(value: str | None) -> tuple[int, int, int, int] | None:
     tuple or None
         ``(x1, x2, y1, y2)``, or None when ``value`` is missing or malformed.
     """
-    if not value:
+    try:
+        return headers.parse_section(value) if value else None
+    except ValueError:
         return None
-    match = _SECTION_RE.search(str(value))
-    return tuple(int(g) for g in match.groups()) if match else None  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
