@@ -5,15 +5,22 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# paths relative to this file, so `--directory` elsewhere still finds them;
+# `--configfile my.yaml` is merged on top (real data: config/cfhtls.yaml)
+configfile: f"{workflow.basedir}/config/config.yaml"
+configfile: f"{workflow.basedir}/config/releases.yaml"
 
 
 validate(config, "config/schemas/config.schema.yaml")
+validate(
+    {key: config[key] for key in ("releases", "planning")}, "config/schemas/releases.schema.yaml"
+)
 
 
 include: "rules/common.smk"
 include: "rules/step1.smk"
 include: "rules/registry.smk"
+include: "rules/release.smk"
 
 
 rule qualityfits_in:

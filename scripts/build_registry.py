@@ -12,8 +12,8 @@ counts = build_registry(
     checks=snakemake.input.checks,
     qa_xml=snakemake.input.qa_xml,
     diag=snakemake.input.diag,
-    metadata_csv=snakemake.input.metadata or None,  # absent file: no metadata yet
-    grades_csv=snakemake.input.grades or None,  # absent file: no human grade yet
+    metadata_csv=next(iter(snakemake.input.metadata), None),  # [] when absent: no metadata yet
+    grades_csv=next(iter(snakemake.input.grades), None),  # [] when absent: no human grade yet
     export_csv=snakemake.output.export,
 )
 print(counts, file=sys.stderr)

@@ -39,6 +39,7 @@ __all__ = [
     "stack_name",
     "parse_stack_name",
     "release_product",
+    "release_stem",
     "image_by_image_name",
 ]
 
@@ -51,6 +52,8 @@ WILDCARD_CONSTRAINTS: dict[str, str] = {
     "band": r"[ugriz]",
     "bands": r"[ugriz]+",
     "coords": r"\d{6}[+-]\d{6}",
+    # a release product stem: CFHTLS_W_r_135934+533330_T0002 or 546891p_V0001
+    "stem": r"CFHTLS_(D|W|Pre-W|VW|PI)_[ugriz]+_\d{6}[+-]\d{6}_T\d{4}|\d{6,7}p_V\d{4}",
 }
 
 #: Odometer suffix of an Elixir-processed exposure (``546891p``).
@@ -228,6 +231,14 @@ def release_product(stack: str, release: str, suffix: str = ".fits") -> str:
     if not re.fullmatch(WILDCARD_CONSTRAINTS["release"], release):
         raise ValueError(f"invalid release name: {release!r}")
     return f"{stack}_{release}{suffix}"
+
+
+def release_stem(stack: str, release: str) -> str:
+    """Stem of a planned product's files: ``<stack>_T0002``, or the image-by-image
+    name itself (``546891p_V0001``), which carries its own version."""
+    if re.fullmatch(r"\d{6,7}p_V\d{4}", stack):
+        return stack
+    return release_product(stack, release, suffix="")
 
 
 def image_by_image_name(expnum: int | str, version: str, suffix: str = ".fits") -> str:

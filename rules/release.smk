@@ -1,0 +1,137 @@
+# Step 2 planning (seed 3.2.1): grades, release selection and stack planning.
+# The plan is a checkpoint over the registry (step 1 results, grades, observing
+# metadata) and the release definitions (config/releases.yaml); each planned
+# stack then gets its lists through a rule whose params are the lists
+# themselves, so a change of grade or criteria reruns exactly the stacks whose
+# lists change.
+
+from spica.planning import read_plan
+
+RELEASES = Path(RESULTS) / "releases"
+
+
+def release_file(suffix):
+    """Pattern of a per-release file, e.g. ``results/releases/T0002/T0002_plan.csv``."""
+    return str(RELEASES / "{release}" / ("{release}" + suffix))
+
+
+def stem_file(suffix):
+    """Pattern of a per-stack file, e.g. ``.../CFHTLS_D_g_..._T0002/CFHTLS_D_g_..._T0002_stack.list``."""
+    return str(RELEASES / "{release}" / "{stem}" / ("{stem}" + suffix))
+
+
+def get_release_config(wildcards):
+    try:
+        return config["releases"][wildcards.release]
+    except KeyError:
+        raise WorkflowError(
+            f"release {wildcards.release} is not defined in config (releases: {sorted(config['releases'])})"
+        )
+
+
+def get_plan(release):
+    """The plan of a release (after its checkpoint)."""
+    return read_plan(Path(checkpoints.plan_release.get(release=release).output.plan).parent)
+
+
+def get_stack_lists(wildcards):
+    """Param: the stack's stack and astrometric lists (a change reruns this stack only)."""
+    plan = get_plan(wildcards.release)
+    stack = plan_stack_of_stem(plan, wildcards.stem)
+    return {"stack": plan.stack_lists[stack], "astrometric": plan.astrometric_lists[stack]}
+
+
+def plan_stack_of_stem(plan, stem):
+    for name in plan.stacks["name"]:
+        if paths.release_stem(name, plan.stacks["release"].iloc[0]) == stem:
+            return name
+    raise WorkflowError(f"{stem} is not in the plan")
+
+
+def release_targets(release):
+    """Input function of target ``release_<name>``: every planned stack's products."""
+
+    def targets(wildcards):
+        plan = get_plan(release)
+        stems = [paths.release_stem(name, release) for name in plan.stacks["name"]]
+        return [
+            stem_file(suffix).format(release=release, stem=stem)
+            for stem in stems
+            for suffix in ("_stack.list", "_astrom.list")
+        ] + [release_file("_pending.txt").format(release=release)]
+
+    return targets
+
+
+def get_done_stems(wildcards):
+    """Param: planned products already made (their final stack image exists)."""
+    plan = get_plan(wildcards.release)
+    done = []
+    for name in plan.stacks["name"]:
+        stem = paths.release_stem(name, wildcards.release)
+        if Path(stem_file(".fits").format(release=wildcards.release, stem=stem)).exists():
+            done.append(name)
+    return sorted(done)
+
+
+checkpoint plan_release:
+    """Select the exposures of a release and plan its stacks (seed 3.2.1)."""
+    input:
+        registry=REGISTRY_EXPORT,
+    output:
+        plan=release_file("_plan.csv"),
+        selection=release_file("_selection.csv"),
+        lists=release_file("_lists.json"),
+    params:
+        release=get_release_config,
+        survey=config["survey"],
+        planning=config["planning"],
+        software=software("spica.selection", "spica.planning"),
+    log:
+        "logs/releases/{release}/plan_release.log",
+    conda:
+        "../envs/spica.yaml"
+    script:
+        "../scripts/plan_release.py"
+
+
+rule write_stack_lists:
+    """The stack list (exposures co-added) and the astrometric list (exposures calibrated together)."""
+    output:
+        stack=stem_file("_stack.list"),
+        astrometric=stem_file("_astrom.list"),
+    params:
+        lists=get_stack_lists,
+    log:
+        "logs/releases/{release}/{stem}/write_stack_lists.log",
+    conda:
+        "../envs/spica.yaml"
+    script:
+        "../scripts/write_stack_lists.py"
+
+
+rule report_pending:
+    """The seed's "Pending processes" view of a release."""
+    input:
+        plan=release_file("_plan.csv"),
+        lists=release_file("_lists.json"),
+    output:
+        report=release_file("_pending.txt"),
+    params:
+        done=get_done_stems,
+        longest=config["planning"]["longest_stacks"],
+    log:
+        "logs/releases/{release}/report_pending.log",
+    conda:
+        "../envs/spica.yaml"
+    script:
+        "../scripts/report_pending.py"
+
+
+for _release in config["releases"]:
+
+    rule:
+        name:
+            f"release_{_release}"
+        input:
+            release_targets(_release),

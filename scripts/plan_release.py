@@ -1,0 +1,21 @@
+"""Checkpoint plan_release: exposure selection and stack plan of one release."""
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
+
+from spica.planning import plan_release, write_plan  # noqa: E402
+
+exposures = pd.read_csv(snakemake.input.registry)
+plan = plan_release(
+    exposures,
+    snakemake.wildcards.release,
+    snakemake.params.release,
+    snakemake.params.survey,
+    snakemake.params.planning,
+)
+written = write_plan(plan, Path(snakemake.output.plan).parent)
+print(f"{len(plan.stacks)} stacks planned; wrote {sorted(map(str, written.values()))}", file=sys.stderr)
