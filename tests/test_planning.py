@@ -230,7 +230,7 @@ def test_astrometric_list_other_filters_and_pi(cfg, real_survey):
 def test_regraded_d_enters_stack_and_astrometric_lists(cfg, demo_survey):
     exposures = demo_exposures()
     before = plan_of(exposures, cfg, demo_survey)
-    d3i = stack_name("D", "i", 214.8625, 52.682222)
+    d3i = stack_name("D", "i", 214.8625, 52.6822222222)
     assert 751126 not in before.stack_lists[d3i]
     assert 751126 not in before.astrometric_lists[d3i]
     assert before.selection.set_index("expnum").loc[751126, "first_failure"] == "grade"
@@ -306,7 +306,7 @@ def test_t0001_and_t0003(cfg, demo_survey):
     t3 = plan_release(late, "T0003", extended["releases"]["T0003"], demo_survey,
                       extended["planning"])
     by = t3.stacks.set_index("name")
-    assert 760000 in t3.stack_lists[stack_name("D", "g", 214.8625, 52.682222)]
+    assert 760000 in t3.stack_lists[stack_name("D", "g", 214.8625, 52.6822222222)]
     assert by.loc["751197p_V0002", "mode"] == "image"
     assert set(by.loc[by["mode"] == "stack", "version"]) == {"0003"}
     assert set(t3.stacks["release"]) == {"T0003"}
