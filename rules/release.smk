@@ -97,6 +97,10 @@ checkpoint plan_release:
 
 rule write_stack_lists:
     """The stack list (exposures co-added) and the astrometric list (exposures calibrated together)."""
+    input:
+        # ancient: a new plan alone reruns nothing; the lists themselves (params)
+        # decide, so a regrade reruns exactly the stacks whose lists change
+        plan=ancient(release_file("_plan.csv")),
     output:
         stack=stem_file("_stack.list"),
         astrometric=stem_file("_astrom.list"),
@@ -129,6 +133,13 @@ rule report_pending:
 
 
 for _release in config["releases"]:
+
+    rule:
+        name:
+            f"plan_{_release}"
+        input:
+            release_file("_plan.csv").format(release=_release),
+            release_file("_pending.txt").format(release=_release),
 
     rule:
         name:

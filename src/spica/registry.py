@@ -122,7 +122,7 @@ def _exposure_rows(
             "provisional_reason": "; ".join(summary.get("grade_reasons", []) or []) or None,
         }
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).astype({"expnum": "Int64"})
 
 
 def build_registry(

@@ -1,4 +1,4 @@
-"""End to end: step 1 of the real workflow, with the real tools, on a tiny survey.
+"""End to end: the real workflow, with the real tools, on a tiny survey.
 
 The small demo survey (:func:`spica.demo.simulate_survey`, ``small=True``) is
 written into a scratch directory, extra broken files are derived from one of
@@ -28,6 +28,7 @@ from scipy import ndimage
 from spica import paths
 from spica.defects import FLAG_BITS
 from spica.demo import simulate_survey
+from spica.planning import read_exposure_list
 
 from .conftest import REPO, require_binary
 
@@ -261,3 +262,56 @@ def test_rerun_after_a_change_touches_only_what_it_affects(survey):
     counts = _job_counts(changed.stdout + changed.stderr)
     assert counts == {"extract_sources": n, "model_psf": n, "assess_quality": n,
                       "build_registry": 1, "qualityfits_in": 1}, counts
+
+
+# ---------------------------------------------------------------- planning
+# (these tests change the survey's grades: keep them last)
+
+D3 = {"r": "CFHTLS_D_r_141927+524056_T0002", "i": "CFHTLS_D_i_141927+524056_T0002"}
+
+
+def _pending_stems(survey) -> set[str]:
+    dry = _snakemake(survey["workdir"], "-n", "release_T0002")
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    return set(re.findall(r"stem=(\S+)", dry.stdout + dry.stderr))
+
+
+def _lists(survey, stem):
+    folder = survey["workdir"] / "results" / "releases" / "T0002" / stem
+    return (read_exposure_list(folder / f"{stem}_stack.list"),
+            read_exposure_list(folder / f"{stem}_astrom.list"))
+
+
+def test_dry_run_lists_exactly_the_pending_stacks(survey):
+    planned = _snakemake(survey["workdir"], "plan_T0002")
+    assert planned.returncode == 0, planned.stderr[-2000:]
+    # the small survey: D3 in r and i; 751029 (a CCD with a wrong WCS, grade D)
+    # and the broken files are out
+    assert _pending_stems(survey) == set(D3.values())
+    made = _snakemake(survey["workdir"], f"results/releases/T0002/{D3['r']}/{D3['r']}_stack.list")
+    assert made.returncode == 0, made.stderr[-2000:]
+    assert _pending_stems(survey) == {D3["i"]}  # only the rest
+    stack, astrometric = _lists(survey, D3["r"])
+    assert stack == [751000, 751008]
+    # the astrometric list takes every good exposure around, any filter
+    assert astrometric == [751000, 751008, 751016, 751021]
+    pending = (survey["workdir"] / "results" / "releases" / "T0002" / "T0002_pending.txt").read_text()
+    assert pending.startswith("Pending processes (2)")
+    assert "CFHTLS_D_i_141927+524056" in pending and "14 h 19 m 27" in pending
+
+
+def test_regraded_exposure_reenters_the_plan(survey):
+    grades = survey["workdir"] / survey["config"]["inputs"]["grades"]
+    table = pd.read_csv(grades, dtype=str, keep_default_na=False)
+    table = table[table["expnum"] != "751029"]
+    regraded = pd.DataFrame([{"expnum": "751029", "grade": "A", "comment": "WCS fixed by Elixir",
+                              "graded_by": "test", "date": "2005-02-01"}])
+    pd.concat([table, regraded]).to_csv(grades, index=False)
+    run = _snakemake(survey["workdir"], "release_T0002")
+    assert run.returncode == 0, run.stderr[-2000:]
+    stack_r, astrometric_r = _lists(survey, D3["r"])
+    stack_i, astrometric_i = _lists(survey, D3["i"])
+    assert stack_r == [751000, 751008, 751029]  # re-injected, no manual clean-up
+    assert stack_i == [751016, 751021]
+    assert 751029 in astrometric_r and 751029 in astrometric_i
+    assert _pending_stems(survey) == set()
