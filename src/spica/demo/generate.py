@@ -28,6 +28,7 @@ from astropy.io import fits
 from spica.demo import simulate as sim
 from spica.demo.survey import PlannedExposure, human_grades, plan_survey, rng_for
 from spica.paths import exposure_filename
+from spica.tools import code_hash
 
 __all__ = [
     "GENERATOR_VERSION",
@@ -120,6 +121,7 @@ def config_hash(config: dict, small: bool) -> str:
     """Hash of everything that determines the demo's bytes."""
     payload = {
         "version": GENERATOR_VERSION,
+        "code": code_hash("spica.demo"),  # a simulator fix regenerates the demo
         "small": bool(small),
         "survey": config["survey"],
         "inputs": config["inputs"],

@@ -177,10 +177,10 @@ def mag_to_dn(
     """Total counts (DN) of a source of magnitude ``mag`` (Elixir convention).
 
     ``M = -2.5 log10(DN) + 2.5 log10(EXPTIME) + PHOT_C + PHOT_K (AIRMASS - 1)``
-    with the true zero point ``PHOT_C + zp_offset`` (``zp_offset`` > 0 means
+    with the true zero point ``PHOT_C - zp_offset`` (``zp_offset`` > 0 means
     light lost to clouds: the header ``PHOT_C`` is then too bright).
     """
-    zp = phot_c + zp_offset + phot_k * (airmass - 1.0)
+    zp = phot_c - zp_offset + phot_k * (airmass - 1.0)
     return exptime * 10.0 ** (-0.4 * (np.asarray(mag, dtype=float) - zp))
 
 
