@@ -21,6 +21,7 @@ include: "rules/common.smk"
 include: "rules/step1.smk"
 include: "rules/registry.smk"
 include: "rules/release.smk"
+include: "rules/calibration.smk"
 
 
 rule qualityfits_in:

@@ -8,6 +8,7 @@ from snakemake.logging import logger
 from spica import __version__ as SPICA_VERSION
 from spica import paths
 from spica.inventory import discover_exposures, find_calibration_file, read_inventory
+from spica.registry import read_metadata
 from spica.tools import code_hash, resolve_tools
 
 RESULTS = config["results"]
@@ -86,6 +87,13 @@ def get_step1_dir(wildcards):
 def optional_input(path):
     """``path`` if the file exists, else nothing (observing metadata and grades may not exist yet)."""
     return [path] if Path(path).is_file() else []
+
+
+def get_photometric_flag(wildcards):
+    """Param: whether the observing metadata flags the exposure photometric (PHOTFLAG)."""
+    metadata = read_metadata(next(iter(optional_input(config["inputs"]["metadata"])), None))
+    rows = metadata[metadata["expnum"] == int(wildcards.expnum)]
+    return bool(rows["photometric"].iloc[0]) if len(rows) else False
 
 
 def get_raw_exposure(wildcards):

@@ -41,6 +41,16 @@ def get_stack_lists(wildcards):
     return {"stack": plan.stack_lists[stack], "astrometric": plan.astrometric_lists[stack]}
 
 
+def get_astrometric_catalogs(wildcards):
+    """Step 1 catalogues of a stack's astrometric list."""
+    return [str(paths.step1_path(RESULTS, e, "ldac")) for e in get_stack_lists(wildcards)["astrometric"]]
+
+
+def get_astrometric_aheads(wildcards):
+    """The ``.ahead`` files SCAMP reads beside those catalogues."""
+    return [str(paths.step1_path(RESULTS, e, "ahead")) for e in get_stack_lists(wildcards)["astrometric"]]
+
+
 def plan_stack_of_stem(plan, stem):
     for name in plan.stacks["name"]:
         if paths.release_stem(name, plan.stacks["release"].iloc[0]) == stem:
@@ -57,7 +67,7 @@ def release_targets(release):
         return [
             stem_file(suffix).format(release=release, stem=stem)
             for stem in stems
-            for suffix in ("_stack.list", "_astrom.list")
+            for suffix in ("_stack.list", "_astrom.list", "_scamp.xml")
         ] + [release_file("_pending.txt").format(release=release)]
 
     return targets

@@ -26,6 +26,7 @@ from astropy.wcs import WCS
 from scipy import ndimage
 
 from spica import paths
+from spica.astrometry import head_wcs, parse_scamp_xml, read_heads
 from spica.defects import FLAG_BITS
 from spica.demo import simulate_survey
 from spica.planning import read_exposure_list
@@ -288,7 +289,7 @@ def test_dry_run_lists_exactly_the_pending_stacks(survey):
     # the small survey: D3 in r and i; 751029 (a CCD with a wrong WCS, grade D)
     # and the broken files are out
     assert _pending_stems(survey) == set(D3.values())
-    made = _snakemake(survey["workdir"], f"results/releases/T0002/{D3['r']}/{D3['r']}_stack.list")
+    made = _snakemake(survey["workdir"], f"results/releases/T0002/{D3['r']}/{D3['r']}_scamp.xml")
     assert made.returncode == 0, made.stderr[-2000:]
     assert _pending_stems(survey) == {D3["i"]}  # only the rest
     stack, astrometric = _lists(survey, D3["r"])
@@ -298,6 +299,39 @@ def test_dry_run_lists_exactly_the_pending_stacks(survey):
     pending = (survey["workdir"] / "results" / "releases" / "T0002" / "T0002_pending.txt").read_text()
     assert pending.startswith("Pending processes (2)")
     assert "CFHTLS_D_i_141927+524056" in pending and "14 h 19 m 27" in pending
+
+
+def test_scamp_solution_matches_truth(survey):
+    """SCAMP, offline, over the astrometric list: the heads put stars where the truth is."""
+    sources = pd.read_csv(survey["truth"] / "sources.csv")
+    stars = sources[(sources["type"] == "star") & (sources["mag_r"] < 20.5) & (sources["mag_r"] > 17.5)]
+    truth = SkyCoord(stars["ra"].values, stars["dec"].values, unit="deg")
+    products = survey["workdir"] / "results" / "releases" / "T0002" / D3["r"] / "scamp"
+    for expnum in (751000, 751008):
+        heads = read_heads(products / f"{expnum}p.head")
+        with fits.open(_step1(survey, expnum, "ldac")) as ldac, \
+                fits.open(survey["workdir"] / survey["config"]["inputs"]["exposures"]
+                          / paths.exposure_filename(expnum)) as exposure:
+            after, before = [], []
+            for index, head in enumerate(heads):
+                objects = Table(ldac[2 * index + 2].data)
+                objects = objects[(objects["FLAGS"] == 0) & (objects["SNR_WIN"] > 50)]
+                for wcs, out in ((head_wcs(head), after), (WCS(exposure[index + 1].header), before)):
+                    ra, dec = wcs.all_pix2world(objects["XWIN_IMAGE"], objects["YWIN_IMAGE"], 1)
+                    sky = SkyCoord(ra, dec, unit="deg")
+                    _, sep, _ = sky.match_to_catalog_sky(truth)
+                    out.extend(sep.arcsec[sep.arcsec < 3.0])
+        after, before = np.array(after), np.array(before)
+        assert len(after) > 50
+        # the reference catalogue has 0.25" errors; overlaps and many stars beat it
+        assert np.sqrt(np.mean(after**2)) < 0.15, (expnum, np.sqrt(np.mean(after**2)))
+        assert np.sqrt(np.mean(before**2)) > 0.5  # the Elixir-like header WCS is ~1" off
+    xml = parse_scamp_xml(survey["workdir"] / "results" / "releases" / "T0002" / D3["r"]
+                          / f"{D3['r']}_scamp.xml")
+    assert set(xml["fields"]["catalog"]) == {f"{e}p_ldac.fits" for e in (751000, 751008, 751016, 751021)}
+    for plot in ("fgroups", "astr_referror2d", "phot_zpcorr"):
+        png = products / f"{D3['r']}_{plot}_1.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_regraded_exposure_reenters_the_plan(survey):

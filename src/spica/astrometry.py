@@ -53,6 +53,7 @@ __all__ = [
     "exposure_zeropoints",
     "head_statistics",
     "parse_scamp_xml",
+    "run_scamp",
 ]
 
 #: Primary-header keywords SCAMP needs on every CCD (astrometric context,
@@ -611,3 +612,56 @@ def parse_scamp_xml(path: str | Path) -> dict[str, Any]:
                 summary[sig] = float(np.sqrt(np.sum(w[ok] * s[ok] ** 2) / np.sum(w[ok]))) if ok.any() else float("nan")
                 summary[n] = int(w.sum())
     return {"tables": tables, "fields": fields, "groups": groups, "summary": summary}
+
+
+def run_scamp(
+    binary: str,
+    config: str | Path,
+    *,
+    catalogs: Sequence[str | Path],
+    refcat: str | Path,
+    xml_out: str | Path,
+    products: str | Path,
+    stem: str,
+    stack_list: Sequence[int],
+    overrides: Mapping[str, Any] | None = None,
+    log: Any = None,
+) -> list[str]:
+    """Calibrate one stack's astrometric list with SCAMP; return the command line.
+
+    The ``.ahead`` of each catalogue must sit beside it. Output heads go to
+    ``products/NNNNNNp.head`` (one per catalogue: ``HEADER_NAME``, so runs of
+    different stacks never write over each other's heads) and the seed's check
+    plots to ``products/<stem>_<plot>_<n>.png``.
+
+    Raises
+    ------
+    subprocess.CalledProcessError
+        If SCAMP fails.
+    FileNotFoundError
+        If SCAMP wrote no head for an exposure of the stack list.
+    """
+    import re
+    import subprocess
+
+    # absolute paths: SCAMP runs inside ``products`` so stray files stay there
+    products = Path(products).resolve()
+    products.mkdir(parents=True, exist_ok=True)
+    catalogs = [Path(c).resolve() for c in catalogs]
+    refcat, xml_out, config = (Path(p).resolve() for p in (refcat, xml_out, config))
+    heads = []
+    for catalog in catalogs:
+        match = re.match(r"^(\d{6,7}p)", Path(catalog).name)
+        if not match:
+            raise ValueError(f"not a step 1 catalogue: {catalog}")
+        heads.append(products / f"{match[1]}.head")
+    command = [str(binary)] + scamp_arguments(
+        catalogs=catalogs, refcat=refcat, xml_out=xml_out, config=config,
+        checkplot_names=checkplot_names(products / stem), header_names=heads,
+        overrides=overrides,
+    )
+    subprocess.run(command, check=True, stdout=log, stderr=log, cwd=products)
+    for expnum in stack_list:
+        if not (products / f"{int(expnum)}p.head").is_file():
+            raise FileNotFoundError(f"SCAMP wrote no head for {int(expnum)}p")
+    return command

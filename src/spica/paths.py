@@ -102,7 +102,7 @@ STEP1_INTERMEDIATES: dict[str, str] = {
     "defects": "_defects.fits",  # cosmic-ray / trail flag MEF fed to WeightWatcher
     "ww_xml": "_ww.xml",  # WeightWatcher XML
     "sex_xml": "_sex.xml",  # SExtractor XML (per-extension background, counts)
-    "ahead": ".ahead",  # per-extension primary keywords for SCAMP
+    "ahead": "_ldac.ahead",  # per-extension primary keywords for SCAMP, beside the LDAC
     "psf": "_ldac.psf",  # PSFEx model (one per CCD, MEF), named by PSFEx itself
     "minibkg": "_minibkg.fits",  # SExtractor mini background map (QA thumbnail)
     "psfex_xml": "_psfex.xml",  # PSFEx XML (per-CCD FWHM, elongation)

@@ -1,0 +1,49 @@
+# Step 2, astrometric and photometric calibration (seed, section 4): one SCAMP
+# run per planned stack over its astrometric list, offline.
+
+
+rule write_ahead:
+    """Primary keywords SCAMP needs (FILTER, QRUNID, MJD-OBS, PHOTFLAG, PHOT_C...) per CCD."""
+    input:
+        exposure=get_raw_exposure,
+        metadata=optional_input(config["inputs"]["metadata"]),
+    output:
+        ahead=step1("ahead"),
+    params:
+        photometric=get_photometric_flag,
+        software=software("spica.astrometry"),
+    log:
+        step1_log("write_ahead"),
+    conda:
+        "../envs/spica.yaml"
+    script:
+        "../scripts/write_ahead.py"
+
+
+rule calibrate_stack:
+    """SCAMP over the astrometric list: heads (WCS + FLXSCALE), XML, check plots."""
+    input:
+        # the plan is an input so that its inputs are re-evaluated when the
+        # checkpoint reruns; ancient: the lists, not the plan's date, decide
+        plan=ancient(release_file("_plan.csv")),
+        astrometric=stem_file("_astrom.list"),
+        stack=stem_file("_stack.list"),
+        catalogs=get_astrometric_catalogs,
+        aheads=get_astrometric_aheads,
+        refcat=config["inputs"]["refcat"],
+        config=ASTROMATIC / "scamp.scamp",
+    output:
+        xml=stem_file("_scamp.xml"),
+        products=directory(str(RELEASES / "{release}" / "{stem}" / "scamp")),
+    params:
+        bin=tool("scamp"),
+        overrides=config["calibration"]["scamp_overrides"],
+        software=software("spica.astrometry", tools=["scamp"]),
+    log:
+        "logs/releases/{release}/{stem}/calibrate_stack.log",
+    benchmark:
+        "benchmarks/releases/{release}/{stem}/calibrate_stack.tsv"
+    conda:
+        "../envs/astromatic.yaml"
+    script:
+        "../scripts/calibrate_stack.py"

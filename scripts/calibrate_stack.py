@@ -1,0 +1,23 @@
+"""Rule calibrate_stack: SCAMP astrometric and photometric calibration of one stack."""
+
+import sys
+
+log = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
+sys.stderr = log
+
+from spica.astrometry import run_scamp  # noqa: E402
+from spica.planning import read_exposure_list  # noqa: E402
+
+command = run_scamp(
+    snakemake.params.bin,
+    snakemake.input.config,
+    catalogs=snakemake.input.catalogs,
+    refcat=snakemake.input.refcat,
+    xml_out=snakemake.output.xml,
+    products=snakemake.output.products,
+    stem=snakemake.wildcards.stem,
+    stack_list=read_exposure_list(snakemake.input.stack),
+    overrides=snakemake.params.overrides,
+    log=log,
+)
+print(" ".join(command), file=log)
