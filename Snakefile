@@ -22,6 +22,7 @@ include: "rules/step1.smk"
 include: "rules/registry.smk"
 include: "rules/release.smk"
 include: "rules/calibration.smk"
+include: "rules/coaddition.smk"
 
 
 rule qualityfits_in:

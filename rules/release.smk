@@ -5,6 +5,7 @@
 # themselves, so a change of grade or criteria reruns exactly the stacks whose
 # lists change.
 
+from spica.coaddition import stack_grid
 from spica.planning import read_plan
 
 RELEASES = Path(RESULTS) / "releases"
@@ -51,6 +52,24 @@ def get_astrometric_aheads(wildcards):
     return [str(paths.step1_path(RESULTS, e, "ahead")) for e in get_stack_lists(wildcards)["astrometric"]]
 
 
+def get_stack_exposures(wildcards):
+    """Raw exposures of a stack list, in list order."""
+    return [str(INCOMING.files[e]) for e in sorted(get_stack_lists(wildcards)["stack"])]
+
+
+def get_stack_weights(wildcards):
+    """Step 1 weight maps of a stack list, in list order."""
+    return [str(paths.step1_path(RESULTS, e, "weight")) for e in sorted(get_stack_lists(wildcards)["stack"])]
+
+
+def get_stack_grid(wildcards):
+    """Param: SWarp output grid (CENTER, IMAGE_SIZE, PIXEL_SCALE) of a planned stack."""
+    plan = get_plan(wildcards.release)
+    row = plan.stacks.set_index("name").loc[plan_stack_of_stem(plan, wildcards.stem)]
+    return stack_grid(float(row["ra"]), float(row["dec"]), size_deg=float(row["size_deg"]),
+                      pixel_scale_arcsec=config["survey"]["pixel_scale"])
+
+
 def plan_stack_of_stem(plan, stem):
     for name in plan.stacks["name"]:
         if paths.release_stem(name, plan.stacks["release"].iloc[0]) == stem:
@@ -67,7 +86,7 @@ def release_targets(release):
         return [
             stem_file(suffix).format(release=release, stem=stem)
             for stem in stems
-            for suffix in ("_stack.list", "_astrom.list", "_scamp.xml")
+            for suffix in ("_stack.list", "_astrom.list", "_scamp.xml", ".fits", "_weight.fits")
         ] + [release_file("_pending.txt").format(release=release)]
 
     return targets

@@ -289,7 +289,7 @@ def test_dry_run_lists_exactly_the_pending_stacks(survey):
     # the small survey: D3 in r and i; 751029 (a CCD with a wrong WCS, grade D)
     # and the broken files are out
     assert _pending_stems(survey) == set(D3.values())
-    made = _snakemake(survey["workdir"], f"results/releases/T0002/{D3['r']}/{D3['r']}_scamp.xml")
+    made = _snakemake(survey["workdir"], f"results/releases/T0002/{D3['r']}/{D3['r']}.fits")
     assert made.returncode == 0, made.stderr[-2000:]
     assert _pending_stems(survey) == {D3["i"]}  # only the rest
     stack, astrometric = _lists(survey, D3["r"])
@@ -332,6 +332,27 @@ def test_scamp_solution_matches_truth(survey):
     for plot in ("fgroups", "astr_referror2d", "phot_zpcorr"):
         png = products / f"{D3['r']}_{plot}_1.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_stack_products(survey):
+    """SWarp stack of D3 r: seed header keywords, ZP 30, WCS on the plan's grid, weights."""
+    stem = D3["r"]
+    folder = survey["workdir"] / "results" / "releases" / "T0002" / stem
+    truth = survey["exposures"].set_index("expnum").loc[[751000, 751008]]
+    with fits.open(folder / f"{stem}.fits") as image, fits.open(folder / f"{stem}_weight.fits") as weight:
+        header = image[0].header
+        assert header["RELEASE"] == "T0002" and header["MAGZERO"] == 30.0
+        assert header["NCOMBINE"] == 2 and header["FILTER"] == "r.MP9601"
+        assert [header["IMCMB001"], header["IMCMB002"]] == ["751000p", "751008p"]
+        assert header["EXPTIME"] == pytest.approx(truth["exptime"].sum(), rel=1e-6)
+        assert header["REL_DATE"] == max(truth["rel_date"])  # latest input (seed 3.3)
+        d3 = survey["config"]["survey"]["deep_fields"][0]
+        assert (header["CRVAL1"], header["CRVAL2"]) == pytest.approx((d3["ra"], d3["dec"]), abs=1e-6)
+        side = round(survey["config"]["survey"]["tile_size_deg"] * 3600 / 0.186)
+        assert abs(header["NAXIS1"] - side) <= 1 and header["CTYPE1"] == "RA---TAN"
+        centre = weight[0].data[side // 2 - 50: side // 2 + 50, side // 2 - 50: side // 2 + 50]
+        assert np.all(centre > 0)
+        assert np.all(weight[0].data[image[0].data == 0] == 0)
 
 
 def test_regraded_exposure_reenters_the_plan(survey):

@@ -66,6 +66,7 @@ __all__ = [
     "dust_map",
     "write_dust_map",
     "read_param_file",
+    "coadd_stack",
 ]
 
 #: SWarp configuration files, relative to the repository root.
@@ -668,3 +669,67 @@ def read_param_file(path: str | Path) -> list[str]:
         if text:
             names.append(text.split()[0])
     return names
+
+
+def coadd_stack(
+    binary: str,
+    config: str | Path,
+    *,
+    exposures: Sequence[str | Path],
+    weights: Sequence[str | Path],
+    heads: Sequence[str | Path],
+    out_image: str | Path,
+    out_weight: str | Path,
+    xml_out: str | Path,
+    grid: Mapping[str, str],
+    inputs: pd.DataFrame,
+    release: str,
+    software: Mapping[str, str],
+    nthreads: int = 1,
+    overrides: Mapping[str, Any] | None = None,
+    log: Any = None,
+) -> list[str]:
+    """Co-add one stack with SWarp and write its header keywords; return the command.
+
+    SWarp reads ``x.head`` beside ``x.fits``: each (read-only) exposure is
+    linked into a scratch folder beside the output together with its SCAMP head;
+    ``*.resamp.fits`` intermediates live and die there.
+
+    Parameters
+    ----------
+    exposures, weights, heads
+        The stack list's Elixir exposures, step 1 weight maps and SCAMP heads,
+        in the same order.
+    inputs
+        One row per input exposure (registry columns: expnum, exptime,
+        rel_date, filter, object, qa_fwhm_arcsec, ...) for the header cards.
+    """
+    import subprocess
+    import tempfile
+
+    if not len(exposures) == len(weights) == len(heads):
+        raise ValueError("exposures, weights and heads differ in number")
+    out_image = Path(out_image).resolve()
+    with tempfile.TemporaryDirectory(prefix="swarp-", dir=out_image.parent) as scratch:
+        work = Path(scratch)
+        staged = []
+        for exposure, head in zip(exposures, heads):
+            link = work / Path(exposure).name
+            link.symlink_to(Path(exposure).resolve())
+            (work / (_stem(exposure) + ".head")).write_bytes(Path(head).read_bytes())
+            staged.append(link)
+        weight_list = write_list_file([Path(w).resolve() for w in weights], work / "weights.lis")
+        command = [str(binary), *map(str, staged), "-c", str(Path(config).resolve())]
+        command += swarp_arguments(
+            images=staged, weights=[Path(w).resolve() for w in weights], out_image=out_image,
+            out_weight=Path(out_weight).resolve(), grid=grid, resample_dir=work,
+            xml_out=Path(xml_out).resolve(), overrides=overrides, weight_list=weight_list,
+            nthreads=nthreads,
+        )
+        subprocess.run(command, check=True, stdout=log, stderr=log, cwd=work)
+    update_stack_header(
+        out_image,
+        stack_header_cards(inputs, release=release, software=software,
+                           object_name=str(inputs["object"].iloc[0]) if "object" in inputs else None),
+    )
+    return command
