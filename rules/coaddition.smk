@@ -30,3 +30,83 @@ rule coadd_stack:
         "../envs/astromatic.yaml"
     script:
         "../scripts/coadd_stack.py"
+
+
+rule make_chi2:
+    """The tile's chi-squared image from all its filters' stacks (even a single one)."""
+    input:
+        unpack(get_tile_stacks),
+        plan=ancient(release_file("_plan.csv")),
+        config=ASTROMATIC / "chi2.swarp",
+    output:
+        image=chi2_file("_chi2.fits"),
+        weight=chi2_file("_chi2_weight.fits"),
+        xml=chi2_file("_chi2.xml"),
+    params:
+        bin=tool("swarp"),
+        grid=get_tile_grid,
+        overrides=config["coaddition"]["swarp_overrides"],
+        software=software("spica.coaddition", tools=["swarp"]),
+    log:
+        "logs/releases/{release}/{chi2}/make_chi2.log",
+    benchmark:
+        "benchmarks/releases/{release}/{chi2}/make_chi2.tsv"
+    conda:
+        "../envs/astromatic.yaml"
+    script:
+        "../scripts/make_chi2.py"
+
+
+rule extract_stack_catalogue:
+    """SExtractor dual-image mode: detection on the chi2 image, measurement on the stack."""
+    input:
+        unpack(get_stem_chi2),
+        plan=ancient(release_file("_plan.csv")),
+        image=stem_file(".fits"),
+        weight=stem_file("_weight.fits"),
+        config=ASTROMATIC / "release.sex",
+        param=ASTROMATIC / "release.param",
+        conv=ASTROMATIC / "gauss_3.0_5x5.conv",
+        nnw=ASTROMATIC / "default.nnw",
+    output:
+        ldac=stem_file("_ldac.fits"),
+        xml=stem_file("_sex.xml"),
+    params:
+        bin=tool("sextractor"),
+        apertures=",".join(
+            f"{d / config['survey']['pixel_scale']:.2f}"
+            for d in config["catalogues"]["phot_apertures_arcsec"]
+        ),
+        extra=astromatic_overrides(
+            {"BACK_SIZE": config["catalogues"]["back_size"], **config["catalogues"]["overrides"]}
+        ),
+        software=software(tools=["sextractor"]),
+    log:
+        "logs/releases/{release}/{stem}/extract_stack_catalogue.log",
+    benchmark:
+        "benchmarks/releases/{release}/{stem}/extract_stack_catalogue.tsv"
+    conda:
+        "../envs/astromatic.yaml"
+    shell:
+        "{params.bin} {input.chi2},{input.image} -c {input.config}"
+        " -PARAMETERS_NAME {input.param} -FILTER_NAME {input.conv} -STARNNW_NAME {input.nnw}"
+        " -WEIGHT_IMAGE {input.chi2_weight},{input.weight}"
+        " -PHOT_APERTURES {params.apertures} {params.extra}"
+        " -CATALOG_NAME {output.ldac} -XML_NAME {output.xml} > {log} 2>&1"
+
+
+rule make_dust_map:
+    """E(B-V) from the offline SFD map, resampled onto the stack grid."""
+    input:
+        image=stem_file(".fits"),
+    output:
+        dust=stem_file("_dust.fits"),
+    params:
+        source=config["catalogues"]["dust_map"],
+        software=software("spica.coaddition"),
+    log:
+        "logs/releases/{release}/{stem}/make_dust_map.log",
+    conda:
+        "../envs/spica.yaml"
+    script:
+        "../scripts/make_dust_map.py"

@@ -24,6 +24,8 @@ wildcard_constraints:
     bands=paths.WILDCARD_CONSTRAINTS["bands"],
     coords=paths.WILDCARD_CONSTRAINTS["coords"],
     calib=r"[^/]+\.fits",
+    stem=paths.WILDCARD_CONSTRAINTS["stem"],
+    chi2=paths.WILDCARD_CONSTRAINTS["chi2"],
 
 
 # ---------------------------------------------------------------- tools

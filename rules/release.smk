@@ -64,10 +64,53 @@ def get_stack_weights(wildcards):
 
 def get_stack_grid(wildcards):
     """Param: SWarp output grid (CENTER, IMAGE_SIZE, PIXEL_SCALE) of a planned stack."""
-    plan = get_plan(wildcards.release)
-    row = plan.stacks.set_index("name").loc[plan_stack_of_stem(plan, wildcards.stem)]
+    return stem_grid(wildcards.release, wildcards.stem)
+
+
+def stem_grid(release, stem):
+    plan = get_plan(release)
+    row = plan.stacks.set_index("name").loc[plan_stack_of_stem(plan, stem)]
     return stack_grid(float(row["ra"]), float(row["dec"]), size_deg=float(row["size_deg"]),
                       pixel_scale_arcsec=config["survey"]["pixel_scale"])
+
+
+def chi2_file(suffix):
+    """Pattern of a tile's chi-squared file, e.g. ``.../CFHTLS_D_gri_..._T0002/CFHTLS_D_gri_..._T0002_chi2.fits``."""
+    return str(RELEASES / "{release}" / "{chi2}" / ("{chi2}" + suffix))
+
+
+def tile_stems(plan, release):
+    """Stack stems of the plan grouped by chi-squared tile name."""
+    stems = [paths.release_stem(n, release) for n, m in zip(plan.stacks["name"], plan.stacks["mode"])
+             if m == "stack"]
+    by_tile = {}
+    for stem in stems:
+        by_tile.setdefault(paths.tile_stem(stem), []).append(stem)
+    return {paths.chi2_stem(group): sorted(group) for group in by_tile.values()}
+
+
+def get_tile_stacks(wildcards):
+    """Stacks and weights of every filter of a chi-squared tile."""
+    stems = tile_stems(get_plan(wildcards.release), wildcards.release)[wildcards.chi2]
+    return {
+        key: [stem_file(suffix).format(release=wildcards.release, stem=s) for s in stems]
+        for key, suffix in (("stacks", ".fits"), ("weights", "_weight.fits"))
+    }
+
+
+def get_tile_grid(wildcards):
+    """Param: the SWarp grid of a tile (that of its stacks)."""
+    stem = tile_stems(get_plan(wildcards.release), wildcards.release)[wildcards.chi2][0]
+    return stem_grid(wildcards.release, stem)
+
+
+def get_stem_chi2(wildcards):
+    """The chi-squared image (and weight) a stack's catalogue detects on."""
+    for chi2, stems in tile_stems(get_plan(wildcards.release), wildcards.release).items():
+        if wildcards.stem in stems:
+            return {key: chi2_file(suffix).format(release=wildcards.release, chi2=chi2)
+                    for key, suffix in (("chi2", "_chi2.fits"), ("chi2_weight", "_chi2_weight.fits"))}
+    raise WorkflowError(f"{wildcards.stem} is not a stack of the plan")
 
 
 def plan_stack_of_stem(plan, stem):
@@ -82,12 +125,14 @@ def release_targets(release):
 
     def targets(wildcards):
         plan = get_plan(release)
-        stems = [paths.release_stem(name, release) for name in plan.stacks["name"]]
-        return [
-            stem_file(suffix).format(release=release, stem=stem)
-            for stem in stems
-            for suffix in ("_stack.list", "_astrom.list", "_scamp.xml", ".fits", "_weight.fits")
-        ] + [release_file("_pending.txt").format(release=release)]
+        targets = []
+        for name, mode in zip(plan.stacks["name"], plan.stacks["mode"]):
+            stem = paths.release_stem(name, release)
+            suffixes = ["_stack.list", "_astrom.list", "_scamp.xml", ".fits", "_weight.fits"]
+            if mode == "stack":  # dual-mode catalogue on the tile's chi2, dust map
+                suffixes += ["_ldac.fits", "_dust.fits"]
+            targets += [stem_file(s).format(release=release, stem=stem) for s in suffixes]
+        return targets + [release_file("_pending.txt").format(release=release)]
 
     return targets
 

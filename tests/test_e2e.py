@@ -370,3 +370,47 @@ def test_regraded_exposure_reenters_the_plan(survey):
     assert stack_i == [751016, 751021]
     assert 751029 in astrometric_r and 751029 in astrometric_i
     assert _pending_stems(survey) == set()
+
+
+def test_release_catalogues_chi2_and_dust(survey):
+    """After the full release run: chi2 of the D3 tile (r+i), 56-column dual-mode
+    catalogues at ZP 30 with positions on the truth, dust maps on the stack grid."""
+    folder = survey["workdir"] / "results" / "releases" / "T0002"
+    tile = "CFHTLS_D_ri_141927+524056_T0002"
+    with fits.open(folder / tile / f"{tile}_chi2.fits") as chi2:
+        chi2_data = chi2[0].data
+    sources = pd.read_csv(survey["truth"] / "sources.csv")
+    stars = sources[(sources["type"] == "star") & (sources["mag_r"] > 17.5) & (sources["mag_r"] < 20.5)]
+    truth = SkyCoord(stars["ra"].values, stars["dec"].values, unit="deg")
+    names = [line.split("#")[0].strip() for line in
+             (REPO / "config" / "astromatic" / "release.param").read_text().splitlines()]
+    names = [re.sub(r"\(\d+\)", "", n) for n in names if n]
+    assert len(names) == 56
+    for band in ("r", "i"):
+        stem = D3[band]
+        with fits.open(folder / stem / f"{stem}.fits") as image, \
+                fits.open(folder / stem / f"{stem}_weight.fits") as weight:
+            shape, wcs = image[0].data.shape, WCS(image[0].header)
+            # fully covered: no CCD gap or field edge within 6 px
+            covered = ndimage.minimum_filter(weight[0].data, size=13) > 0
+        assert chi2_data.shape == shape
+        with fits.open(folder / stem / f"{stem}_dust.fits") as dust:
+            assert dust[0].data.shape == shape
+            assert 0.005 < np.nanmedian(dust[0].data) < 0.02  # D3, high Galactic latitude
+        with fits.open(folder / stem / f"{stem}_ldac.fits") as ldac:
+            catalogue = Table(ldac["LDAC_OBJECTS"].data)
+        assert catalogue.colnames == names  # the seed's 56 parameters, in its order
+        x, y = wcs.world_to_pixel(truth)
+        inside = (x > 20) & (y > 20) & (x < shape[1] - 20) & (y < shape[0] - 20)
+        inside[inside] = covered[np.round(y[inside]).astype(int), np.round(x[inside]).astype(int)]
+        # detected on chi2: sources are well above the chi2 sky
+        assert np.median(chi2_data[np.round(y[inside]).astype(int), np.round(x[inside]).astype(int)]) > 5
+        clean = catalogue[catalogue["FLAGS"] < 4]  # blended allowed; no saturation, no truncation
+        found = SkyCoord(clean["ALPHA_J2000"], clean["DELTA_J2000"], unit="deg")
+        index, sep, _ = truth[inside].match_to_catalog_sky(found)
+        matched = sep.arcsec < 0.5
+        assert matched.mean() > 0.8, (band, matched.mean())
+        assert np.sqrt(np.mean(sep.arcsec[matched] ** 2)) < 0.15
+        # zero point 30: MAG_APER in 4" (~2.5 FWHM) misses only the far wings
+        dmag = clean["MAG_APER"][index[matched], 1] - stars[f"mag_{band}"].values[inside][matched]
+        assert abs(np.median(dmag)) < 0.1, (band, np.median(dmag))

@@ -67,6 +67,7 @@ __all__ = [
     "write_dust_map",
     "read_param_file",
     "coadd_stack",
+    "make_chi2",
 ]
 
 #: SWarp configuration files, relative to the repository root.
@@ -732,4 +733,37 @@ def coadd_stack(
         stack_header_cards(inputs, release=release, software=software,
                            object_name=str(inputs["object"].iloc[0]) if "object" in inputs else None),
     )
+    return command
+
+
+def make_chi2(
+    binary: str,
+    config: str | Path,
+    *,
+    stacks: Sequence[str | Path],
+    weights: Sequence[str | Path],
+    out_image: str | Path,
+    out_weight: str | Path,
+    xml_out: str | Path,
+    grid: Mapping[str, str],
+    overrides: Mapping[str, Any] | None = None,
+    log: Any = None,
+) -> list[str]:
+    """Make a tile's chi-squared image from its filters' stacks (one filter is fine).
+
+    Returns the command line. Resampling scratch lives beside the output.
+    """
+    import subprocess
+    import tempfile
+
+    out_image = Path(out_image).resolve()
+    with tempfile.TemporaryDirectory(prefix="chi2-", dir=out_image.parent) as scratch:
+        command = [str(binary), *(str(Path(s).resolve()) for s in stacks), "-c",
+                   str(Path(config).resolve())]
+        command += chi2_arguments(
+            stacks=[Path(s).resolve() for s in stacks], weights=[Path(w).resolve() for w in weights],
+            out_image=out_image, out_weight=Path(out_weight).resolve(), grid=grid,
+            resample_dir=scratch, xml_out=Path(xml_out).resolve(), overrides=overrides,
+        )
+        subprocess.run(command, check=True, stdout=log, stderr=log, cwd=scratch)
     return command

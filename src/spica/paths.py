@@ -40,6 +40,8 @@ __all__ = [
     "parse_stack_name",
     "release_product",
     "release_stem",
+    "tile_stem",
+    "chi2_stem",
     "image_by_image_name",
 ]
 
@@ -54,6 +56,8 @@ WILDCARD_CONSTRAINTS: dict[str, str] = {
     "coords": r"\d{6}[+-]\d{6}",
     # a release product stem: CFHTLS_W_r_135934+533330_T0002 or 546891p_V0001
     "stem": r"CFHTLS_(D|W|Pre-W|VW|PI)_[ugriz]+_\d{6}[+-]\d{6}_T\d{4}|\d{6,7}p_V\d{4}",
+    # a chi-squared tile: CFHTLS_W_gri_135934+533330_T0002
+    "chi2": r"CFHTLS_(D|W|Pre-W|VW|PI)_[ugriz]+_\d{6}[+-]\d{6}_T\d{4}",
 }
 
 #: Odometer suffix of an Elixir-processed exposure (``546891p``).
@@ -239,6 +243,28 @@ def release_stem(stack: str, release: str) -> str:
     if re.fullmatch(r"\d{6,7}p_V\d{4}", stack):
         return stack
     return release_product(stack, release, suffix="")
+
+
+BAND_ORDER = "ugriz"
+
+
+def tile_stem(stem: str) -> str | None:
+    """The chi-squared tile of a stack stem: ``CFHTLS_D_r_..._T0002`` -> bands replaced by ``{bands}``.
+
+    Returns None for image-by-image stems (``546891p_V0001``).
+    """
+    match = re.fullmatch(r"(CFHTLS_(?:D|W|Pre-W|VW|PI))_([ugriz]+)_(\d{6}[+-]\d{6}_T\d{4})", stem)
+    return f"{match[1]}_{{bands}}_{match[3]}" if match else None
+
+
+def chi2_stem(stems: list[str]) -> str:
+    """Name of the chi-squared image of stacks of one tile: all their bands, in ``ugriz`` order
+    (``CFHTLS_W_gri_143007+533430_T0002``)."""
+    tiles = {tile_stem(stem) for stem in stems}
+    if len(tiles) != 1 or None in tiles:
+        raise ValueError(f"not the stacks of one tile: {stems}")
+    bands = {parse_stack_name(stem.rsplit("_", 1)[0]).bands for stem in stems}
+    return tiles.pop().format(bands="".join(b for b in BAND_ORDER if b in bands))
 
 
 def image_by_image_name(expnum: int | str, version: str, suffix: str = ".fits") -> str:

@@ -1,0 +1,22 @@
+"""Rule make_chi2: chi-squared image of one tile over its filters' stacks."""
+
+import sys
+
+log = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
+sys.stderr = log
+
+from spica.coaddition import make_chi2  # noqa: E402
+
+command = make_chi2(
+    snakemake.params.bin,
+    snakemake.input.config,
+    stacks=snakemake.input.stacks,
+    weights=snakemake.input.weights,
+    out_image=snakemake.output.image,
+    out_weight=snakemake.output.weight,
+    xml_out=snakemake.output.xml,
+    grid=snakemake.params.grid,
+    overrides=snakemake.params.overrides,
+    log=log,
+)
+print(" ".join(command), file=log)
