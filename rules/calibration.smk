@@ -34,6 +34,7 @@ rule calibrate_stack:
         config=ASTROMATIC / "scamp.scamp",
     output:
         xml=stem_file("_scamp.xml"),
+        cmd=stem_file("_scamp.cmd"),
         products=directory(str(RELEASES / "{release}" / "{stem}" / "scamp")),
     params:
         bin=tool("scamp"),

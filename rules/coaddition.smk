@@ -16,6 +16,7 @@ rule coadd_stack:
         image=stem_file(".fits"),
         weight=stem_file("_weight.fits"),
         xml=stem_file("_swarp.xml"),
+        cmd=stem_file("_swarp.cmd"),
     params:
         bin=tool("swarp"),
         grid=get_stack_grid,
@@ -42,6 +43,7 @@ rule make_chi2:
         image=chi2_file("_chi2.fits"),
         weight=chi2_file("_chi2_weight.fits"),
         xml=chi2_file("_chi2.xml"),
+        cmd=chi2_file("_chi2.cmd"),
     params:
         bin=tool("swarp"),
         grid=get_tile_grid,
@@ -71,28 +73,19 @@ rule extract_stack_catalogue:
     output:
         ldac=stem_file("_ldac.fits"),
         xml=stem_file("_sex.xml"),
+        cmd=stem_file("_sex.cmd"),
     params:
         bin=tool("sextractor"),
-        apertures=",".join(
-            f"{d / config['survey']['pixel_scale']:.2f}"
-            for d in config["catalogues"]["phot_apertures_arcsec"]
-        ),
-        extra=astromatic_overrides(
-            {"BACK_SIZE": config["catalogues"]["back_size"], **config["catalogues"]["overrides"]}
-        ),
-        software=software(tools=["sextractor"]),
+        options=get_catalogue_options,
+        software=software("spica.coaddition", tools=["sextractor"]),
     log:
         "logs/releases/{release}/{stem}/extract_stack_catalogue.log",
     benchmark:
         "benchmarks/releases/{release}/{stem}/extract_stack_catalogue.tsv"
     conda:
         "../envs/astromatic.yaml"
-    shell:
-        "{params.bin} {input.chi2},{input.image} -c {input.config}"
-        " -PARAMETERS_NAME {input.param} -FILTER_NAME {input.conv} -STARNNW_NAME {input.nnw}"
-        " -WEIGHT_IMAGE {input.chi2_weight},{input.weight}"
-        " -PHOT_APERTURES {params.apertures} {params.extra}"
-        " -CATALOG_NAME {output.ldac} -XML_NAME {output.xml} > {log} 2>&1"
+    script:
+        "../scripts/extract_stack_catalogue.py"
 
 
 rule make_dust_map:
@@ -110,3 +103,24 @@ rule make_dust_map:
         "../envs/spica.yaml"
     script:
         "../scripts/make_dust_map.py"
+
+
+rule write_provenance:
+    """The stack's command file (``_cmd.txt``) and processing XML (inputs, checksums,
+    software versions, configuration files, non-default options)."""
+    input:
+        unpack(get_provenance_inputs),
+        plan=ancient(release_file("_plan.csv")),
+        refcat=config["inputs"]["refcat"],
+    output:
+        cmd=stem_file("_cmd.txt"),
+        xml=stem_file(".xml"),
+    params:
+        software=software(tools=["scamp", "swarp", "sextractor", "psfex", "weightwatcher"]),
+        options=get_provenance_options,
+    log:
+        "logs/releases/{release}/{stem}/write_provenance.log",
+    conda:
+        "../envs/spica.yaml"
+    script:
+        "../scripts/write_provenance.py"

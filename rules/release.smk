@@ -113,6 +113,48 @@ def get_stem_chi2(wildcards):
     raise WorkflowError(f"{wildcards.stem} is not a stack of the plan")
 
 
+def get_catalogue_options(wildcards):
+    """Param: options of the release catalogue on top of release.sex (apertures in pixels...)."""
+    apertures = ",".join(
+        f"{d / config['survey']['pixel_scale']:.2f}" for d in config["catalogues"]["phot_apertures_arcsec"]
+    )
+    return {"PHOT_APERTURES": apertures, "BACK_SIZE": config["catalogues"]["back_size"],
+            **config["catalogues"]["overrides"]}
+
+
+def is_stack_mode(wildcards):
+    plan = get_plan(wildcards.release)
+    row = plan.stacks.set_index("name").loc[plan_stack_of_stem(plan, wildcards.stem)]
+    return row["mode"] == "stack"
+
+
+def get_provenance_inputs(wildcards):
+    """Command files of the steps that made a product, and the files they read."""
+    release, stem = wildcards.release, wildcards.stem
+    steps = {"scamp_cmd": stem_file("_scamp.cmd"), "swarp_cmd": stem_file("_swarp.cmd")}
+    if is_stack_mode(wildcards):
+        chi2 = get_stem_chi2(wildcards)["chi2"].removesuffix("_chi2.fits")
+        steps.update(chi2_cmd=chi2 + "_chi2.cmd", sex_cmd=stem_file("_sex.cmd"))
+    found = {k: v.format(release=release, stem=stem) for k, v in steps.items()}
+    found.update(
+        exposures=get_stack_exposures(wildcards),
+        weights=get_stack_weights(wildcards),
+        catalogs=get_astrometric_catalogs(wildcards),
+        configs=[str(ASTROMATIC / name) for name in
+                 ("scamp.scamp", "stack.swarp", "chi2.swarp", "release.sex", "release.param")],
+    )
+    return found
+
+
+def get_provenance_options(wildcards):
+    """Param: per step, the options given on top of the configuration files."""
+    return {
+        "scamp": dict(config["calibration"]["scamp_overrides"]),
+        "swarp": {**get_stack_grid(wildcards), **config["coaddition"]["swarp_overrides"]},
+        "sextractor": get_catalogue_options(wildcards),
+    }
+
+
 def plan_stack_of_stem(plan, stem):
     for name in plan.stacks["name"]:
         if paths.release_stem(name, plan.stacks["release"].iloc[0]) == stem:
@@ -128,7 +170,8 @@ def release_targets(release):
         targets = []
         for name, mode in zip(plan.stacks["name"], plan.stacks["mode"]):
             stem = paths.release_stem(name, release)
-            suffixes = ["_stack.list", "_astrom.list", "_scamp.xml", ".fits", "_weight.fits"]
+            suffixes = ["_stack.list", "_astrom.list", "_scamp.xml", ".fits", "_weight.fits",
+                        "_cmd.txt", ".xml"]
             if mode == "stack":  # dual-mode catalogue on the tile's chi2, dust map
                 suffixes += ["_ldac.fits", "_dust.fits"]
             targets += [stem_file(s).format(release=release, stem=stem) for s in suffixes]

@@ -6,6 +6,7 @@ log = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 sys.stderr = log
 
 from spica.astrometry import run_scamp  # noqa: E402
+from spica.provenance import write_command  # noqa: E402
 from spica.planning import read_exposure_list  # noqa: E402
 
 command = run_scamp(
@@ -20,4 +21,5 @@ command = run_scamp(
     overrides=snakemake.params.overrides,
     log=log,
 )
+write_command(command, snakemake.output.cmd)
 print(" ".join(command), file=log)

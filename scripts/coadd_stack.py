@@ -9,6 +9,7 @@ log = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 sys.stderr = log
 
 from spica.coaddition import coadd_stack  # noqa: E402
+from spica.provenance import write_command  # noqa: E402
 from spica.planning import read_exposure_list  # noqa: E402
 
 expnums = read_exposure_list(snakemake.input.stack)
@@ -31,4 +32,5 @@ command = coadd_stack(
     overrides=snakemake.params.overrides,
     log=log,
 )
+write_command(command, snakemake.output.cmd)
 print(" ".join(command), file=log)

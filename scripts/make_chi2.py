@@ -6,6 +6,7 @@ log = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 sys.stderr = log
 
 from spica.coaddition import make_chi2  # noqa: E402
+from spica.provenance import write_command  # noqa: E402
 
 command = make_chi2(
     snakemake.params.bin,
@@ -19,4 +20,5 @@ command = make_chi2(
     overrides=snakemake.params.overrides,
     log=log,
 )
+write_command(command, snakemake.output.cmd)
 print(" ".join(command), file=log)

@@ -30,6 +30,7 @@ from spica.astrometry import head_wcs, parse_scamp_xml, read_heads
 from spica.defects import FLAG_BITS
 from spica.demo import simulate_survey
 from spica.planning import read_exposure_list
+from spica.provenance import file_sha256
 
 from .conftest import REPO, require_binary
 
@@ -414,3 +415,23 @@ def test_release_catalogues_chi2_and_dust(survey):
         # zero point 30: MAG_APER in 4" (~2.5 FWHM) misses only the far wings
         dmag = clean["MAG_APER"][index[matched], 1] - stars[f"mag_{band}"].values[inside][matched]
         assert abs(np.median(dmag)) < 0.1, (band, np.median(dmag))
+
+
+def test_provenance_of_a_stack(survey):
+    """``_cmd.txt`` holds the commands the rules ran, ``.xml`` the inputs with checksums."""
+    import xml.etree.ElementTree as ET
+
+    stem = D3["r"]
+    folder = survey["workdir"] / "results" / "releases" / "T0002" / stem
+    commands = (folder / f"{stem}_cmd.txt").read_text()
+    tools = [line.split()[0].rsplit("/", 1)[-1] for line in commands.splitlines()
+             if line and not line.startswith(("#", "set"))]
+    assert tools == ["scamp", "SWarp", "SWarp", "source-extractor"]
+    root = ET.parse(folder / f"{stem}.xml").getroot()
+    exposures = {Path(f.get("name")).name: f.get("sha256")
+                 for f in root.iter("FILE") if f.get("kind") == "exposure"}
+    incoming = survey["workdir"] / survey["config"]["inputs"]["exposures"]
+    assert exposures == {name: file_sha256(incoming / name) for name in
+                         ("751000p.fits", "751008p.fits", "751029p.fits")}
+    versions = {p.get("name"): p.get("version") for p in root.iter("PACKAGE")}
+    assert versions["scamp"].startswith("2.") and versions["swarp"].startswith("2.")

@@ -68,6 +68,7 @@ __all__ = [
     "read_param_file",
     "coadd_stack",
     "make_chi2",
+    "extract_dual",
 ]
 
 #: SWarp configuration files, relative to the repository root.
@@ -766,4 +767,35 @@ def make_chi2(
             resample_dir=scratch, xml_out=Path(xml_out).resolve(), overrides=overrides,
         )
         subprocess.run(command, check=True, stdout=log, stderr=log, cwd=scratch)
+    return command
+
+
+def extract_dual(
+    binary: str,
+    config: str | Path,
+    *,
+    detection: str | Path,
+    measurement: str | Path,
+    detection_weight: str | Path,
+    weight: str | Path,
+    param: str | Path,
+    conv: str | Path,
+    nnw: str | Path,
+    catalog: str | Path,
+    xml_out: str | Path,
+    options: Mapping[str, Any],
+    log: Any = None,
+) -> list[str]:
+    """SExtractor in dual-image mode (detect on ``detection``, measure on
+    ``measurement``); return the command line it ran."""
+    import subprocess
+
+    command = [
+        str(binary), f"{detection},{measurement}", "-c", str(config),
+        "-PARAMETERS_NAME", str(param), "-FILTER_NAME", str(conv), "-STARNNW_NAME", str(nnw),
+        "-WEIGHT_IMAGE", f"{detection_weight},{weight}",
+        *[arg for key, value in sorted(options.items()) for arg in (f"-{key}", str(value))],
+        "-CATALOG_NAME", str(catalog), "-XML_NAME", str(xml_out),
+    ]
+    subprocess.run(command, check=True, stdout=log, stderr=log)
     return command
