@@ -435,3 +435,18 @@ def test_provenance_of_a_stack(survey):
                          ("751000p.fits", "751008p.fits", "751029p.fits")}
     versions = {p.get("name"): p.get("version") for p in root.iter("PACKAGE")}
     assert versions["scamp"].startswith("2.") and versions["swarp"].startswith("2.")
+
+
+def test_rerun_after_step2_configuration_changes(survey):
+    """Changing SWarp's configuration reruns the stacks and what depends on them,
+    not SCAMP or step 1; changing SCAMP's reruns calibration and everything after."""
+    assert _pending_stems(survey) == set()  # the release is complete
+    override = survey["workdir"] / "step2-change.yaml"
+    downstream = {"coadd_stack": 2, "make_chi2": 1, "extract_stack_catalogue": 2,
+                  "make_dust_map": 2, "write_provenance": 2, "release_T0002": 1}
+    override.write_text("coaddition:\n  swarp_overrides: {SUBTRACT_BACK: N}\n")
+    changed = _snakemake(survey["workdir"], "-n", "release_T0002", overrides=override)
+    assert _job_counts(changed.stdout + changed.stderr) == downstream
+    override.write_text("calibration:\n  scamp_overrides: {ASTRCLIP_NSIGMA: 3.5}\n")
+    changed = _snakemake(survey["workdir"], "-n", "release_T0002", overrides=override)
+    assert _job_counts(changed.stdout + changed.stderr) == {"calibrate_stack": 2, **downstream}
