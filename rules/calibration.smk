@@ -48,3 +48,21 @@ rule calibrate_stack:
         "../envs/astromatic.yaml"
     script:
         "../scripts/calibrate_stack.py"
+
+
+rule register_calibration:
+    """Read the SCAMP solutions of a release back into the registry (seed, section 4.4)."""
+    input:
+        unpack(get_release_scamp_xml),
+        plan=ancient(release_file("_plan.csv")),
+    output:
+        export=release_file("_scamp_fields.csv"),
+    params:
+        url=config["registry"]["url"],
+        software=software("spica.registry", "spica.astrometry"),
+    log:
+        "logs/releases/{release}/register_calibration.log",
+    conda:
+        "../envs/spica.yaml"
+    script:
+        "../scripts/register_calibration.py"

@@ -155,6 +155,15 @@ def get_provenance_options(wildcards):
     }
 
 
+def get_release_scamp_xml(wildcards):
+    """SCAMP XML of every planned product of a release, keyed by product stem."""
+    plan = get_plan(wildcards.release)
+    return {
+        stem: stem_file("_scamp.xml").format(release=wildcards.release, stem=stem)
+        for stem in (paths.release_stem(n, wildcards.release) for n in plan.stacks["name"])
+    }
+
+
 def plan_stack_of_stem(plan, stem):
     for name in plan.stacks["name"]:
         if paths.release_stem(name, plan.stacks["release"].iloc[0]) == stem:
@@ -175,7 +184,8 @@ def release_targets(release):
             if mode == "stack":  # dual-mode catalogue on the tile's chi2, dust map
                 suffixes += ["_ldac.fits", "_dust.fits"]
             targets += [stem_file(s).format(release=release, stem=stem) for s in suffixes]
-        return targets + [release_file("_pending.txt").format(release=release)]
+        return targets + [release_file(s).format(release=release)
+                          for s in ("_pending.txt", "_scamp_fields.csv")]
 
     return targets
 

@@ -29,7 +29,9 @@ from pathlib import Path
 import pandas as pd
 from astropy.table import Table
 
-__all__ = ["merge_grades", "read_grades", "read_metadata", "build_registry", "GRADES"]
+__all__ = [
+    "merge_grades", "read_grades", "read_metadata", "build_registry", "load_calibration", "GRADES",
+]
 
 #: Grades of the seed (3.2.1): only A and B enter a release.
 GRADES = ("A", "B", "C", "D")
@@ -181,3 +183,49 @@ def build_registry(
     Path(export_csv).parent.mkdir(parents=True, exist_ok=True)
     exposures.to_csv(export_csv, index=False)
     return {"exposures": len(exposures), "ccds": len(ccds), "quarantine": len(quarantine)}
+
+
+def load_calibration(
+    *,
+    url: str,
+    release: str,
+    scamp_xml: Mapping[str, str | Path],
+    export_csv: str | Path,
+) -> dict[str, int]:
+    """Load the SCAMP solutions of a release into the registry.
+
+    Tables ``scamp_fields`` (one row per exposure and stack: zero-point
+    correction, flux scale, detections, reference dispersion, chi2) and
+    ``scamp_groups`` (internal and external astrometric and photometric
+    dispersion, chi2 and numbers of detections), both keyed by ``release`` and
+    ``stack``; rows of the release are replaced. ``export_csv`` receives the
+    fields table.
+    """
+    from sqlalchemy import create_engine, inspect, text
+
+    from spica.astrometry import parse_scamp_xml
+
+    fields, groups = [], []
+    for stack, path in sorted(scamp_xml.items()):
+        solution = parse_scamp_xml(path)
+        fields.append(solution["fields"].assign(release=release, stack=stack))
+        groups.append(solution["groups"].assign(release=release, stack=stack))
+    tables = {
+        "scamp_fields": pd.concat(fields, ignore_index=True) if fields else pd.DataFrame(),
+        "scamp_groups": pd.concat(groups, ignore_index=True) if groups else pd.DataFrame(),
+    }
+    if "catalog" in tables["scamp_fields"]:
+        tables["scamp_fields"]["expnum"] = (
+            tables["scamp_fields"]["catalog"].str.extract(r"^(\d{6,7})p", expand=False).astype("Int64")
+        )
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        existing = set(inspect(connection).get_table_names())
+        for name, table in tables.items():
+            if name in existing:
+                connection.execute(text(f"DELETE FROM {name} WHERE release = :r"), {"r": release})
+            table.to_sql(name, connection, if_exists="append", index=False)
+    engine.dispose()
+    Path(export_csv).parent.mkdir(parents=True, exist_ok=True)
+    tables["scamp_fields"].to_csv(export_csv, index=False)
+    return {name: len(table) for name, table in tables.items()}
