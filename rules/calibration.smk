@@ -50,6 +50,28 @@ rule calibrate_stack:
         "../scripts/calibrate_stack.py"
 
 
+rule accept_calibration:
+    """The accept summary: exposures whose SCAMP solution is sound enough to stack."""
+    input:
+        plan=ancient(release_file("_plan.csv")),
+        stack=stem_file("_stack.list"),
+        scamp=str(RELEASES / "{release}" / "{stem}" / "scamp"),
+        exposures=get_stack_exposures,
+    output:
+        xml=stem_file("_scamp_accept.xml"),
+        accepted=stem_file("_accepted.list"),
+    params:
+        pixel_scale=config["survey"]["pixel_scale"],
+        tolerance=config["calibration"]["max_pixel_scale_error"],
+        software=software("spica.astrometry"),
+    log:
+        "logs/releases/{release}/{stem}/accept_calibration.log",
+    conda:
+        "../envs/spica.yaml"
+    script:
+        "../scripts/accept_calibration.py"
+
+
 rule register_calibration:
     """Read the SCAMP solutions of a release back into the registry (seed, section 4.4)."""
     input:

@@ -6,7 +6,7 @@ rule coadd_stack:
     """SWarp: Lanczos3, TAN, J2000, weighted co-addition at zero point 30."""
     input:
         plan=ancient(release_file("_plan.csv")),  # re-evaluate inputs after a replan
-        stack=stem_file("_stack.list"),
+        accepted=stem_file("_accepted.list"),
         exposures=get_stack_exposures,
         weights=get_stack_weights,
         scamp=str(RELEASES / "{release}" / "{stem}" / "scamp"),
@@ -124,3 +124,37 @@ rule write_provenance:
         "../envs/spica.yaml"
     script:
         "../scripts/write_provenance.py"
+
+
+rule make_stack_thumbnails:
+    """PNG thumbnails of a stack: image, weight map, background (seed 3.2.2)."""
+    input:
+        image=stem_file(".fits"),
+        weight=stem_file("_weight.fits"),
+    output:
+        **{key: stem_file(f"_{key}.png") for key in ("m", "m_med", "wmm", "wmm_med", "bkg_m")},
+    params:
+        software=software("spica.coaddition", "spica.qa.plots"),
+    log:
+        "logs/releases/{release}/{stem}/make_stack_thumbnails.log",
+    conda:
+        "../envs/spica.yaml"
+    script:
+        "../scripts/make_thumbnails.py"
+
+
+rule make_chi2_thumbnail:
+    """PNG of a tile's chi-squared image."""
+    input:
+        image=chi2_file("_chi2.fits"),
+        weight=chi2_file("_chi2_weight.fits"),
+    output:
+        m=chi2_file("_chi2.png"),
+    params:
+        software=software("spica.coaddition", "spica.qa.plots"),
+    log:
+        "logs/releases/{release}/{chi2}/make_chi2_thumbnail.log",
+    conda:
+        "../envs/spica.yaml"
+    script:
+        "../scripts/make_thumbnails.py"

@@ -179,11 +179,14 @@ def release_targets(release):
         targets = []
         for name, mode in zip(plan.stacks["name"], plan.stacks["mode"]):
             stem = paths.release_stem(name, release)
-            suffixes = ["_stack.list", "_astrom.list", "_scamp.xml", ".fits", "_weight.fits",
-                        "_cmd.txt", ".xml"]
+            suffixes = ["_stack.list", "_astrom.list", "_scamp.xml", "_scamp_accept.xml", ".fits",
+                        "_weight.fits", "_cmd.txt", ".xml"]
+            suffixes += ["_m.png", "_m_med.png", "_wmm.png", "_wmm_med.png", "_bkg_m.png"]
             if mode == "stack":  # dual-mode catalogue on the tile's chi2, dust map
                 suffixes += ["_ldac.fits", "_dust.fits"]
             targets += [stem_file(s).format(release=release, stem=stem) for s in suffixes]
+        targets += [chi2_file("_chi2.png").format(release=release, chi2=chi2)
+                    for chi2 in tile_stems(plan, release)]
         return targets + [release_file(s).format(release=release)
                           for s in ("_pending.txt", "_scamp_fields.csv")]
 

@@ -12,14 +12,17 @@ from spica.coaddition import coadd_stack  # noqa: E402
 from spica.provenance import write_command  # noqa: E402
 from spica.planning import read_exposure_list  # noqa: E402
 
-expnums = read_exposure_list(snakemake.input.stack)
+expnums = read_exposure_list(snakemake.input.accepted)  # the accept summary's verdict
+keep = [f"{e}p" for e in expnums]
+exposures = [p for p in snakemake.input.exposures if Path(p).name.split(".")[0] in keep]
+weights = [p for p in snakemake.input.weights if Path(p).name.split("_")[0] in keep]
 registry = pd.read_csv(snakemake.input.registry, dtype={"expnum": "Int64"})
 inputs = registry.set_index("expnum").loc[expnums].reset_index()
 command = coadd_stack(
     snakemake.params.bin,
     snakemake.input.config,
-    exposures=snakemake.input.exposures,
-    weights=snakemake.input.weights,
+    exposures=exposures,
+    weights=weights,
     heads=[Path(snakemake.input.scamp) / f"{e}p.head" for e in expnums],
     out_image=snakemake.output.image,
     out_weight=snakemake.output.weight,

@@ -371,6 +371,20 @@ def test_regraded_exposure_reenters_the_plan(survey):
     assert stack_i == [751016, 751021]
     assert 751029 in astrometric_r and 751029 in astrometric_i
     assert _pending_stems(survey) == set()
+    # the accept summary: every stack-list exposure judged, rejections explained,
+    # and the stack made of the accepted ones
+    import xml.etree.ElementTree as ET
+
+    folder = survey["workdir"] / "results" / "releases" / "T0002" / D3["r"]
+    verdicts = {e.get("name"): (e.get("accepted"), [r.text for r in e.iter("REASON")])
+                for e in ET.parse(folder / f"{D3['r']}_scamp_accept.xml").getroot().iter("EXPOSURE")}
+    assert set(verdicts) == {"751000p", "751008p", "751029p"}
+    assert all(bool(reasons) == (flag == "F") for flag, reasons in verdicts.values())
+    accepted = read_exposure_list(folder / f"{D3['r']}_accepted.list")
+    assert accepted == [int(n[:-1]) for n, (flag, _) in sorted(verdicts.items()) if flag == "T"]
+    assert fits.getheader(folder / f"{D3['r']}.fits")["NCOMBINE"] == len(accepted)
+    for key in ("m", "m_med", "wmm", "wmm_med", "bkg_m"):
+        assert (folder / f"{D3['r']}_{key}.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_release_catalogues_chi2_and_dust(survey):

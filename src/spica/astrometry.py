@@ -54,6 +54,8 @@ __all__ = [
     "head_statistics",
     "parse_scamp_xml",
     "run_scamp",
+    "head_problems",
+    "write_accept_summary",
 ]
 
 #: Primary-header keywords SCAMP needs on every CCD (astrometric context,
@@ -665,3 +667,75 @@ def run_scamp(
         if not (products / f"{int(expnum)}p.head").is_file():
             raise FileNotFoundError(f"SCAMP wrote no head for {int(expnum)}p")
     return command
+
+
+def head_problems(
+    heads: Sequence[fits.Header],
+    shapes: Sequence[tuple[int, int]],
+    *,
+    pixel_scale: float,
+    tolerance: float = 0.02,
+) -> list[str]:
+    """Problems of one exposure's SCAMP solution, CCD by CCD (empty: accepted).
+
+    A distortion fit that went astray (an exposure alone in its astrometric
+    context, too few matches) stretches a CCD over the sky; resampled, it
+    smears the stack. The local pixel scale at the CCD's corners and centre
+    must stay within ``tolerance`` of the survey's ``pixel_scale``.
+    """
+    problems = []
+    for index, (head, (ny, nx)) in enumerate(zip(heads, shapes)):
+        wcs = head_wcs(head)
+        x = np.array([1.0, nx, 1.0, nx, nx / 2])
+        y = np.array([1.0, 1.0, ny, ny, ny / 2])
+        scales = []
+        for dx, dy in ((1.0, 0.0), (0.0, 1.0)):
+            ra0, dec0 = wcs.all_pix2world(x, y, 1)
+            ra1, dec1 = wcs.all_pix2world(x + dx, y + dy, 1)
+            scales.append(_angular_distance(ra0, dec0, ra1, dec1) * 3600.0)
+        worst = float(np.max(np.abs(np.concatenate(scales) / pixel_scale - 1.0)))
+        if not np.isfinite(worst) or worst > tolerance:
+            problems.append(f"CCD {index + 1}: pixel scale off by {100 * worst:.1f} % "
+                            f"(limit {100 * tolerance:.0f} %)")
+    return problems
+
+
+def _angular_distance(ra0, dec0, ra1, dec1):
+    ra0, dec0, ra1, dec1 = (np.radians(np.asarray(v, float)) for v in (ra0, dec0, ra1, dec1))
+    hav = np.sin((dec1 - dec0) / 2) ** 2 + np.cos(dec0) * np.cos(dec1) * np.sin((ra1 - ra0) / 2) ** 2
+    return np.degrees(2 * np.arcsin(np.sqrt(hav)))
+
+
+def write_accept_summary(
+    *,
+    stem: str,
+    stack_list: Sequence[int],
+    heads_dir: str | Path,
+    exposures: Mapping[int, str | Path],
+    pixel_scale: float,
+    tolerance: float,
+    xml_out: str | Path,
+    accepted_out: str | Path,
+) -> list[int]:
+    """Check the SCAMP heads of a stack list; write ``_scamp_accept.xml`` and the
+    accepted list (one ``NNNNNNp`` a line). Returns the accepted odometers."""
+    import xml.etree.ElementTree as ElementTree
+
+    root = ElementTree.Element("SCAMP_ACCEPT", product=stem,
+                               pixel_scale=str(pixel_scale), tolerance=str(tolerance))
+    accepted = []
+    for expnum in sorted(int(e) for e in stack_list):
+        with fits.open(exposures[expnum]) as hdul:
+            shapes = [(h.header["NAXIS2"], h.header["NAXIS1"]) for h in hdul[1:]]
+        problems = head_problems(read_heads(Path(heads_dir) / f"{expnum}p.head"), shapes,
+                                 pixel_scale=pixel_scale, tolerance=tolerance)
+        element = ElementTree.SubElement(root, "EXPOSURE", name=f"{expnum}p",
+                                         accepted="T" if not problems else "F")
+        for problem in problems:
+            ElementTree.SubElement(element, "REASON").text = problem
+        if not problems:
+            accepted.append(expnum)
+    ElementTree.indent(root)
+    Path(xml_out).write_text(ElementTree.tostring(root, encoding="unicode", xml_declaration=True))
+    Path(accepted_out).write_text("".join(f"{e}p\n" for e in accepted))
+    return accepted
