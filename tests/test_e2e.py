@@ -273,9 +273,12 @@ D3 = {"r": "CFHTLS_D_r_141927+524056_T0002", "i": "CFHTLS_D_i_141927+524056_T000
 
 
 def _pending_stems(survey) -> set[str]:
+    """Stacks whose co-addition job (the stack job) a dry-run of the release lists."""
     dry = _snakemake(survey["workdir"], "-n", "release_T0002")
     assert dry.returncode == 0, dry.stderr[-2000:]
-    return set(re.findall(r"stem=(\S+)", dry.stdout + dry.stderr))
+    jobs = re.split(r"\n(?=rule \w+:|checkpoint \w+:)", dry.stdout + dry.stderr)
+    return {m[1] for job in jobs if job.startswith("rule coadd_stack:")
+            for m in [re.search(r"stem=(\S+)", job)] if m}
 
 
 def _lists(survey, stem):
@@ -469,10 +472,13 @@ def test_rerun_after_step2_configuration_changes(survey):
     """Changing SWarp's configuration reruns the stacks and what depends on them,
     not SCAMP or step 1; changing SCAMP's reruns calibration and everything after."""
     assert _pending_stems(survey) == set()  # the release is complete
+    refresh = _snakemake(survey["workdir"], "release_T0002")  # the pending view catches up
+    assert refresh.returncode == 0, refresh.stderr[-2000:]
     override = survey["workdir"] / "step2-change.yaml"
     downstream = {"coadd_stack": 2, "make_chi2": 1, "extract_stack_catalogue": 2,
-                  "make_dust_map": 2, "write_provenance": 2, "release_T0002": 1}
-    calibration = {"calibrate_stack": 2, "register_calibration": 1}
+                  "make_dust_map": 2, "write_provenance": 2, "make_stack_thumbnails": 2,
+                  "make_chi2_thumbnail": 1, "release_T0002": 1}
+    calibration = {"calibrate_stack": 2, "accept_calibration": 2, "register_calibration": 1}
     override.write_text("coaddition:\n  swarp_overrides: {SUBTRACT_BACK: N}\n")
     changed = _snakemake(survey["workdir"], "-n", "release_T0002", overrides=override)
     assert _job_counts(changed.stdout + changed.stderr) == downstream
