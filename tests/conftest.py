@@ -24,3 +24,28 @@ def require_binary(*names: str) -> str:
         if path:
             return path
     pytest.skip(f"none of {names} on PATH (run `bin/spica install`)")
+
+
+# Release configurations shared by the selection and planning tests.
+@pytest.fixture(scope="module")
+def cfg() -> dict:
+    """``releases`` and ``planning`` of config/releases.yaml."""
+    from tests.test_selection import releases_config
+
+    return releases_config()
+
+
+@pytest.fixture(scope="module")
+def demo_survey() -> dict:
+    """``survey`` of the demo configuration."""
+    from tests.test_selection import load_yaml
+
+    return load_yaml("config.yaml")["survey"]
+
+
+@pytest.fixture(scope="module")
+def real_survey() -> dict:
+    """``survey`` of the real CFHTLS configuration."""
+    from tests.test_selection import load_yaml
+
+    return load_yaml("cfhtls.yaml")["survey"]

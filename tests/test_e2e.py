@@ -27,6 +27,7 @@ from scipy import ndimage
 
 from spica import paths
 from spica.astrometry import head_wcs, parse_scamp_xml, read_heads
+from spica.coaddition import read_param_file
 from spica.defects import FLAG_BITS
 from spica.demo import simulate_survey
 from spica.planning import read_exposure_list
@@ -400,9 +401,8 @@ def test_release_catalogues_chi2_and_dust(survey):
     sources = pd.read_csv(survey["truth"] / "sources.csv")
     stars = sources[(sources["type"] == "star") & (sources["mag_r"] > 17.5) & (sources["mag_r"] < 20.5)]
     truth = SkyCoord(stars["ra"].values, stars["dec"].values, unit="deg")
-    names = [line.split("#")[0].strip() for line in
-             (REPO / "config" / "astromatic" / "release.param").read_text().splitlines()]
-    names = [re.sub(r"\(\d+\)", "", n) for n in names if n]
+    names = [re.sub(r"\(\d+\)", "", n)
+             for n in read_param_file(REPO / "config" / "astromatic" / "release.param")]
     assert len(names) == 56
     for band in ("r", "i"):
         stem = D3[band]

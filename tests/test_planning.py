@@ -34,21 +34,6 @@ SEED_DEEP_NAMES = ["CFHTLS_D_g_022559-042939", "CFHTLS_D_g_100028+021229",
                    "CFHTLS_D_g_141927+524056", "CFHTLS_D_g_221531-174356"]
 
 
-@pytest.fixture(scope="module")
-def cfg() -> dict:
-    return releases_config()
-
-
-@pytest.fixture(scope="module")
-def demo_survey() -> dict:
-    return load_yaml("config.yaml")["survey"]
-
-
-@pytest.fixture(scope="module")
-def real_survey() -> dict:
-    return load_yaml("cfhtls.yaml")["survey"]
-
-
 def offset(ra: float, dec: float, north_arcmin: float = 0.0, east_arcmin: float = 0.0):
     """Move a position by true angular offsets (small-offset, tangent plane)."""
     dec2 = dec + north_arcmin / 60.0

@@ -105,21 +105,6 @@ def one(**values) -> pd.DataFrame:
     return pd.DataFrame([row])
 
 
-@pytest.fixture(scope="module")
-def cfg() -> dict:
-    return releases_config()
-
-
-@pytest.fixture(scope="module")
-def demo_survey() -> dict:
-    return load_yaml("config.yaml")["survey"]
-
-
-@pytest.fixture(scope="module")
-def real_survey() -> dict:
-    return load_yaml("cfhtls.yaml")["survey"]
-
-
 def verdict(frame: pd.DataFrame, release: dict, survey: dict) -> pd.Series:
     """The verdict of the single row of ``frame``."""
     return evaluate_criteria(frame, release, survey).iloc[0]
