@@ -210,33 +210,30 @@ def assign_stacks(
     mode = np.full(n, "", dtype=object)
     centre_ra = np.full(n, np.nan)
     centre_dec = np.full(n, np.nan)
-    wide_fail = np.zeros(n, dtype=bool)
 
-    deep_fields = list(survey_cfg.get("deep_fields") or [])
-    deep_max = float(survey_cfg["tile_size_deg"]) * float(deep_match_factor)
-    is_deep = (surveys == "D") & has_pos
-    if is_deep.any() and deep_fields:
-        idx, sep = _nearest(coords[is_deep], deep_fields)
-        for row, j, s in zip(np.flatnonzero(is_deep), idx, sep):
-            if j >= 0 and s <= deep_max:
-                fld = deep_fields[j]
-                candidate[row] = stack_name("D", bands[row], float(fld["ra"]), float(fld["dec"]))
+    def assign_nearest(survey: str, centres: list, max_sep: float) -> np.ndarray:
+        """Give each exposure of ``survey`` the stack of its nearest centre within
+        ``max_sep`` (deg); return the mask of those left without one."""
+        members = (surveys == survey) & has_pos
+        missed = np.zeros(len(surveys), bool)
+        if not members.any() or not centres:
+            missed[members] = True
+            return missed
+        idx, sep = _nearest(coords[members], centres)
+        for row, j, s in zip(np.flatnonzero(members), idx, sep):
+            if j >= 0 and s <= max_sep:
+                ra, dec = float(centres[j]["ra"]), float(centres[j]["dec"])
+                candidate[row] = stack_name(survey, bands[row], ra, dec)
                 mode[row] = "stack"
-                centre_ra[row], centre_dec[row] = float(fld["ra"]), float(fld["dec"])
-
-    wide_targets = list(survey_cfg.get("wide_targets") or [])
-    wide_max = float(survey_cfg["wide_match_radius_arcmin"]) / 60.0
-    is_wide = (surveys == "W") & has_pos
-    if is_wide.any():
-        idx, sep = _nearest(coords[is_wide], wide_targets)
-        for row, j, s in zip(np.flatnonzero(is_wide), idx, sep):
-            if j >= 0 and s <= wide_max:
-                tgt = wide_targets[j]
-                candidate[row] = stack_name("W", bands[row], float(tgt["ra"]), float(tgt["dec"]))
-                mode[row] = "stack"
-                centre_ra[row], centre_dec[row] = float(tgt["ra"]), float(tgt["dec"])
+                centre_ra[row], centre_dec[row] = ra, dec
             else:
-                wide_fail[row] = True
+                missed[row] = True
+        return missed
+
+    assign_nearest("D", list(survey_cfg.get("deep_fields") or []),
+                   float(survey_cfg["tile_size_deg"]) * float(deep_match_factor))
+    wide_fail = assign_nearest("W", list(survey_cfg.get("wide_targets") or []),
+                               float(survey_cfg["wide_match_radius_arcmin"]) / 60.0)
 
     for row in np.flatnonzero((surveys == "Pre-W") & has_pos):
         candidate[row] = stack_name("Pre-W", bands[row], ra[row], dec[row])
