@@ -1,4 +1,5 @@
 # Shared definitions: path grammar, wildcard constraints, tools, input functions.
+import functools
 import json
 from pathlib import Path
 
@@ -91,11 +92,25 @@ def optional_input(path):
     return [path] if Path(path).is_file() else []
 
 
+@functools.lru_cache(maxsize=4)
+def _photometric_flags(path, mtime):
+    """Odometer -> photometric, read once per version of the metadata file."""
+    metadata = read_metadata(path)
+    return dict(zip(metadata["expnum"].astype(int), metadata["photometric"].astype(bool)))
+
+
 def get_photometric_flag(wildcards):
     """Param: whether the observing metadata flags the exposure photometric (PHOTFLAG)."""
-    metadata = read_metadata(next(iter(optional_input(config["inputs"]["metadata"])), None))
-    rows = metadata[metadata["expnum"] == int(wildcards.expnum)]
-    return bool(rows["photometric"].iloc[0]) if len(rows) else False
+    path = next(iter(optional_input(config["inputs"]["metadata"])), None)
+    if path is None:
+        return False
+    flags = _photometric_flags(path, Path(path).stat().st_mtime_ns)
+    return flags.get(int(wildcards.expnum), False)
+
+
+def aperture_pixels(diameters_arcsec):
+    """SExtractor PHOT_APERTURES (pixels) from aperture diameters in arcsec."""
+    return ",".join(f"{d / config['survey']['pixel_scale']:.2f}" for d in diameters_arcsec)
 
 
 def get_raw_exposure(wildcards):

@@ -32,13 +32,28 @@ def get_release_config(wildcards):
 
 def get_plan(release):
     """The plan of a release (after its checkpoint)."""
-    return read_plan(Path(checkpoints.plan_release.get(release=release).output.plan).parent)
+    return _cached_plan(release)[0]
+
+
+def _cached_plan(release):
+    plan_csv = Path(checkpoints.plan_release.get(release=release).output.plan)
+    lists = plan_csv.with_name(f"{release}_lists.json")
+    return _read_plan(plan_csv.parent, plan_csv.stat().st_mtime_ns, lists.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_plan(folder, plan_mtime, lists_mtime):
+    """The plan and its product stem -> stack name map, read once per version of the files
+    (input functions ask for them several times per stack)."""
+    plan = read_plan(folder)
+    names = {paths.release_stem(n, r): n for n, r in zip(plan.stacks["name"], plan.stacks["release"])}
+    return plan, names
 
 
 def get_stack_lists(wildcards):
     """Param: the stack's stack and astrometric lists (a change reruns this stack only)."""
     plan = get_plan(wildcards.release)
-    stack = plan_stack_of_stem(plan, wildcards.stem)
+    stack = stack_of_stem(wildcards.release, wildcards.stem)
     return {"stack": plan.stack_lists[stack], "astrometric": plan.astrometric_lists[stack]}
 
 
@@ -69,7 +84,7 @@ def get_stack_grid(wildcards):
 
 def stem_grid(release, stem):
     plan = get_plan(release)
-    row = plan.stacks.set_index("name").loc[plan_stack_of_stem(plan, stem)]
+    row = plan.stacks.set_index("name").loc[stack_of_stem(release, stem)]
     return stack_grid(float(row["ra"]), float(row["dec"]), size_deg=float(row["size_deg"]),
                       pixel_scale_arcsec=config["survey"]["pixel_scale"])
 
@@ -115,16 +130,14 @@ def get_stem_chi2(wildcards):
 
 def get_catalogue_options(wildcards):
     """Param: options of the release catalogue on top of release.sex (apertures in pixels...)."""
-    apertures = ",".join(
-        f"{d / config['survey']['pixel_scale']:.2f}" for d in config["catalogues"]["phot_apertures_arcsec"]
-    )
+    apertures = aperture_pixels(config["catalogues"]["phot_apertures_arcsec"])
     return {"PHOT_APERTURES": apertures, "BACK_SIZE": config["catalogues"]["back_size"],
             **config["catalogues"]["overrides"]}
 
 
 def is_stack_mode(wildcards):
     plan = get_plan(wildcards.release)
-    row = plan.stacks.set_index("name").loc[plan_stack_of_stem(plan, wildcards.stem)]
+    row = plan.stacks.set_index("name").loc[stack_of_stem(wildcards.release, wildcards.stem)]
     return row["mode"] == "stack"
 
 
@@ -164,11 +177,12 @@ def get_release_scamp_xml(wildcards):
     }
 
 
-def plan_stack_of_stem(plan, stem):
-    for name in plan.stacks["name"]:
-        if paths.release_stem(name, plan.stacks["release"].iloc[0]) == stem:
-            return name
-    raise WorkflowError(f"{stem} is not in the plan")
+def stack_of_stem(release, stem):
+    """The plan's stack name of a product stem (``..._T0002`` or ``NNNNNNp_V0001``)."""
+    try:
+        return _cached_plan(release)[1][stem]
+    except KeyError:
+        raise WorkflowError(f"{stem} is not in the plan of {release}") from None
 
 
 def release_targets(release):

@@ -127,9 +127,7 @@ rule extract_sources:
         minibkg=step1("minibkg"),
     params:
         bin=tool("sextractor"),
-        apertures=",".join(
-            f"{d / config['survey']['pixel_scale']:.2f}" for d in _SEX["phot_apertures_arcsec"]
-        ),
+        apertures=aperture_pixels(_SEX["phot_apertures_arcsec"]),
         extra=astromatic_overrides(
             {
                 "DETECT_THRESH": _SEX["detect_thresh"],
