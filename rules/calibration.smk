@@ -72,6 +72,38 @@ rule accept_calibration:
         "../scripts/accept_calibration.py"
 
 
+rule deliver_heads:
+    """The heads a stack delivers: ``NNNNNNp_head.txt`` per exposure of its stack list,
+    ``NNNNNNp_ahed.txt`` for photometric ones (seed, product table)."""
+    input:
+        plan=ancient(release_file("_plan.csv")),
+        stack=stem_file("_stack.list"),
+        scamp=str(RELEASES / "{release}" / "{stem}" / "scamp"),
+        aheads=get_stack_aheads,
+    output:
+        heads=directory(stem_file("_heads")),
+    params:
+        software=software("spica.astrometry"),
+    wildcard_constraints:
+        stem=paths.STACK_STEM_RE,
+    log:
+        "logs/releases/{release}/{stem}/deliver_heads.log",
+    conda:
+        "../envs/spica.yaml"
+    script:
+        "../scripts/deliver_heads.py"
+
+
+use rule deliver_heads as deliver_image_heads with:
+    output:
+        heads=directory(stem_file("_heads")),
+        image_head=stem_file("_head.txt"),
+    wildcard_constraints:
+        stem=paths.IMAGE_STEM_RE,
+    log:
+        "logs/releases/{release}/{stem}/deliver_image_heads.log",
+
+
 rule register_calibration:
     """Read the SCAMP solutions of a release back into the registry (seed, section 4.4)."""
     input:

@@ -116,7 +116,7 @@ rule write_provenance:
         cmd=stem_file("_cmd.txt"),
         xml=stem_file(".xml"),
     params:
-        software=software(tools=["scamp", "swarp", "sextractor", "psfex", "weightwatcher"]),
+        software=software("spica.provenance", tools=["scamp", "swarp", "sextractor", "psfex", "weightwatcher"]),
         options=get_provenance_options,
     log:
         "logs/releases/{release}/{stem}/write_provenance.log",

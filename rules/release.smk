@@ -72,6 +72,11 @@ def get_stack_exposures(wildcards):
     return [str(INCOMING.files[e]) for e in sorted(get_stack_lists(wildcards)["stack"])]
 
 
+def get_stack_aheads(wildcards):
+    """The ``.ahead`` files of a stack list (photometric flags of its exposures)."""
+    return [str(paths.step1_path(RESULTS, e, "ahead")) for e in sorted(get_stack_lists(wildcards)["stack"])]
+
+
 def get_stack_weights(wildcards):
     """Step 1 weight maps of a stack list, in list order."""
     return [str(paths.step1_path(RESULTS, e, "weight")) for e in sorted(get_stack_lists(wildcards)["stack"])]
@@ -95,13 +100,16 @@ def chi2_file(suffix):
 
 
 def tile_stems(plan, release):
-    """Stack stems of the plan grouped by chi-squared tile name."""
-    stems = [paths.release_stem(n, release) for n, m in zip(plan.stacks["name"], plan.stacks["mode"])
-             if m == "stack"]
-    by_tile = {}
-    for stem in stems:
-        by_tile.setdefault(paths.tile_stem(stem), []).append(stem)
-    return {paths.chi2_stem(group): sorted(group) for group in by_tile.values()}
+    """Product stems of the plan grouped by chi-squared tile name: a release tile's
+    filters together, an image-by-image product alone (``546891p_r_V0001``)."""
+    by_tile, images = {}, {}
+    for name, mode, band in zip(plan.stacks["name"], plan.stacks["mode"], plan.stacks["band"]):
+        stem = paths.release_stem(name, release)
+        if mode == "stack":
+            by_tile.setdefault(paths.tile_stem(stem), []).append(stem)
+        else:
+            images[paths.chi2_stem([stem], band=band)] = [stem]
+    return {**{paths.chi2_stem(group): sorted(group) for group in by_tile.values()}, **images}
 
 
 def get_tile_stacks(wildcards):
@@ -135,26 +143,25 @@ def get_catalogue_options(wildcards):
             **config["catalogues"]["overrides"]}
 
 
-def is_stack_mode(wildcards):
-    plan = get_plan(wildcards.release)
-    row = plan.stacks.set_index("name").loc[stack_of_stem(wildcards.release, wildcards.stem)]
-    return row["mode"] == "stack"
-
-
 def get_provenance_inputs(wildcards):
     """Command files of the steps that made a product, and the files they read."""
     release, stem = wildcards.release, wildcards.stem
-    steps = {"scamp_cmd": stem_file("_scamp.cmd"), "swarp_cmd": stem_file("_swarp.cmd")}
-    if is_stack_mode(wildcards):
-        chi2 = get_stem_chi2(wildcards)["chi2"].removesuffix("_chi2.fits")
-        steps.update(chi2_cmd=chi2 + "_chi2.cmd", sex_cmd=stem_file("_sex.cmd"))
+    chi2 = get_stem_chi2(wildcards)["chi2"].removesuffix("_chi2.fits")
+    steps = {"scamp_cmd": stem_file("_scamp.cmd"), "swarp_cmd": stem_file("_swarp.cmd"),
+             "chi2_cmd": chi2 + "_chi2.cmd", "sex_cmd": stem_file("_sex.cmd")}
     found = {k: v.format(release=release, stem=stem) for k, v in steps.items()}
+    # the tile's other filters enter the chi-squared image
+    tile = [s for s in tile_stems(get_plan(release), release)[Path(chi2).name] if s != stem]
     found.update(
         exposures=get_stack_exposures(wildcards),
         weights=get_stack_weights(wildcards),
         catalogs=get_astrometric_catalogs(wildcards),
+        aheads=get_astrometric_aheads(wildcards),
+        tile_stacks=[stem_file(suffix).format(release=release, stem=other)
+                     for other in tile for suffix in (".fits", "_weight.fits")],
         configs=[str(ASTROMATIC / name) for name in
-                 ("scamp.scamp", "stack.swarp", "chi2.swarp", "release.sex", "release.param")],
+                 ("scamp.scamp", "stack.swarp", "chi2.swarp", "release.sex", "release.param",
+                  "gauss_3.0_5x5.conv", "default.nnw")],
     )
     return found
 
@@ -193,11 +200,11 @@ def release_targets(release):
         targets = []
         for name, mode in zip(plan.stacks["name"], plan.stacks["mode"]):
             stem = paths.release_stem(name, release)
-            suffixes = ["_stack.list", "_astrom.list", "_scamp.xml", "_scamp_accept.xml", ".fits",
-                        "_weight.fits", "_cmd.txt", ".xml"]
+            suffixes = ["_stack.list", "_astrom.list", "_scamp.xml", "_scamp_accept.xml", "_heads",
+                        ".fits", "_weight.fits", "_ldac.fits", "_dust.fits", "_cmd.txt", ".xml"]
             suffixes += ["_m.png", "_m_med.png", "_wmm.png", "_wmm_med.png", "_bkg_m.png"]
-            if mode == "stack":  # dual-mode catalogue on the tile's chi2, dust map
-                suffixes += ["_ldac.fits", "_dust.fits"]
+            if mode != "stack":  # image by image: the image's own SCAMP head (seed: _V0001_head.txt)
+                suffixes += ["_head.txt"]
             targets += [stem_file(s).format(release=release, stem=stem) for s in suffixes]
         targets += [chi2_file("_chi2.png").format(release=release, chi2=chi2)
                     for chi2 in tile_stems(plan, release)]

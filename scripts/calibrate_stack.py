@@ -9,7 +9,7 @@ from spica.astrometry import run_scamp  # noqa: E402
 from spica.provenance import write_command  # noqa: E402
 from spica.planning import read_exposure_list  # noqa: E402
 
-command = run_scamp(
+run = run_scamp(
     snakemake.params.bin,
     snakemake.input.config,
     catalogs=snakemake.input.catalogs,
@@ -21,5 +21,5 @@ command = run_scamp(
     overrides=snakemake.params.overrides,
     log=log,
 )
-write_command(command, snakemake.output.cmd)
-print(" ".join(command), file=log)
+write_command(run, snakemake.output.cmd)
+print(" ".join(run.command), file=log)

@@ -18,7 +18,7 @@ exposures = [p for p in snakemake.input.exposures if Path(p).name.split(".")[0] 
 weights = [p for p in snakemake.input.weights if Path(p).name.split("_")[0] in keep]
 registry = pd.read_csv(snakemake.input.registry, dtype={"expnum": "Int64"})
 inputs = registry.set_index("expnum").loc[expnums].reset_index()
-command = coadd_stack(
+run = coadd_stack(
     snakemake.params.bin,
     snakemake.input.config,
     exposures=exposures,
@@ -35,5 +35,5 @@ command = coadd_stack(
     overrides=snakemake.params.overrides,
     log=log,
 )
-write_command(command, snakemake.output.cmd)
-print(" ".join(command), file=log)
+write_command(run, snakemake.output.cmd)
+print(" ".join(run.command), file=log)

@@ -8,7 +8,7 @@ sys.stderr = log
 from spica.coaddition import extract_dual  # noqa: E402
 from spica.provenance import write_command  # noqa: E402
 
-command = extract_dual(
+run = extract_dual(
     snakemake.params.bin,
     snakemake.input.config,
     detection=snakemake.input.chi2,
@@ -23,4 +23,4 @@ command = extract_dual(
     options=snakemake.params.options,
     log=log,
 )
-write_command(command, snakemake.output.cmd)
+write_command(run, snakemake.output.cmd)

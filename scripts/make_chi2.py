@@ -8,7 +8,7 @@ sys.stderr = log
 from spica.coaddition import make_chi2  # noqa: E402
 from spica.provenance import write_command  # noqa: E402
 
-command = make_chi2(
+run = make_chi2(
     snakemake.params.bin,
     snakemake.input.config,
     stacks=snakemake.input.stacks,
@@ -20,5 +20,5 @@ command = make_chi2(
     overrides=snakemake.params.overrides,
     log=log,
 )
-write_command(command, snakemake.output.cmd)
-print(" ".join(command), file=log)
+write_command(run, snakemake.output.cmd)
+print(" ".join(run.command), file=log)

@@ -8,20 +8,19 @@ sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 from spica.provenance import write_provenance  # noqa: E402
 
 inputs = snakemake.input
-steps = [("astrometric and photometric calibration (SCAMP)", inputs.scamp_cmd),
-         ("co-addition (SWarp)", inputs.swarp_cmd)]
-if "chi2_cmd" in inputs.keys():
-    steps += [("chi-squared image (SWarp)", inputs.chi2_cmd),
-              ("dual-image catalogue (SExtractor)", inputs.sex_cmd)]
 write_provenance(
     product=snakemake.wildcards.stem,
     release=snakemake.wildcards.release,
-    steps=steps,
-    inputs={"exposure": inputs.exposures, "weight": inputs.weights,
-            "catalogue": inputs.catalogs, "reference": [inputs.refcat]},
+    steps=[("astrometric and photometric calibration (SCAMP)", inputs.scamp_cmd),
+           ("co-addition (SWarp)", inputs.swarp_cmd),
+           ("chi-squared image (SWarp)", inputs.chi2_cmd),
+           ("dual-image catalogue (SExtractor)", inputs.sex_cmd)],
+    inputs={"exposure": inputs.exposures, "weight": inputs.weights, "catalogue": inputs.catalogs,
+            "ahead": inputs.aheads, "tile_stack": inputs.tile_stacks, "reference": [inputs.refcat]},
     configs=inputs.configs,
     software={k: str(v) for k, v in snakemake.params.software.items() if k != "code"},
     options=snakemake.params.options,
     cmd_out=snakemake.output.cmd,
     xml_out=snakemake.output.xml,
+    root=Path.cwd(),  # the workflow's folder: paths in the script are relative to it
 )

@@ -171,7 +171,7 @@ def test_config_checkplots_match_module():
         "ASTREF_CATALOG": "FILE", "MOSAIC_TYPE": "FIX_FOCALPLANE", "ASTRINSTRU_KEY": "FILTER,QRUNID",
         "PHOTINSTRU_KEY": "FILTER", "DISTORT_DEGREES": "3", "CROSSID_RADIUS": "2.0",
         "MAGZERO_OUT": "30.0", "PHOTOMFLAG_KEY": "PHOTFLAG", "MAGZERO_KEY": "PHOT_C",
-        "EXTINCT_KEY": "PHOT_K", "CHECKPLOT_DEV": "PNG", "CHECKPLOT_ANTIALIAS": "N",
+        "EXTINCT_KEY": "PHOT_K", "CHECKPLOT_DEV": "PNG,PSC", "CHECKPLOT_ANTIALIAS": "N",
         "WRITE_XML": "Y", "NTHREADS": "1", "HEADER_SUFFIX": ".head",
     }.items():
         assert settings[key] == value, key
@@ -449,9 +449,13 @@ def test_scamp_offline_checkplots_and_xml(scamp_run):
         found = sorted(run["work"].glob(f"D3_{name}_*.png"))
         assert found, name
         assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in found)
+        # and as PostScript (CHECKPLOT_DEV PNG,PSC)
+        postscript = sorted(run["work"].glob(f"D3_{name}_*.ps"))
+        assert [p.stem for p in postscript] == [p.stem for p in found]
+        assert all(p.read_bytes().startswith(b"%!PS-Adobe") for p in postscript)
     expected = checkplot_files(run["prefix"], groups=summary["ngroups"],
                                astr_instruments=summary["n_astr_instruments"])
-    assert len(expected) == 9
+    assert len(expected) == 2 * 9
     assert all(p.exists() for p in expected), [p for p in expected if not p.exists()]
     groups = run["xml"]["groups"]
     assert groups["astrom_sigma_internal_hisn"].iloc[0] < 0.05

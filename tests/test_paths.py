@@ -76,3 +76,20 @@ def test_release_and_image_by_image_names():
     assert paths.image_by_image_name(546891, "V0001") == "546891p_V0001.fits"
     with pytest.raises(ValueError):
         paths.release_product(stack, "T2")
+
+
+def test_chi2_names_of_tiles_and_images():
+    stems = ["CFHTLS_W_r_135934+533330_T0001", "CFHTLS_W_g_135934+533330_T0001",
+             "CFHTLS_W_i_135934+533330_T0001"]
+    # the seed's tile name: all bands in ugriz order
+    assert paths.chi2_stem(stems) == "CFHTLS_W_gri_135934+533330_T0001"
+    assert paths.chi2_stem(stems[:1]) == "CFHTLS_W_r_135934+533330_T0001"
+    with pytest.raises(ValueError):
+        paths.chi2_stem([stems[0], "CFHTLS_W_g_140000+533330_T0001"])
+    # image by image: the seed's 546891p_gri_V0001_chi2.fits with the image's one filter
+    assert paths.chi2_stem(["546891p_V0001"], band="r") == "546891p_r_V0001"
+    with pytest.raises(ValueError):
+        paths.chi2_stem(["546891p_V0001"])
+    import re
+    for name in ("CFHTLS_W_gri_135934+533330_T0001", "546891p_r_V0001"):
+        assert re.fullmatch(paths.WILDCARD_CONSTRAINTS["chi2"], name)

@@ -36,6 +36,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from astropy.io import fits
+
+from spica.provenance import ToolRun
 from astropy.wcs import WCS
 
 __all__ = [
@@ -56,6 +58,7 @@ __all__ = [
     "run_scamp",
     "head_problems",
     "write_accept_summary",
+    "deliver_heads",
 ]
 
 #: Primary-header keywords SCAMP needs on every CCD (astrometric context,
@@ -67,7 +70,7 @@ PHOTOMETRY_KEYWORDS: tuple[str, ...] = ("PHOT_C", "PHOT_K")
 
 #: SCAMP ``CHECKPLOT_TYPE`` -> the seed's file-name suffix, in the order of
 #: ``CHECKPLOT_TYPE`` in ``config/astromatic/scamp.scamp``. SCAMP appends
-#: ``_<n>.png`` (field group or instrument number) to each name.
+#: ``_<n>.png``/``_<n>.ps`` (field group or instrument number) to each name.
 CHECKPLOTS: dict[str, str] = {
     "FGROUPS": "fgroups",
     "DISTORTION": "distortion",
@@ -192,8 +195,10 @@ def checkplot_names(prefix: str | Path) -> list[str]:
     return [f"{prefix}_{name}" for name in CHECKPLOTS.values()]
 
 
-def checkplot_files(prefix: str | Path, *, groups: int = 1, astr_instruments: int = 1) -> list[Path]:
-    """Return the PNG files SCAMP 2.10 writes for :func:`checkplot_names`.
+def checkplot_files(
+    prefix: str | Path, *, groups: int = 1, astr_instruments: int = 1, extensions: Sequence[str] = (".png", ".ps")
+) -> list[Path]:
+    """Return the plot files SCAMP 2.10 writes for :func:`checkplot_names`.
 
     ``distortion`` is numbered by astrometric instrument; every other plot
     (``phot_zpcorr`` included, whatever the number of photometric
@@ -205,15 +210,18 @@ def checkplot_files(prefix: str | Path, *, groups: int = 1, astr_instruments: in
         As given to :func:`checkplot_names`.
     groups, astr_instruments : int
         ``ngroups`` and ``n_astr_instruments`` of :func:`parse_scamp_xml`.
+    extensions : sequence of str
+        One per ``CHECKPLOT_DEV`` device (``PNG,PSC`` in ``scamp.scamp``).
 
     Returns
     -------
     list of Path
     """
     return [
-        Path(f"{prefix}_{name}_{n}.png")
+        Path(f"{prefix}_{name}_{n}{extension}")
         for name in CHECKPLOTS.values()
         for n in range(1, (astr_instruments if name == "distortion" else groups) + 1)
+        for extension in extensions
     ]
 
 
@@ -628,13 +636,14 @@ def run_scamp(
     stack_list: Sequence[int],
     overrides: Mapping[str, Any] | None = None,
     log: Any = None,
-) -> list[str]:
-    """Calibrate one stack's astrometric list with SCAMP; return the command line.
+) -> ToolRun:
+    """Calibrate one stack's astrometric list with SCAMP; return the run
+    (:class:`spica.provenance.ToolRun`).
 
     The ``.ahead`` of each catalogue must sit beside it. Output heads go to
     ``products/NNNNNNp.head`` (one per catalogue: ``HEADER_NAME``, so runs of
     different stacks never write over each other's heads) and the seed's check
-    plots to ``products/<stem>_<plot>_<n>.png``.
+    plots to ``products/<stem>_<plot>_<n>.png`` and ``.ps``.
 
     Raises
     ------
@@ -666,7 +675,7 @@ def run_scamp(
     for expnum in stack_list:
         if not (products / f"{int(expnum)}p.head").is_file():
             raise FileNotFoundError(f"SCAMP wrote no head for {int(expnum)}p")
-    return command
+    return ToolRun(command=command, cwd=str(products), outputs=[str(xml_out)])
 
 
 def head_problems(
@@ -739,3 +748,72 @@ def write_accept_summary(
     Path(xml_out).write_text(ElementTree.tostring(root, encoding="unicode", xml_declaration=True))
     Path(accepted_out).write_text("".join(f"{e}p\n" for e in accepted))
     return accepted
+
+
+def deliver_heads(
+    *,
+    stack_list: Sequence[int],
+    heads_dir: str | Path,
+    aheads: Mapping[int, str | Path],
+    out_dir: str | Path,
+    image_head_out: str | Path | None = None,
+) -> list[Path]:
+    """Write the heads a product delivers (seed, product table and section 4).
+
+    For every exposure of the stack list, SCAMP's ``NNNNNNp.head`` of this
+    calibration run becomes ``NNNNNNp_head.txt`` (astrometry and rescaled
+    photometry, one block per CCD), and for exposures of photometric nights
+    the ``.ahead`` SCAMP anchored them with becomes ``NNNNNNp_ahed.txt``. The
+    text is SCAMP's, made plain ASCII (SCAMP's one non-ASCII character in a
+    ``COMMENT`` line is dropped) so that any FITS reader takes it.
+
+    Parameters
+    ----------
+    stack_list : sequence of int
+        Odometers of the product's stack list.
+    heads_dir : str or Path
+        SCAMP's output folder of the run (``NNNNNNp.head`` files).
+    aheads : mapping of int to path
+        The ``.ahead`` of each exposure (``PHOTFLAG`` says photometric).
+    out_dir : str or Path
+        Folder to write (created).
+    image_head_out : str or Path, optional
+        Image-by-image mode: also write the one exposure's head under the
+        product's name (``546891p_V0001_head.txt``).
+
+    Returns
+    -------
+    list of Path
+        The files written.
+
+    Raises
+    ------
+    FileNotFoundError
+        SCAMP wrote no head for an exposure of the list.
+    ValueError
+        ``image_head_out`` given for a list of more than one exposure.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    expnums = sorted(int(e) for e in stack_list)
+    if image_head_out is not None and len(expnums) != 1:
+        raise ValueError(f"an image-by-image product has one exposure, not {expnums}")
+    for expnum in expnums:
+        head = Path(heads_dir) / f"{expnum}p.head"
+        if not head.is_file():
+            raise FileNotFoundError(f"SCAMP wrote no head for {expnum}p: {head}")
+        lines = head.read_bytes().decode("ascii", errors="ignore").splitlines()
+        text = "".join(_NON_ASCII_RE.sub("", line) + "\n" for line in lines)
+        target = out / f"{expnum}p_head.txt"
+        target.write_text(text, encoding="ascii")
+        written.append(target)
+        if image_head_out is not None:
+            Path(image_head_out).write_text(text, encoding="ascii")
+            written.append(Path(image_head_out))
+        ahead = Path(aheads[expnum])
+        if any(h.get("PHOTFLAG", False) for h in read_heads(ahead)):
+            target = out / f"{expnum}p_ahed.txt"
+            target.write_text(ahead.read_text(encoding="ascii"), encoding="ascii")
+            written.append(target)
+    return written

@@ -50,6 +50,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from spica.provenance import ToolRun
+
 __all__ = [
     "STACK_CONFIG",
     "CHI2_CONFIG",
@@ -435,6 +437,11 @@ def stack_header_cards(
     return cards
 
 
+def _plain(value: object) -> object:
+    """A header value as a plain Python (JSON) value."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def update_stack_header(path: str | Path, cards: Sequence[tuple[str, object, str]]) -> None:
     """Write ``cards`` into the primary header of the FITS file ``path`` (in place)."""
     from astropy.io import fits
@@ -691,8 +698,9 @@ def coadd_stack(
     nthreads: int = 1,
     overrides: Mapping[str, Any] | None = None,
     log: Any = None,
-) -> list[str]:
-    """Co-add one stack with SWarp and write its header keywords; return the command.
+) -> ToolRun:
+    """Co-add one stack with SWarp and write its header keywords; return the run
+    (:class:`spica.provenance.ToolRun`: command, staging, keywords).
 
     SWarp reads ``x.head`` beside ``x.fits``: each (read-only) exposure is
     linked into a scratch folder beside the output together with its SCAMP head;
@@ -714,28 +722,34 @@ def coadd_stack(
         raise ValueError("exposures, weights and heads differ in number")
     out_image = Path(out_image).resolve()
     with tempfile.TemporaryDirectory(prefix="swarp-", dir=out_image.parent) as scratch:
-        work = Path(scratch)
+        work = Path(scratch).resolve()
+        run = ToolRun(command=[], cwd=str(work), scratch=True)
         staged = []
         for exposure, head in zip(exposures, heads):
             link = work / Path(exposure).name
             link.symlink_to(Path(exposure).resolve())
             (work / (_stem(exposure) + ".head")).write_bytes(Path(head).read_bytes())
+            run.links.append((str(Path(exposure).resolve()), link.name))
+            run.copies.append((str(Path(head).resolve()), _stem(exposure) + ".head"))
             staged.append(link)
-        weight_list = write_list_file([Path(w).resolve() for w in weights], work / "weights.lis")
+        resolved_weights = [Path(w).resolve() for w in weights]
+        weight_list = write_list_file(resolved_weights, work / "weights.lis")
+        run.lists.append(([str(w) for w in resolved_weights], weight_list.name))
         command = [str(binary), *map(str, staged), "-c", str(Path(config).resolve())]
         command += swarp_arguments(
-            images=staged, weights=[Path(w).resolve() for w in weights], out_image=out_image,
+            images=staged, weights=resolved_weights, out_image=out_image,
             out_weight=Path(out_weight).resolve(), grid=grid, resample_dir=work,
             xml_out=Path(xml_out).resolve(), overrides=overrides, weight_list=weight_list,
             nthreads=nthreads,
         )
         subprocess.run(command, check=True, stdout=log, stderr=log, cwd=work)
-    update_stack_header(
-        out_image,
-        stack_header_cards(inputs, release=release, software=software,
-                           object_name=str(inputs["object"].iloc[0]) if "object" in inputs else None),
-    )
-    return command
+    cards = stack_header_cards(inputs, release=release, software=software,
+                               object_name=str(inputs["object"].iloc[0]) if "object" in inputs else None)
+    update_stack_header(out_image, cards)
+    run.command = command
+    run.header = (str(out_image), [(key, _plain(value), comment) for key, value, comment in cards])
+    run.outputs = [str(out_image), str(Path(out_weight).resolve()), str(Path(xml_out).resolve())]
+    return run
 
 
 def make_chi2(
@@ -750,16 +764,18 @@ def make_chi2(
     grid: Mapping[str, str],
     overrides: Mapping[str, Any] | None = None,
     log: Any = None,
-) -> list[str]:
+) -> ToolRun:
     """Make a tile's chi-squared image from its filters' stacks (one filter is fine).
 
-    Returns the command line. Resampling scratch lives beside the output.
+    Returns the run (:class:`spica.provenance.ToolRun`). Resampling scratch
+    lives beside the output.
     """
     import subprocess
     import tempfile
 
     out_image = Path(out_image).resolve()
     with tempfile.TemporaryDirectory(prefix="chi2-", dir=out_image.parent) as scratch:
+        scratch = str(Path(scratch).resolve())
         command = [str(binary), *(str(Path(s).resolve()) for s in stacks), "-c",
                    str(Path(config).resolve())]
         command += chi2_arguments(
@@ -768,7 +784,8 @@ def make_chi2(
             resample_dir=scratch, xml_out=Path(xml_out).resolve(), overrides=overrides,
         )
         subprocess.run(command, check=True, stdout=log, stderr=log, cwd=scratch)
-    return command
+    outputs = [str(out_image), str(Path(out_weight).resolve()), str(Path(xml_out).resolve())]
+    return ToolRun(command=command, cwd=scratch, scratch=True, outputs=outputs)
 
 
 def extract_dual(
@@ -786,11 +803,15 @@ def extract_dual(
     xml_out: str | Path,
     options: Mapping[str, Any],
     log: Any = None,
-) -> list[str]:
+) -> ToolRun:
     """SExtractor in dual-image mode (detect on ``detection``, measure on
-    ``measurement``); return the command line it ran."""
+    ``measurement``); return the run (:class:`spica.provenance.ToolRun`)."""
     import subprocess
 
+    detection, measurement, detection_weight, weight, config, param, conv, nnw, catalog, xml_out = (
+        Path(p).resolve()
+        for p in (detection, measurement, detection_weight, weight, config, param, conv, nnw, catalog, xml_out)
+    )
     command = [
         str(binary), f"{detection},{measurement}", "-c", str(config),
         "-PARAMETERS_NAME", str(param), "-FILTER_NAME", str(conv), "-STARNNW_NAME", str(nnw),
@@ -799,7 +820,7 @@ def extract_dual(
         "-CATALOG_NAME", str(catalog), "-XML_NAME", str(xml_out),
     ]
     subprocess.run(command, check=True, stdout=log, stderr=log)
-    return command
+    return ToolRun(command=command, outputs=[str(catalog), str(xml_out)])
 
 
 def _block_reduce(path: str | Path, factor: int, reducer=np.nanmean) -> np.ndarray:

@@ -22,6 +22,8 @@ from pathlib import Path
 
 __all__ = [
     "WILDCARD_CONSTRAINTS",
+    "STACK_STEM_RE",
+    "IMAGE_STEM_RE",
     "EXPOSURE_SUFFIX",
     "STEP1_PRODUCTS",
     "STEP1_INTERMEDIATES",
@@ -45,6 +47,11 @@ __all__ = [
     "image_by_image_name",
 ]
 
+#: A release stack's product stem (``CFHTLS_W_r_135934+533330_T0002``) and an
+#: image-by-image one (``546891p_V0001``).
+STACK_STEM_RE = r"CFHTLS_(?:D|W|Pre-W|VW|PI)_[ugriz]+_\d{6}[+-]\d{6}_T\d{4}"
+IMAGE_STEM_RE = r"\d{6,7}p_V\d{4}"
+
 #: Regular expressions for every wildcard used by the rules.
 WILDCARD_CONSTRAINTS: dict[str, str] = {
     "expnum": r"\d{6,7}",
@@ -55,9 +62,9 @@ WILDCARD_CONSTRAINTS: dict[str, str] = {
     "bands": r"[ugriz]+",
     "coords": r"\d{6}[+-]\d{6}",
     # a release product stem: CFHTLS_W_r_135934+533330_T0002 or 546891p_V0001
-    "stem": r"CFHTLS_(D|W|Pre-W|VW|PI)_[ugriz]+_\d{6}[+-]\d{6}_T\d{4}|\d{6,7}p_V\d{4}",
-    # a chi-squared tile: CFHTLS_W_gri_135934+533330_T0002
-    "chi2": r"CFHTLS_(D|W|Pre-W|VW|PI)_[ugriz]+_\d{6}[+-]\d{6}_T\d{4}",
+    "stem": f"{STACK_STEM_RE}|{IMAGE_STEM_RE}",
+    # a chi-squared tile: CFHTLS_W_gri_135934+533330_T0002, or one image's: 546891p_r_V0001
+    "chi2": f"{STACK_STEM_RE}|" + r"\d{6,7}p_[ugriz]_V\d{4}",
 }
 
 #: Odometer suffix of an Elixir-processed exposure (``546891p``).
@@ -240,7 +247,7 @@ def release_product(stack: str, release: str, suffix: str = ".fits") -> str:
 def release_stem(stack: str, release: str) -> str:
     """Stem of a planned product's files: ``<stack>_T0002``, or the image-by-image
     name itself (``546891p_V0001``), which carries its own version."""
-    if re.fullmatch(r"\d{6,7}p_V\d{4}", stack):
+    if re.fullmatch(IMAGE_STEM_RE, stack):
         return stack
     return release_product(stack, release, suffix="")
 
@@ -257,9 +264,19 @@ def tile_stem(stem: str) -> str | None:
     return f"{match[1]}_{{bands}}_{match[3]}" if match else None
 
 
-def chi2_stem(stems: list[str]) -> str:
+def chi2_stem(stems: list[str], band: str | None = None) -> str:
     """Name of the chi-squared image of stacks of one tile: all their bands, in ``ugriz`` order
-    (``CFHTLS_W_gri_143007+533430_T0002``)."""
+    (``CFHTLS_W_gri_143007+533430_T0002``).
+
+    An image-by-image product (``546891p_V0001``) is its own tile; its name does
+    not carry the filter, so ``band`` must be given: ``546891p_r_V0001`` (the
+    seed's ``546891p_gri_V0001_chi2.fits`` with one filter).
+    """
+    match = re.fullmatch(r"(\d{6,7}p)_(V\d{4})", stems[0]) if len(stems) == 1 else None
+    if match:
+        if band is None or not re.fullmatch(WILDCARD_CONSTRAINTS["band"], band):
+            raise ValueError(f"the chi-squared name of {stems[0]} needs its band, got {band!r}")
+        return f"{match[1]}_{band}_{match[2]}"
     tiles = {tile_stem(stem) for stem in stems}
     if len(tiles) != 1 or None in tiles:
         raise ValueError(f"not the stacks of one tile: {stems}")

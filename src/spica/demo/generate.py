@@ -46,6 +46,7 @@ __all__ = [
     "write_exposure",
     "exposure_hdulist",
     "refcat_hdulist",
+    "refcat_sigma",
     "simulate_survey",
 ]
 
@@ -75,7 +76,7 @@ DEFAULTS: dict[str, Any] = {
     "low_flat_pixels_per_ccd": 20,
     "vignetting": 0.12,
     "truncate_fraction": 0.6,
-    "refcat": {"mag_max": 21.0, "mag_min": 12.0, "sigma_arcsec": 0.25, "epoch": 1985.0},
+    "refcat": {"mag_max": 21.0, "mag_min": 12.0, "sigma_arcsec": 0.25, "sigma_knee_mag": 99.0, "epoch": 1985.0},
 }
 
 
@@ -692,6 +693,19 @@ def exposure_hdulist(
 # --------------------------------------------------------------------------
 
 
+def refcat_sigma(mag: np.ndarray, sigma_arcsec: float, knee_mag: float = 99.0) -> np.ndarray:
+    """Position error per axis (arcsec) of a reference star of magnitude ``mag``.
+
+    ``sigma_arcsec`` down to ``knee_mag``, then growing as 1 / (S/N) in the
+    background-limited regime, x 10^(0.4 (mag - knee)): flat for a USNO-like
+    plate catalogue (knee 99), like Gaia's faint end for a Gaia-like one (the
+    real Gaia DR1 patch in ``shared/data``: ~0.1 mas at G = 16, 0.5 mas at 19,
+    1.4 mas at 20, i.e. 0.15 mas with a knee at 17.5).
+    """
+    mag = np.asarray(mag, float)
+    return sigma_arcsec * 10.0 ** (0.4 * np.clip(mag - knee_mag, 0.0, None))
+
+
 def refcat_hdulist(
     ra: np.ndarray,
     dec: np.ndarray,
@@ -699,22 +713,26 @@ def refcat_hdulist(
     rng: np.random.Generator,
     sigma_arcsec: float,
     epoch: float,
+    knee_mag: float = 99.0,
 ) -> tuple[fits.HDUList, dict[str, np.ndarray]]:
-    """A USNO-like FITS-LDAC reference catalogue that SCAMP reads with ``ASTREF_CATALOG FILE``.
+    """A FITS-LDAC reference catalogue that SCAMP reads with ``ASTREF_CATALOG FILE``.
 
-    True positions are perturbed by Gaussian errors of ``sigma_arcsec`` per axis.
+    True positions are perturbed by Gaussian errors per axis of
+    :func:`refcat_sigma` (``sigma_arcsec``, ``knee_mag``), which the catalogue
+    also declares in ``ERRA_WORLD``/``ERRB_WORLD``.
     """
     n = len(ra)
     cosd = np.cos(np.radians(dec))
-    dra = rng.normal(0.0, sigma_arcsec, n) / 3600.0 / cosd
-    ddec = rng.normal(0.0, sigma_arcsec, n) / 3600.0
+    sigma = refcat_sigma(mag, sigma_arcsec, knee_mag)
+    dra = rng.normal(0.0, 1.0, n) * sigma / 3600.0 / cosd
+    ddec = rng.normal(0.0, 1.0, n) * sigma / 3600.0
     magerr = np.clip(0.15 + 0.05 * (mag - 17.0) / 4.0 + rng.normal(0, 0.01, n), 0.1, 0.3)
     mag_obs = mag + rng.normal(0.0, 1.0, n) * magerr
     cols = {
         "X_WORLD": ra + dra,
         "Y_WORLD": dec + ddec,
-        "ERRA_WORLD": np.full(n, sigma_arcsec / 3600.0),
-        "ERRB_WORLD": np.full(n, sigma_arcsec / 3600.0),
+        "ERRA_WORLD": sigma / 3600.0,
+        "ERRB_WORLD": sigma / 3600.0,
         "ERRTHETA_WORLD": np.zeros(n, np.float32),
         "MAG": mag_obs.astype(np.float32),
         "MAGERR": magerr.astype(np.float32),
@@ -1026,7 +1044,8 @@ def simulate_survey(
     is_star = sky["type"] == "star"
     sel = is_star & (sky["mag_r"] < rc["mag_max"]) & (sky["mag_r"] > rc["mag_min"])
     hdul, _ = refcat_hdulist(
-        sky["ra"][sel], sky["dec"][sel], sky["mag_r"][sel], rng_for(seed, "refcat"), float(rc["sigma_arcsec"]), float(rc["epoch"])
+        sky["ra"][sel], sky["dec"][sel], sky["mag_r"][sel], rng_for(seed, "refcat"), float(rc["sigma_arcsec"]), float(rc["epoch"]),
+        float(rc["sigma_knee_mag"]),
     )
     _write_hdul(hdul, paths["refcat"])
     _finish(paths["refcat"], "refcat", root, files)

@@ -198,6 +198,8 @@ _SMALL_ROWS: list[tuple[str, str, str, str, str, dict]] = [
     ("d3i2", "D", "D3", "i.MP9701", "2004-04-19", {}),
     ("d3wcs", "D", "D3", "r.MP9601", "2004-04-20", {"fate": "wrong_wcs_ccd"}),
     ("brk_trunc", "D", "D3", "i.MP9701", "2004-04-21", {"broken": "truncated"}),
+    # a Very Wide exposure away from D3 (beyond its astrometric radius): image by image
+    ("vw", "VW", "W3-3-1", "r.MP9601", "2004-04-22", {}),
 ]
 
 _EXPTIME = {
