@@ -700,7 +700,7 @@ def refcat_sigma(mag: np.ndarray, sigma_arcsec: float, knee_mag: float = 99.0) -
     background-limited regime, x 10^(0.4 (mag - knee)): flat for a USNO-like
     plate catalogue (knee 99), like Gaia's faint end for a Gaia-like one (the
     real Gaia DR1 patch in ``shared/data``: ~0.1 mas at G = 16, 0.5 mas at 19,
-    1.4 mas at 20, i.e. 0.15 mas with a knee at 17.5).
+    1.4 mas at 20 at Gaia's own epoch; several mas once carried back a decade).
     """
     mag = np.asarray(mag, float)
     return sigma_arcsec * 10.0 ** (0.4 * np.clip(mag - knee_mag, 0.0, None))
@@ -764,7 +764,7 @@ def refcat_hdulist(
     h["NAXIS1"] = npix
     h["NAXIS2"] = npix
     h["EXTEND"] = True
-    h["OBJECT"] = "USNO-like demo reference"
+    h["OBJECT"] = "SPICA demo astrometric reference"
     h["EQUINOX"] = 2000.0
     h["RADESYS"] = "ICRS"
     h["CTYPE1"] = "RA---TAN"
