@@ -135,11 +135,21 @@ def main() -> int:
     noise = np.concatenate(noise)
     offsets, barycentres = np.concatenate(offsets), np.concatenate(barycentres)
 
-    fields = pd.read_csv(releases / f"{args.release}_scamp_fields.csv")
-    fields = fields.drop_duplicates("expnum").set_index("expnum")
+    all_fields = pd.read_csv(releases / f"{args.release}_scamp_fields.csv")
+    # anchored: the SCAMP run holds a photometric exposure of the same photometric
+    # instrument (filter); an exposure without one (a non-photometric night alone in
+    # its astrometric list) keeps its Elixir zero point and is reported apart
+    all_fields["anchored"] = (all_fields.groupby(["stack", "phot_instrument"])["photometric"]
+                              .transform(lambda flags: flags.astype(str).str.lower().eq("true").any()))
+    fields = (all_fields.sort_values("anchored", ascending=False)
+              .drop_duplicates("expnum").set_index("expnum"))
+    unlinked = fields[~fields["anchored"]]
+    fields = fields[fields["anchored"]]
     residual = (fields["zeropoint_corr"] + exposures.loc[fields.index, "zp_offset"]) * 1000
     zp_rms = float(np.sqrt(np.mean((residual - residual.mean()) ** 2)))
+    unlinked_stacks = set(all_fields.loc[~all_fields["anchored"], "stack"])
 
+    linked = np.concatenate([np.full(n, stem not in unlinked_stacks) for stem, n, *_ in per_stack])
     print(f"release {args.release}: {len(positions)} unblended bright stars in {len(per_stack)} "
           f"catalogues, {len(fields)} calibrated exposures")
     for stem, n, rms, apcorr, median in per_stack:
@@ -152,12 +162,17 @@ def main() -> int:
     print(f"            (ALPHA/DELTA_J2000, isophotal barycentres: RMS "
           f"{np.sqrt(np.mean(barycentres**2)):.1f} mas, median {np.median(barycentres):.1f} mas)")
     print(f"photometry  RMS recovered - injected ZP:        {zp_rms:7.1f} mmag"
-          f"  (target <= 5; ratio {zp_rms / 5:.2f})")
+          f"  (target <= 5; ratio {zp_rms / 5:.2f}) over {len(fields)} exposures anchored by a photometric one")
+    for expnum, row in unlinked.iterrows():
+        print(f"            no photometric anchor (ZP left at Elixir's): {expnum}p, "
+              f"injected loss {1000 * exposures.loc[expnum, 'zp_offset']:.0f} mmag, in {row['stack']}")
+    photometry, noise = photometry[linked], noise[linked]
     phot = _robust_rms(photometry)
     print(f"photometry  stack MAG_APER(4\") - truth, aperture-corrected: robust RMS {phot:6.1f} mmag,"
           f" median {np.median(photometry):+6.1f} mmag; photon noise alone: median MAGERR_APER "
           f"{np.median(noise):.1f} mmag, robust RMS of (MAG_APER - truth) / MAGERR_APER "
           f"{_robust_rms(photometry / noise):.2f}")
+    print(f"            (stacks without a photometric anchor left out: {', '.join(sorted(unlinked_stacks)) or 'none'})")
     bright = noise < 3.0
     systematic = _robust_rms(photometry[bright])
     print(f"            stars with MAGERR_APER < 3 mmag ({bright.sum()}): robust RMS {systematic:6.1f} mmag"

@@ -56,6 +56,7 @@ rule accept_calibration:
         plan=ancient(release_file("_plan.csv")),
         stack=stem_file("_stack.list"),
         scamp=str(RELEASES / "{release}" / "{stem}" / "scamp"),
+        scamp_xml=stem_file("_scamp.xml"),
         exposures=get_stack_exposures,
     output:
         xml=stem_file("_scamp_accept.xml"),

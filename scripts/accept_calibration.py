@@ -18,5 +18,6 @@ accepted = write_accept_summary(
     tolerance=snakemake.params.tolerance,
     xml_out=snakemake.output.xml,
     accepted_out=snakemake.output.accepted,
+    scamp_xml=snakemake.input.scamp_xml,
 )
 print(f"accepted: {accepted}", file=sys.stderr)

@@ -33,6 +33,7 @@ from spica.astrometry import (
     parse_scamp_xml,
     read_heads,
     scamp_arguments,
+    write_accept_summary,
     write_ahead,
 )
 
@@ -469,3 +470,30 @@ def test_scamp_offline_checkplots_and_xml(scamp_run):
     stats = head_statistics(read_heads(run["work"] / f"{EXPOSURES[0]}p_ldac.head"))
     assert len(stats) == 8 and (stats["astirms"] < 0.05).all()
     assert (stats["photlink"] == True).all()  # noqa: E712
+
+
+@pytest.mark.tools
+def test_accept_summary_verdicts_and_photometric_anchors(scamp_run, tmp_path):
+    """Every exposure of the stack list judged; the zero points anchored (the r and i
+    runs each hold a photometric exposure); the summary names the instrument."""
+    import shutil
+    import xml.etree.ElementTree as ET
+
+    heads = tmp_path / "scamp"
+    heads.mkdir()
+    for expnum in EXPOSURES:
+        shutil.copy(scamp_run["work"] / f"{expnum}p_ldac.head", heads / f"{expnum}p.head")
+    accepted = write_accept_summary(
+        stem="CFHTLS_D_r_141927+524056_T0002", stack_list=[751000, 751008],
+        heads_dir=heads, exposures={e: scamp_run["raw"] / f"{e}p.fits" for e in EXPOSURES},
+        pixel_scale=0.186, tolerance=0.05, xml_out=tmp_path / "accept.xml",
+        accepted_out=tmp_path / "accepted.list", scamp_xml=scamp_run["work"] / "scamp.xml",
+    )
+    assert accepted == [751000, 751008]
+    assert (tmp_path / "accepted.list").read_text() == "751000p\n751008p\n"
+    root = ET.parse(tmp_path / "accept.xml").getroot()
+    verdicts = {e.get("name"): (e.get("accepted"), e.find("PHOTOMETRY").attrib) for e in root.iter("EXPOSURE")}
+    assert set(verdicts) == {"751000p", "751008p"}
+    assert all(flag == "T" and photometry["anchored"] == "T" for flag, photometry in verdicts.values())
+    # both r exposures are in the same photometric instrument
+    assert len({photometry["instrument"] for _, photometry in verdicts.values()}) == 1

@@ -725,13 +725,31 @@ def write_accept_summary(
     tolerance: float,
     xml_out: str | Path,
     accepted_out: str | Path,
+    scamp_xml: str | Path | None = None,
 ) -> list[int]:
     """Check the SCAMP heads of a stack list; write ``_scamp_accept.xml`` and the
-    accepted list (one ``NNNNNNp`` a line). Returns the accepted odometers."""
+    accepted list (one ``NNNNNNp`` a line). Returns the accepted odometers.
+
+    With ``scamp_xml`` (the run's XML), the summary also says whether each
+    exposure's zero point is anchored: its photometric instrument (filter) holds
+    a photometric exposure in the run. A non-photometric exposure without one
+    keeps Elixir's zero point (SCAMP has nothing to tie it to): it is still
+    stacked, and ``<PHOTOMETRY anchored="F">`` says why its photometry is not
+    calibrated.
+    """
     import xml.etree.ElementTree as ElementTree
 
     root = ElementTree.Element("SCAMP_ACCEPT", product=stem,
                                pixel_scale=str(pixel_scale), tolerance=str(tolerance))
+    anchored: dict[int, tuple[bool, str]] = {}
+    if scamp_xml is not None:
+        fields = parse_scamp_xml(scamp_xml)["fields"]
+        flags = fields["photometric"].astype(str).str.upper().isin(["T", "TRUE", "1"])
+        anchors = set(fields.loc[flags, "phot_instrument"])
+        for catalog, instrument in zip(fields["catalog"], fields["phot_instrument"]):
+            match = re.match(r"^(\d{6,7})p", str(catalog))
+            if match:
+                anchored[int(match[1])] = (instrument in anchors, str(instrument))
     accepted = []
     for expnum in sorted(int(e) for e in stack_list):
         with fits.open(exposures[expnum]) as hdul:
@@ -742,6 +760,13 @@ def write_accept_summary(
                                          accepted="T" if not problems else "F")
         for problem in problems:
             ElementTree.SubElement(element, "REASON").text = problem
+        if expnum in anchored:
+            is_anchored, instrument = anchored[expnum]
+            photometry = ElementTree.SubElement(element, "PHOTOMETRY", instrument=instrument,
+                                                anchored="T" if is_anchored else "F")
+            if not is_anchored:
+                photometry.text = (f"no photometric exposure in photometric instrument {instrument} "
+                                   "of the SCAMP run: zero point not calibrated (Elixir's kept)")
         if not problems:
             accepted.append(expnum)
     ElementTree.indent(root)
