@@ -7,6 +7,7 @@ rule coadd_stack:
     input:
         plan=ancient(release_file("_plan.csv")),  # re-evaluate inputs after a replan
         accepted=stem_file("_accepted.list"),
+        accept=stem_file("_scamp_accept.xml"),
         exposures=get_stack_exposures,
         weights=get_stack_weights,
         scamp=str(RELEASES / "{release}" / "{stem}" / "scamp"),
@@ -21,7 +22,7 @@ rule coadd_stack:
         bin=tool("swarp"),
         grid=get_stack_grid,
         overrides=config["coaddition"]["swarp_overrides"],
-        software=software("spica.coaddition", tools=["swarp", "scamp"]),
+        software=software("spica.coaddition", "spica.astrometry", tools=["swarp", "scamp"]),
     threads: 2
     log:
         "logs/releases/{release}/{stem}/coadd_stack.log",

@@ -8,6 +8,7 @@ import pandas as pd
 log = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 sys.stderr = log
 
+from spica.astrometry import read_accept_summary  # noqa: E402
 from spica.coaddition import coadd_stack  # noqa: E402
 from spica.provenance import write_command  # noqa: E402
 from spica.planning import read_exposure_list  # noqa: E402
@@ -18,6 +19,8 @@ exposures = [p for p in snakemake.input.exposures if Path(p).name.split(".")[0] 
 weights = [p for p in snakemake.input.weights if Path(p).name.split("_")[0] in keep]
 registry = pd.read_csv(snakemake.input.registry, dtype={"expnum": "Int64"})
 inputs = registry.set_index("expnum").loc[expnums].reset_index()
+summary = read_accept_summary(snakemake.input.accept).set_index("expnum").loc[expnums, "anchored"]
+anchored = None if summary.isna().any() else bool(summary.all())
 run = coadd_stack(
     snakemake.params.bin,
     snakemake.input.config,
@@ -33,6 +36,7 @@ run = coadd_stack(
     software={k: str(v) for k, v in snakemake.params.software.items() if k != "code"},
     nthreads=snakemake.threads,
     overrides=snakemake.params.overrides,
+    photometry_anchored=anchored,
     log=log,
 )
 write_command(run, snakemake.output.cmd)

@@ -32,6 +32,7 @@ from spica.astrometry import (
     parse_heads,
     parse_scamp_xml,
     read_heads,
+    read_accept_summary,
     scamp_arguments,
     write_accept_summary,
     write_ahead,
@@ -497,3 +498,6 @@ def test_accept_summary_verdicts_and_photometric_anchors(scamp_run, tmp_path):
     assert all(flag == "T" and photometry["anchored"] == "T" for flag, photometry in verdicts.values())
     # both r exposures are in the same photometric instrument
     assert len({photometry["instrument"] for _, photometry in verdicts.values()}) == 1
+    table = read_accept_summary(tmp_path / "accept.xml")
+    assert table["expnum"].tolist() == [751000, 751008]
+    assert table["accepted"].all() and table["anchored"].all()

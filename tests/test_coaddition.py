@@ -309,6 +309,10 @@ def test_stack_header_cards_values():
         warnings.simplefilter("error")  # no comment truncated
         for card in cards:
             assert len(fits.Card(*card).image) == 80
+    assert "PHOTCAL" not in values  # unknown: not written
+    for anchored in (True, False):
+        cards = stack_header_cards(_inputs(), release="T0002", software={}, photometry_anchored=anchored)
+        assert {key: value for key, value, _ in cards}["PHOTCAL"] is anchored
     two_filters = _inputs().assign(filter=["r.MP9601", "i.MP9701", "r.MP9601"])
     with pytest.raises(ValueError, match="one filter"):
         stack_header_cards(two_filters, release="T0002", software={})

@@ -357,6 +357,7 @@ def test_stack_products(survey):
     with fits.open(folder / f"{stem}.fits") as image, fits.open(folder / f"{stem}_weight.fits") as weight:
         header = image[0].header
         assert header["RELEASE"] == "T0002" and header["MAGZERO"] == 30.0
+        assert header["PHOTCAL"] is True  # 751000 (photometric) anchors the zero point
         assert header["NCOMBINE"] == 2 and header["FILTER"] == "r.MP9601"
         assert [header["IMCMB001"], header["IMCMB002"]] == ["751000p", "751008p"]
         assert header["EXPTIME"] == pytest.approx(truth["exptime"].sum(), rel=1e-6)
@@ -495,6 +496,7 @@ def test_image_by_image_products(survey):
     header = fits.getheader(folder / f"{VW}.fits")
     assert header["REL_DATE"] == truth["rel_date"] and header["NCOMBINE"] == 1
     assert header["IMCMB001"] == "751042p" and header["MAGZERO"] == 30.0
+    assert header["PHOTCAL"] is True  # a photometric night: its own anchor
     assert fits.getdata(folder / f"{VW}_weight.fits").max() > 0
     heads = read_heads(folder / f"{VW}_head.txt")
     assert len(heads) == 8 and all("PV1_10" in h and "FLXSCALE" in h for h in heads)

@@ -58,6 +58,7 @@ __all__ = [
     "run_scamp",
     "head_problems",
     "write_accept_summary",
+    "read_accept_summary",
     "deliver_heads",
 ]
 
@@ -773,6 +774,21 @@ def write_accept_summary(
     Path(xml_out).write_text(ElementTree.tostring(root, encoding="unicode", xml_declaration=True))
     Path(accepted_out).write_text("".join(f"{e}p\n" for e in accepted))
     return accepted
+
+
+def read_accept_summary(path: str | Path) -> pd.DataFrame:
+    """Read ``_scamp_accept.xml``: one row per exposure (``expnum``, ``accepted``,
+    ``anchored`` (None when the summary does not say), ``reasons``)."""
+    rows = []
+    for element in ET.parse(path).getroot().iter("EXPOSURE"):
+        photometry = element.find("PHOTOMETRY")
+        rows.append({
+            "expnum": int(element.get("name").rstrip("p")),
+            "accepted": element.get("accepted") == "T",
+            "anchored": None if photometry is None else photometry.get("anchored") == "T",
+            "reasons": [reason.text for reason in element.iter("REASON")],
+        })
+    return pd.DataFrame(rows, columns=["expnum", "accepted", "anchored", "reasons"])
 
 
 def deliver_heads(

@@ -356,6 +356,7 @@ def stack_header_cards(
     zeropoint: float = 30.0,
     software: Mapping[str, str],
     object_name: str | None = None,
+    photometry_anchored: bool | None = None,
 ) -> list[tuple[str, object, str]]:
     """Return the keywords to add to a stack's header.
 
@@ -375,6 +376,10 @@ def stack_header_cards(
     object_name : str, optional
         ``OBJECT`` of the stack (e.g. the stack name); default: the inputs'
         single ``object``, or their sorted distinct values joined by ``,``.
+    photometry_anchored : bool, optional
+        Every input's zero point is tied to a photometric exposure (the accept
+        summary): ``PHOTCAL`` = T, else F (Elixir's zero point kept). Not
+        written when unknown.
 
     Returns
     -------
@@ -412,6 +417,8 @@ def stack_header_cards(
          "total exposure time of the inputs (s)"),
         ("NCOMBINE", len(exposures), "number of input exposures"),
     ]
+    if photometry_anchored is not None:
+        cards.append(("PHOTCAL", bool(photometry_anchored), "ZP tied to photometric exposures (SCAMP)"))
     for index, name in enumerate(exposures[:IMCMB_MAX], start=1):
         cards.append((f"IMCMB{index:03d}", name, "input exposure"))
     if len(exposures) > IMCMB_MAX:
@@ -697,6 +704,7 @@ def coadd_stack(
     software: Mapping[str, str],
     nthreads: int = 1,
     overrides: Mapping[str, Any] | None = None,
+    photometry_anchored: bool | None = None,
     log: Any = None,
 ) -> ToolRun:
     """Co-add one stack with SWarp and write its header keywords; return the run
@@ -744,7 +752,8 @@ def coadd_stack(
         )
         subprocess.run(command, check=True, stdout=log, stderr=log, cwd=work)
     cards = stack_header_cards(inputs, release=release, software=software,
-                               object_name=str(inputs["object"].iloc[0]) if "object" in inputs else None)
+                               object_name=str(inputs["object"].iloc[0]) if "object" in inputs else None,
+                               photometry_anchored=photometry_anchored)
     update_stack_header(out_image, cards)
     run.command = command
     run.header = (str(out_image), [(key, _plain(value), comment) for key, value, comment in cards])
