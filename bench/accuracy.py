@@ -12,13 +12,16 @@ Prints, over every stack of the release:
   that every input covers (no hole in the stack weight map) in the stack catalogues (``_ldac.fits``: windowed centroids XWIN/YWIN_IMAGE
   through the stack WCS; the isophotal ALPHA/DELTA_J2000 beside) against the
   truth;
+  and, beside it, the reference catalogue's own offsets from the truth (the
+  floor of a solution tied to it);
 * RMS of recovered minus injected per-exposure zero points (mmag): SCAMP's
   corrections from the registry export against ``-zp_offset`` of the truth,
   after removing the common offset (the photometric anchors' own scatter);
 * stack photometry of stars against the truth (mmag, ZP = 30): robust RMS and
   median offset of MAG_APER (4") minus the true magnitude, after each stack's
   aperture correction: the flux a 4" aperture misses of the simulator's Moffat
-  PSF at the inputs' true seeing (what a perfect stack at ZP = 30 would give).
+  PSF at the inputs' true seeing at the star's place in each input's focal
+  plane (what a perfect stack at ZP = 30 would give).
 """
 
 from __future__ import annotations
@@ -50,12 +53,25 @@ def moffat_aperture_loss(fwhm_arcsec: float, radius_arcsec: float, beta: float) 
     return float(-2.5 * np.log10(1.0 - (1.0 + (radius_arcsec / alpha) ** 2) ** (1.0 - beta)))
 
 
-def aperture_correction(header: fits.Header, exposures: pd.DataFrame, beta: float,
-                        diameter_arcsec: float = 4.0) -> float:
-    """Mean aperture loss over a stack's inputs (IMCMBnnn) from their true seeing."""
+def aperture_corrections(header: fits.Header, exposures: pd.DataFrame, ra: np.ndarray, dec: np.ndarray,
+                         config: dict, diameter_arcsec: float = 4.0) -> np.ndarray:
+    """Aperture loss (mag) of each star in a stack: the mean over the stack's inputs
+    (IMCMBnnn) of the loss of the simulator's Moffat PSF at the star's place in each
+    input's focal plane (the seeing grows towards the mosaic corners, as simulated)."""
+    from spica.demo.generate import demo_settings, mosaic_from_config
+    from spica.demo.simulate import seeing_at, sky_to_focal
+
+    demo, mosaic = demo_settings(config), mosaic_from_config(config)
+    beta, r_edge = float(demo["psf_beta"]), mosaic.corner_radius
+    kdist = float(demo["distortion_edge_pix"]) / r_edge**3
     inputs = [int(header[k][:-1]) for k in header if k.startswith("IMCMB")]
-    return float(np.mean([moffat_aperture_loss(exposures.loc[e, "seeing_arcsec"], diameter_arcsec / 2, beta)
-                          for e in inputs]))
+    losses = []
+    for expnum in inputs:
+        row = exposures.loc[expnum]
+        u, v = sky_to_focal(ra, dec, row["ra_deg"], row["dec_deg"], mosaic.pixel_scale, kdist)
+        fwhm = seeing_at(row["seeing_arcsec"], u, v, float(demo["seeing_variation"]), r_edge)
+        losses.append([moffat_aperture_loss(f, diameter_arcsec / 2, beta) for f in fwhm])
+    return np.mean(losses, axis=0)
 
 
 def fully_covered(weight_path: Path, x: np.ndarray, y: np.ndarray, radius: int = 3) -> np.ndarray:
@@ -72,6 +88,16 @@ def fully_covered(weight_path: Path, x: np.ndarray, y: np.ndarray, radius: int =
     return ok
 
 
+def reference_errors(refcat: Path, stars: SkyCoord) -> np.ndarray:
+    """Offsets (mas) of the reference catalogue's stars from their true positions:
+    the floor a solution tied to that catalogue inherits (averaged over the
+    reference stars of each CCD)."""
+    table = Table(fits.open(refcat)["LDAC_OBJECTS"].data)
+    reference = SkyCoord(table["X_WORLD"], table["Y_WORLD"], unit="deg")
+    _, separation, _ = reference.match_to_catalog_sky(stars)
+    return separation.to_value("mas")[separation.arcsec < 1.0]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=Path("."))
@@ -81,7 +107,6 @@ def main() -> int:
     config = yaml.safe_load(args.config.read_text())
     truth_dir = args.workdir / config["demo"]["truth_dir"]
     releases = args.workdir / config["results"] / "releases" / args.release
-    beta = float(config["demo"]["psf_beta"])
     sources = pd.read_csv(truth_dir / "sources.csv")
     exposures = pd.read_csv(truth_dir / "exposures.csv").set_index("expnum")
     everything = SkyCoord(sources["ra"].values, sources["dec"].values, unit="deg")
@@ -121,13 +146,13 @@ def main() -> int:
         positions.append(separation.arcsec[keep] * 1000)
         barycentres.append(isophotal[keep].separation(truth).to_value("mas"))
         offsets.append(np.column_stack([d.to_value("mas") for d in truth.spherical_offsets_to(found[keep])]))
-        apcorr = aperture_correction(fits.getheader(image), exposures, beta)
+        apcorr = aperture_corrections(fits.getheader(image), exposures, truth.ra.deg, truth.dec.deg, config)
         dmag = (table["MAG_APER"][keep, 1] - mag[keep]) * 1000
         raw.append(dmag)
         photometry.append(dmag - apcorr * 1000)
         noise.append(table["MAGERR_APER"][keep, 1] * 1000)
         per_stack.append((stem, int(keep.sum()), float(np.sqrt(np.mean(positions[-1] ** 2))),
-                          apcorr * 1000, float(np.median(photometry[-1]))))
+                          float(np.mean(apcorr)) * 1000, float(np.median(photometry[-1]))))
     if not positions:
         print(f"no release catalogue under {releases}", file=sys.stderr)
         return 1
@@ -159,6 +184,9 @@ def main() -> int:
     print(f"astrometry  RMS position error vs truth (XWIN):  {rms:7.1f} mas"
           f"   (target <= 15; ratio {rms / 15:.2f}); median {np.median(positions):.1f} mas,"
           f" mean offset E {offsets[:, 0].mean():+.1f}, N {offsets[:, 1].mean():+.1f} mas")
+    offsets_reference = reference_errors(args.workdir / config["inputs"]["refcat"], sky)
+    print(f"            reference catalogue vs truth ({len(offsets_reference)} stars): RMS "
+          f"{np.sqrt(np.mean(offsets_reference**2)):.1f} mas, median {np.median(offsets_reference):.1f} mas")
     print(f"            (ALPHA/DELTA_J2000, isophotal barycentres: RMS "
           f"{np.sqrt(np.mean(barycentres**2)):.1f} mas, median {np.median(barycentres):.1f} mas)")
     print(f"photometry  RMS recovered - injected ZP:        {zp_rms:7.1f} mmag"

@@ -98,11 +98,29 @@ rule deliver_heads:
 use rule deliver_heads as deliver_image_heads with:
     output:
         heads=directory(stem_file("_heads")),
-        image_head=stem_file("_head.txt"),
+        image_head=stem_file(paths.HEAD_SUFFIX),
     wildcard_constraints:
         stem=paths.IMAGE_STEM_RE,
     log:
         "logs/releases/{release}/{stem}/deliver_image_heads.log",
+
+
+rule deliver_image_ahead:
+    """Image by image, photometric image: ``546891p_V0001_ahed.txt`` (seed, product table)."""
+    input:
+        heads=stem_file("_heads"),
+    output:
+        ahead=stem_file(paths.AHEAD_SUFFIX),
+    params:
+        software=software("spica.astrometry"),
+    wildcard_constraints:
+        stem=paths.IMAGE_STEM_RE,
+    log:
+        "logs/releases/{release}/{stem}/deliver_image_ahead.log",
+    conda:
+        "../envs/spica.yaml"
+    script:
+        "../scripts/deliver_image_ahead.py"
 
 
 rule register_calibration:

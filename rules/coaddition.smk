@@ -127,6 +127,29 @@ rule write_provenance:
         "../scripts/write_provenance.py"
 
 
+rule summarise_product:
+    """The SPICA summary (seed 4.4, 6.2): the stack, its stacked and astrometric files, SCAMP statistics."""
+    input:
+        plan=ancient(release_file("_plan.csv")),
+        image=stem_file(".fits"),
+        stack=stem_file("_stack.list"),
+        astrometric=stem_file("_astrom.list"),
+        accept=stem_file("_scamp_accept.xml"),
+        scamp_xml=stem_file("_scamp.xml"),
+        registry=ancient(REGISTRY_EXPORT),
+    output:
+        summary=stem_file("_spica.xml"),
+    params:
+        name=get_stack_name,
+        software=software("spica.summary", "spica.astrometry"),
+    log:
+        "logs/releases/{release}/{stem}/summarise_product.log",
+    conda:
+        "../envs/spica.yaml"
+    script:
+        "../scripts/summarise_product.py"
+
+
 rule make_stack_thumbnails:
     """PNG thumbnails of a stack: image, weight map, background (seed 3.2.2)."""
     input:

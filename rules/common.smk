@@ -99,13 +99,17 @@ def _photometric_flags(path, mtime):
     return dict(zip(metadata["expnum"].astype(int), metadata["photometric"].astype(bool)))
 
 
-def get_photometric_flag(wildcards):
-    """Param: whether the observing metadata flags the exposure photometric (PHOTFLAG)."""
+def is_photometric(expnum):
+    """Whether the observing metadata flags exposure ``expnum`` photometric."""
     path = next(iter(optional_input(config["inputs"]["metadata"])), None)
     if path is None:
         return False
-    flags = _photometric_flags(path, Path(path).stat().st_mtime_ns)
-    return flags.get(int(wildcards.expnum), False)
+    return _photometric_flags(path, Path(path).stat().st_mtime_ns).get(int(expnum), False)
+
+
+def get_photometric_flag(wildcards):
+    """Param: whether the exposure is photometric (its ``.ahead``'s PHOTFLAG)."""
+    return is_photometric(wildcards.expnum)
 
 
 def aperture_pixels(diameters_arcsec):

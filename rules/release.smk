@@ -184,6 +184,11 @@ def get_release_scamp_xml(wildcards):
     }
 
 
+def get_stack_name(wildcards):
+    """Param: the plan's name of a product (``CFHTLS_D_r_141927+524056``, ``546891p_V0001``)."""
+    return stack_of_stem(wildcards.release, wildcards.stem)
+
+
 def stack_of_stem(release, stem):
     """The plan's stack name of a product stem (``..._T0002`` or ``NNNNNNp_V0001``)."""
     try:
@@ -201,10 +206,12 @@ def release_targets(release):
         for name, mode in zip(plan.stacks["name"], plan.stacks["mode"]):
             stem = paths.release_stem(name, release)
             suffixes = ["_stack.list", "_astrom.list", "_scamp.xml", "_scamp_accept.xml", "_heads",
-                        ".fits", "_weight.fits", "_ldac.fits", "_dust.fits", "_cmd.txt", ".xml"]
+                        ".fits", "_weight.fits", "_ldac.fits", "_dust.fits", "_cmd.txt", ".xml",
+                        "_spica.xml"]
             suffixes += ["_m.png", "_m_med.png", "_wmm.png", "_wmm_med.png", "_bkg_m.png"]
             if mode != "stack":  # image by image: the image's own SCAMP head (seed: _V0001_head.txt)
-                suffixes += ["_head.txt"]
+                suffixes += [paths.HEAD_SUFFIX]  # and its .ahead if photometric (_V0001_ahed.txt)
+                suffixes += [paths.AHEAD_SUFFIX] if is_photometric(paths.parse_image_stem(stem)[0]) else []
             targets += [stem_file(s).format(release=release, stem=stem) for s in suffixes]
         targets += [chi2_file("_chi2.png").format(release=release, chi2=chi2)
                     for chi2 in tile_stems(plan, release)]

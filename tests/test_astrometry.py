@@ -149,7 +149,7 @@ def test_scamp_arguments():
     assert opts["-HEADER_SUFFIX"] == ".head" and opts["-AHEADER_SUFFIX"] == ".ahead"
     assert opts["-SOLVE_PHOTOM"] == "N" and opts["-SN_THRESHOLDS"] == "5,50"
     names = opts["-CHECKPLOT_NAME"].split(",")
-    assert names[0] == "out/D3_r_fgroups" and len(names) == 8
+    assert names[0] == "out/D3_r_fgroups" and len(names) == 9
     with pytest.raises(ValueError):
         scamp_arguments(catalogs=["a"], refcat="r", xml_out="x", checkplot_names=[],
                         overrides={"XML_NAME": "y"})
@@ -446,7 +446,7 @@ def test_scamp_offline_checkplots_and_xml(scamp_run):
     assert summary["ngroups"] == 1
     assert summary["n_astr_instruments"] == 2  # r/04AQ02, i/04AQ03
     assert summary["n_phot_instruments"] == 2  # r, i
-    # the eight seed plots: <prefix>_<name>_<n>.png
+    # the nine seed plots: <prefix>_<name>_<n>.png
     for name in CHECKPLOTS.values():
         found = sorted(run["work"].glob(f"D3_{name}_*.png"))
         assert found, name
@@ -457,7 +457,7 @@ def test_scamp_offline_checkplots_and_xml(scamp_run):
         assert all(p.read_bytes().startswith(b"%!PS-Adobe") for p in postscript)
     expected = checkplot_files(run["prefix"], groups=summary["ngroups"],
                                astr_instruments=summary["n_astr_instruments"])
-    assert len(expected) == 2 * 9
+    assert len(expected) == 2 * 10  # distortion: one per astrometric instrument
     assert all(p.exists() for p in expected), [p for p in expected if not p.exists()]
     groups = run["xml"]["groups"]
     assert groups["astrom_sigma_internal_hisn"].iloc[0] < 0.05
@@ -501,3 +501,47 @@ def test_accept_summary_verdicts_and_photometric_anchors(scamp_run, tmp_path):
     table = read_accept_summary(tmp_path / "accept.xml")
     assert table["expnum"].tolist() == [751000, 751008]
     assert table["accepted"].all() and table["anchored"].all()
+
+
+def _head_text(photometric: bool | None = None) -> str:
+    """Two CCD blocks: a SCAMP head (with its non-ASCII COMMENT), or an .ahead with PHOTFLAG."""
+    cards = [fits.Card("CRVAL1", 214.86), fits.Card("FLXSCALE", 1.02)]
+    if photometric is not None:
+        cards.append(fits.Card("PHOTFLAG", photometric))
+    comment = ["COMMENT   (c) SCAMP \u00e9"] if photometric is None else []
+    lines = [str(card) for card in cards] + comment + ["END".ljust(80)]
+    return "\n".join(lines * 2) + "\n"  # two CCDs
+
+
+def test_deliver_heads_and_the_image_ahead(tmp_path):
+    from spica.astrometry import deliver_heads, deliver_image_ahead
+
+    scamp = tmp_path / "scamp"
+    scamp.mkdir()
+    aheads = {}
+    for expnum, photometric in ((751000, True), (751008, False)):
+        (scamp / f"{expnum}p.head").write_bytes(_head_text().encode("utf-8"))
+        aheads[expnum] = tmp_path / f"{expnum}p_ldac.ahead"
+        aheads[expnum].write_text(_head_text(photometric))
+    out = tmp_path / "heads"
+    written = deliver_heads(stack_list=[751008, 751000], heads_dir=scamp, aheads=aheads, out_dir=out)
+    assert sorted(p.name for p in written) == ["751000p_ahed.txt", "751000p_head.txt", "751008p_head.txt"]
+    delivered = (out / "751000p_head.txt").read_text(encoding="ascii")  # SCAMP's one non-ASCII char dropped
+    assert [h["FLXSCALE"] for h in read_heads(out / "751000p_head.txt")] == [1.02, 1.02]
+    assert "\u00e9" not in delivered
+    # an image-by-image product has one exposure
+    with pytest.raises(ValueError):
+        deliver_heads(stack_list=[751000, 751008], heads_dir=scamp, aheads=aheads, out_dir=out,
+                      image_head_out=tmp_path / "x_V0001_head.txt")
+    with pytest.raises(FileNotFoundError):
+        deliver_heads(stack_list=[751016], heads_dir=scamp, aheads=aheads, out_dir=out)
+    image = tmp_path / "image_heads"
+    deliver_heads(stack_list=[751000], heads_dir=scamp, aheads=aheads, out_dir=image,
+                  image_head_out=tmp_path / "751000p_V0001_head.txt")
+    ahead = deliver_image_ahead(heads_dir=image, out=tmp_path / "751000p_V0001_ahed.txt")
+    assert read_heads(ahead)[0]["PHOTFLAG"] is True
+    # a non-photometric image has no .ahead to deliver: a named error, not an empty file
+    night = tmp_path / "night_heads"
+    deliver_heads(stack_list=[751008], heads_dir=scamp, aheads=aheads, out_dir=night)
+    with pytest.raises(FileNotFoundError, match="not photometric"):
+        deliver_image_ahead(heads_dir=night, out=tmp_path / "751008p_V0001_ahed.txt")

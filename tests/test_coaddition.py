@@ -319,6 +319,24 @@ def test_stack_header_cards_values():
 
 
 @needs_swarp
+def test_release_cards_of_products_made_from_stacks(tmp_path):
+    from spica.coaddition import astromatic_setting, release_cards
+
+    r = {"RELEASE": "T0002", "REL_DATE": "2006-05-01T00:00:00", "FILTER": "r.MP9601"}
+    i = {"RELEASE": "T0002", "REL_DATE": "2006-08-01T00:00:00", "FILTER": "i.MP9701"}
+    cards = {key: value for key, value, _ in release_cards([r, i])}
+    assert cards == {"RELEASE": "T0002", "REL_DATE": "2006-08-01T00:00:00"}  # latest; no common filter
+    cards = {key: value for key, value, _ in release_cards([r], zeropoint=30)}
+    assert cards == {"RELEASE": "T0002", "MAGZERO": 30.0, "REL_DATE": "2006-05-01T00:00:00",
+                     "FILTER": "r.MP9601"}
+    with pytest.raises(ValueError):
+        release_cards([r, {**i, "RELEASE": "T0003"}])
+    with pytest.raises(ValueError):
+        release_cards([{"RELEASE": "T0002"}])
+    assert astromatic_setting(ASTROMATIC / "release.sex", "MAG_ZEROPOINT") == "30.0"
+    assert astromatic_setting(ASTROMATIC / "release.sex", "NO_SUCH_KEY", "x") == "x"
+
+
 def test_update_stack_header(stacks, tmp_path):
     stack = tmp_path / "s.fits"
     shutil.copy(stacks["r"], stack)

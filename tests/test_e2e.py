@@ -408,7 +408,10 @@ def test_release_catalogues_chi2_and_dust(survey):
     folder = survey["workdir"] / "results" / "releases" / "T0002"
     tile = "CFHTLS_D_ri_141927+524056_T0002"
     with fits.open(folder / tile / f"{tile}_chi2.fits") as chi2:
-        chi2_data = chi2[0].data
+        chi2_data, chi2_header = chi2[0].data, chi2[0].header
+    # every product carries the release date of its latest input (seed 3.3)
+    dates = [fits.getheader(folder / D3[band] / f"{D3[band]}.fits")["REL_DATE"] for band in ("r", "i")]
+    assert (chi2_header["RELEASE"], chi2_header["REL_DATE"]) == ("T0002", max(dates))
     sources = pd.read_csv(survey["truth"] / "sources.csv")
     stars = sources[(sources["type"] == "star") & (sources["mag_r"] > 17.5) & (sources["mag_r"] < 20.5)]
     truth = SkyCoord(stars["ra"].values, stars["dec"].values, unit="deg")
@@ -428,6 +431,10 @@ def test_release_catalogues_chi2_and_dust(survey):
             assert 0.005 < np.nanmedian(dust[0].data) < 0.02  # D3, high Galactic latitude
         with fits.open(folder / stem / f"{stem}_ldac.fits") as ldac:
             catalogue = Table(ldac["LDAC_OBJECTS"].data)
+            stamped = ldac[0].header
+        stack_date = fits.getheader(folder / stem / f"{stem}.fits")["REL_DATE"]
+        assert (stamped["RELEASE"], stamped["REL_DATE"], stamped["MAGZERO"]) == ("T0002", stack_date, 30.0)
+        assert fits.getheader(folder / stem / f"{stem}_weight.fits")["REL_DATE"] == stack_date
         assert catalogue.colnames == names  # the seed's 56 parameters, in its order
         x, y = wcs.world_to_pixel(truth)
         inside = (x > 20) & (y > 20) & (x < shape[1] - 20) & (y < shape[0] - 20)
@@ -443,6 +450,44 @@ def test_release_catalogues_chi2_and_dust(survey):
         # zero point 30: MAG_APER in 4" (~2.5 FWHM) misses only the far wings
         dmag = clean["MAG_APER"][index[matched], 1] - stars[f"mag_{band}"].values[inside][matched]
         assert abs(np.median(dmag)) < 0.1, (band, np.median(dmag))
+
+
+def test_spica_summary_of_a_stack(survey):
+    """``_spica.xml``: the stacked files with their observing data, the stack, the
+    astrometric list with SCAMP's solution, and SCAMP's statistics (seed 4.4, 6.2)."""
+    from spica.summary import SUMMARY_TABLES, read_product_summary
+
+    stem = D3["r"]
+    folder = survey["workdir"] / "results" / "releases" / "T0002" / stem
+    tables = read_product_summary(folder / f"{stem}_spica.xml")
+    assert list(tables) == list(SUMMARY_TABLES)
+    header = fits.getheader(folder / f"{stem}.fits")
+    stack = tables["Stack"][0]
+    assert stack["name"] == stem.removesuffix("_T0002") and stack["release_version"] == "0002"
+    assert (stack["ra"], stack["dec"]) == ("14:19:27.00", "+52:40:56.0")
+    assert stack["exptime_total"] == pytest.approx(header["EXPTIME"])
+    assert stack["ncombine"] == header["NCOMBINE"] and stack["zeropoint"] == 30.0
+    assert stack["rel_date"] == header["REL_DATE"] and bool(stack["photcal"]) is True
+    truth = survey["exposures"].set_index("expnum")
+    files = tables["Stacked_Files"]
+    expnums = [int(name[:-6]) for name in files["file"]]
+    assert expnums == [751000, 751008, 751029]  # the stack list, regraded 751029 included
+    accepted = read_exposure_list(folder / f"{stem}_accepted.list")
+    assert [e in accepted for e in expnums] == [bool(v) for v in files["stacked"]]
+    assert list(files["photom_flag"]) == ["P" if truth.loc[e, "photometric"] else "A" for e in expnums]
+    assert np.allclose(files["seeing_arcsec"], truth.loc[expnums, "seeing_arcsec"], rtol=0.1)
+    assert np.allclose(files["exptime"], truth.loc[expnums, "exptime"])
+    assert list(files["runid"]) == list(truth.loc[expnums, "runid"])
+    astrometric = tables["Astrometric_Files"]
+    _, astrometric_list = _lists(survey, stem)
+    assert [int(name[:-6]) for name in astrometric["file"]] == astrometric_list
+    # SCAMP's zero-point corrections: the injected losses (zp_offset > 0: light lost)
+    corrections = np.asarray(astrometric["zeropoint_corr"]) + truth.loc[astrometric_list, "zp_offset"].to_numpy()
+    assert np.abs(corrections - corrections.mean()).max() < 0.02
+    assert dict(zip(tables["Filters"]["filter"], tables["Filters"]["nfiles"])) == {"r.MP9601": 3, "i.MP9701": 2}
+    astrometry = tables["Astrometry"][0]
+    assert astrometry["nfields"] == len(astrometric_list)
+    assert astrometry["astrom_sigma_reference_hisn"] < 0.05  # arcsec, a Gaia-grade reference
 
 
 def test_provenance_of_a_stack(survey, tmp_path):
@@ -503,6 +548,8 @@ def test_image_by_image_products(survey):
     assert (folder / f"{VW}_head.txt").read_text() == (folder / f"{VW}_heads" / "751042p_head.txt").read_text()
     ahead = read_heads(folder / f"{VW}_heads" / "751042p_ahed.txt")  # a photometric night
     assert ahead[0]["PHOTFLAG"] is True
+    # delivered under the product's name too (seed: 546891p_V0001_ahed.txt)
+    assert (folder / f"{VW}_ahed.txt").read_text() == (folder / f"{VW}_heads" / "751042p_ahed.txt").read_text()
     chi2 = folder.parent / "751042p_r_V0001" / "751042p_r_V0001_chi2.fits"
     assert fits.getdata(chi2).shape == fits.getdata(folder / f"{VW}.fits").shape
     catalogue = Table(fits.getdata(folder / f"{VW}_ldac.fits", "LDAC_OBJECTS"))
@@ -534,9 +581,9 @@ def test_rerun_after_step2_configuration_changes(survey):
     # D3 r and i (one chi-squared tile) and the Very Wide image (its own)
     downstream = {"coadd_stack": 3, "make_chi2": 2, "extract_stack_catalogue": 3,
                   "make_dust_map": 3, "write_provenance": 3, "make_stack_thumbnails": 3,
-                  "make_chi2_thumbnail": 2, "release_T0002": 1}
+                  "make_chi2_thumbnail": 2, "summarise_product": 3, "release_T0002": 1}
     calibration = {"calibrate_stack": 3, "accept_calibration": 3, "register_calibration": 1,
-                   "deliver_heads": 2, "deliver_image_heads": 1}
+                   "deliver_heads": 2, "deliver_image_heads": 1, "deliver_image_ahead": 1}
     override.write_text("coaddition:\n  swarp_overrides: {SUBTRACT_BACK: N}\n")
     changed = _snakemake(survey["workdir"], "-n", "release_T0002", overrides=override)
     assert _job_counts(changed.stdout + changed.stderr) == downstream

@@ -74,8 +74,12 @@ def test_release_and_image_by_image_names():
     assert paths.release_product(stack, "T0002") == "CFHTLS_W_r_135934+533330_T0002.fits"
     assert paths.release_product(stack, "T0001", "_weight.fits").endswith("_T0001_weight.fits")
     assert paths.image_by_image_name(546891, "V0001") == "546891p_V0001.fits"
+    assert paths.parse_image_stem("546891p_V0001") == (546891, "V0001")
+    assert "546891p_V0001" + paths.AHEAD_SUFFIX == "546891p_V0001_ahed.txt"  # the seed's spelling
     with pytest.raises(ValueError):
         paths.release_product(stack, "T2")
+    with pytest.raises(ValueError):
+        paths.parse_image_stem("CFHTLS_W_r_135934+533330_T0002")
 
 
 def test_chi2_names_of_tiles_and_images():

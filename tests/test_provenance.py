@@ -43,7 +43,7 @@ def test_command_record_round_trip(tmp_path):
     run = ToolRun(command=["/usr/bin/SWarp", "a.fits"], cwd="/x/y", scratch=True,
                   links=[("/r/a.fits", "a.fits")], copies=[("/r/a.head", "a.head")],
                   lists=[(["/r/w1.fits", "/r/w2.fits"], "weights.lis")],
-                  header=("/r/out.fits", [("NCOMBINE", 2, "inputs"), ("REL_DATE", "2006-01-15", "")]),
+                  headers=[("/r/out.fits", [("NCOMBINE", 2, "inputs"), ("REL_DATE", "2006-01-15", "")])],
                   outputs=["/r/out.fits"])
     assert read_command(write_command(run, tmp_path / "a.cmd")) == run
     # a bare argument vector is a run in the workflow's folder
@@ -149,3 +149,6 @@ def test_stack_rebuilds_from_its_command_file(tmp_path):
     header = fits.getheader(rebuild / "out" / "s.fits")
     assert header["REL_DATE"] == "2006-01-15T10:20:30" and header["NCOMBINE"] == 2
     assert header["MAGZERO"] == 30.0 and header["IMCMB002"] == "700002p"
+    # the weight map carries the release and its date too (seed 3.3)
+    weight = fits.getheader(rebuild / "out" / "s_weight.fits")
+    assert (weight["RELEASE"], weight["REL_DATE"]) == ("T0002", "2006-01-15T10:20:30")

@@ -37,8 +37,10 @@ import numpy as np
 import pandas as pd
 from astropy.io import fits
 
-from spica.provenance import ToolRun
 from astropy.wcs import WCS
+
+from spica.paths import AHEAD_SUFFIX, HEAD_SUFFIX, exposure_name
+from spica.provenance import ToolRun
 
 __all__ = [
     "PRIMARY_KEYWORDS",
@@ -60,6 +62,7 @@ __all__ = [
     "write_accept_summary",
     "read_accept_summary",
     "deliver_heads",
+    "deliver_image_ahead",
 ]
 
 #: Primary-header keywords SCAMP needs on every CCD (astrometric context,
@@ -81,6 +84,7 @@ CHECKPLOTS: dict[str, str] = {
     "ASTR_REFERROR1D": "astr_referror1d",
     "PHOT_ERROR": "phot_error",
     "PHOT_ZPCORR": "phot_zpcorr",
+    "PHOT_ZPCORR3D": "phot_zpcorr3d",
 }
 
 _KEY_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
@@ -202,7 +206,7 @@ def checkplot_files(
     """Return the plot files SCAMP 2.10 writes for :func:`checkplot_names`.
 
     ``distortion`` is numbered by astrometric instrument; every other plot
-    (``phot_zpcorr`` included, whatever the number of photometric
+    (``phot_zpcorr`` and ``phot_zpcorr3d`` included, whatever the number of photometric
     instruments) by field group.
 
     Parameters
@@ -846,7 +850,7 @@ def deliver_heads(
             raise FileNotFoundError(f"SCAMP wrote no head for {expnum}p: {head}")
         lines = head.read_bytes().decode("ascii", errors="ignore").splitlines()
         text = "".join(_NON_ASCII_RE.sub("", line) + "\n" for line in lines)
-        target = out / f"{expnum}p_head.txt"
+        target = out / (exposure_name(expnum) + HEAD_SUFFIX)
         target.write_text(text, encoding="ascii")
         written.append(target)
         if image_head_out is not None:
@@ -854,7 +858,30 @@ def deliver_heads(
             written.append(Path(image_head_out))
         ahead = Path(aheads[expnum])
         if any(h.get("PHOTFLAG", False) for h in read_heads(ahead)):
-            target = out / f"{expnum}p_ahed.txt"
+            target = out / (exposure_name(expnum) + AHEAD_SUFFIX)
             target.write_text(ahead.read_text(encoding="ascii"), encoding="ascii")
             written.append(target)
     return written
+
+
+def deliver_image_ahead(*, heads_dir: str | Path, out: str | Path) -> Path:
+    """Image-by-image mode, photometric image: its ``.ahead`` under the product's name.
+
+    Copies the one ``NNNNNNp_ahed.txt`` that :func:`deliver_heads` wrote for
+    the image to ``546891p_V0001_ahed.txt`` (seed, product table).
+
+    Raises
+    ------
+    FileNotFoundError
+        No ``_ahed.txt`` in ``heads_dir``: the image was not taken on a
+        photometric night, so it has none to deliver.
+    ValueError
+        More than one: ``heads_dir`` is not an image-by-image product's.
+    """
+    found = sorted(Path(heads_dir).glob("*" + AHEAD_SUFFIX))
+    if not found:
+        raise FileNotFoundError(f"no {AHEAD_SUFFIX} in {heads_dir}: the image is not photometric")
+    if len(found) > 1:
+        raise ValueError(f"an image-by-image product has one exposure, found {[p.name for p in found]}")
+    Path(out).write_text(found[0].read_text(encoding="ascii"), encoding="ascii")
+    return Path(out)

@@ -64,10 +64,12 @@ __all__ = [
     "swarp_arguments",
     "chi2_arguments",
     "stack_header_cards",
+    "release_cards",
     "update_stack_header",
     "dust_map",
     "write_dust_map",
     "read_param_file",
+    "astromatic_setting",
     "coadd_stack",
     "make_chi2",
     "extract_dual",
@@ -444,6 +446,42 @@ def stack_header_cards(
     return cards
 
 
+def release_cards(headers: Sequence[Mapping[str, Any]], *, zeropoint: float | None = None) -> list[tuple[str, object, str]]:
+    """The release keywords of a product made from stacks (seed 3.3): its weight
+    map, chi-squared image or catalogue carries the release and the latest
+    ``REL_DATE`` of the stacks it comes from (and their common ``FILTER``).
+
+    Parameters
+    ----------
+    headers : sequence of mapping
+        Primary headers of the stacks (:func:`stack_header_cards` keywords).
+    zeropoint : float, optional
+        ``MAGZERO`` to write too (the catalogues' magnitude zero point).
+
+    Raises
+    ------
+    ValueError
+        No header, no ``REL_DATE``, or stacks of different releases.
+    """
+    if not headers:
+        raise ValueError("no stack header")
+    releases = sorted({str(h["RELEASE"]) for h in headers if "RELEASE" in h})
+    if len(releases) != 1:
+        raise ValueError(f"stacks of one release expected, got {releases}")
+    dates = [str(h["REL_DATE"]) for h in headers if "REL_DATE" in h]
+    if not dates:
+        raise ValueError("no REL_DATE among the stacks")
+    cards: list[tuple[str, object, str]] = [("RELEASE", releases[0], "CFHTLS TERAPIX release")]
+    if zeropoint is not None:
+        cards.append(("MAGZERO", float(zeropoint), "magnitude zero point of the catalogue"))
+    # ISO dates of one format sort as they compare in time
+    cards.append(("REL_DATE", max(dates), "release date: latest of the inputs"))
+    filters = sorted({str(h["FILTER"]) for h in headers if "FILTER" in h})
+    if len(filters) == 1:
+        cards.append(("FILTER", filters[0], "filter of the inputs"))
+    return cards
+
+
 def _plain(value: object) -> object:
     """A header value as a plain Python (JSON) value."""
     return value.item() if isinstance(value, np.generic) else value
@@ -675,6 +713,16 @@ def write_dust_map(
 # --------------------------------------------------------------------------
 
 
+def astromatic_setting(path: str | Path, key: str, default: str | None = None) -> str | None:
+    """The value of ``key`` in an AstrOmatic configuration file (``KEY value # comment``),
+    or ``default`` when the file does not set it (the tool's own default applies)."""
+    for line in Path(path).read_text().splitlines():
+        words = line.split("#", 1)[0].split()
+        if len(words) >= 2 and words[0] == key:
+            return words[1]
+    return default
+
+
 def read_param_file(path: str | Path) -> list[str]:
     """Return the parameters of a SExtractor ``.param`` file (comments dropped).
 
@@ -754,9 +802,12 @@ def coadd_stack(
     cards = stack_header_cards(inputs, release=release, software=software,
                                object_name=str(inputs["object"].iloc[0]) if "object" in inputs else None,
                                photometry_anchored=photometry_anchored)
-    update_stack_header(out_image, cards)
+    weight_cards = release_cards([dict((key, value) for key, value, _ in cards)])
+    run.headers = [(str(out_image), [(key, _plain(value), comment) for key, value, comment in cards]),
+                   (str(Path(out_weight).resolve()), weight_cards)]
+    for target, target_cards in run.headers:
+        update_stack_header(target, target_cards)
     run.command = command
-    run.header = (str(out_image), [(key, _plain(value), comment) for key, value, comment in cards])
     run.outputs = [str(out_image), str(Path(out_weight).resolve()), str(Path(xml_out).resolve())]
     return run
 
@@ -794,7 +845,17 @@ def make_chi2(
         )
         subprocess.run(command, check=True, stdout=log, stderr=log, cwd=scratch)
     outputs = [str(out_image), str(Path(out_weight).resolve()), str(Path(xml_out).resolve())]
-    return ToolRun(command=command, cwd=scratch, scratch=True, outputs=outputs)
+    cards = release_cards([_primary_header(stack) for stack in stacks])
+    headers = [(target, cards) for target in outputs[:2]]
+    for target, target_cards in headers:
+        update_stack_header(target, target_cards)
+    return ToolRun(command=command, cwd=scratch, scratch=True, outputs=outputs, headers=headers)
+
+
+def _primary_header(path: str | Path):
+    from astropy.io import fits
+
+    return fits.getheader(path)
 
 
 def extract_dual(
@@ -829,7 +890,11 @@ def extract_dual(
         "-CATALOG_NAME", str(catalog), "-XML_NAME", str(xml_out),
     ]
     subprocess.run(command, check=True, stdout=log, stderr=log)
-    return ToolRun(command=command, outputs=[str(catalog), str(xml_out)])
+    # the catalogue carries its stack's release, release date and zero point (seed 3.2.2, 3.3)
+    zeropoint = float(options.get("MAG_ZEROPOINT", astromatic_setting(config, "MAG_ZEROPOINT", "0.0")))
+    headers = [(str(catalog), release_cards([_primary_header(measurement)], zeropoint=zeropoint))]
+    update_stack_header(catalog, headers[0][1])
+    return ToolRun(command=command, outputs=[str(catalog), str(xml_out)], headers=headers)
 
 
 def _block_reduce(path: str | Path, factor: int, reducer=np.nanmean) -> np.ndarray:

@@ -45,6 +45,9 @@ __all__ = [
     "tile_stem",
     "chi2_stem",
     "image_by_image_name",
+    "parse_image_stem",
+    "HEAD_SUFFIX",
+    "AHEAD_SUFFIX",
 ]
 
 #: A release stack's product stem (``CFHTLS_W_r_135934+533330_T0002``) and an
@@ -66,6 +69,12 @@ WILDCARD_CONSTRAINTS: dict[str, str] = {
     # a chi-squared tile: CFHTLS_W_gri_135934+533330_T0002, or one image's: 546891p_r_V0001
     "chi2": f"{STACK_STEM_RE}|" + r"\d{6,7}p_[ugriz]_V\d{4}",
 }
+
+#: Delivered SCAMP heads (seed, product table): ``546891p_head.txt`` for every
+#: calibrated exposure (``546891p_V0001_head.txt`` image by image) and
+#: ``546891p_ahed.txt`` (``546891p_V0001_ahed.txt``) for photometric ones.
+HEAD_SUFFIX = "_head.txt"
+AHEAD_SUFFIX = "_ahed.txt"
 
 #: Odometer suffix of an Elixir-processed exposure (``546891p``).
 EXPOSURE_SUFFIX = "p"
@@ -289,3 +298,11 @@ def image_by_image_name(expnum: int | str, version: str, suffix: str = ".fits") 
     if not re.fullmatch(WILDCARD_CONSTRAINTS["version"], version):
         raise ValueError(f"invalid image-by-image version: {version!r}")
     return f"{exposure_name(expnum)}_{version}{suffix}"
+
+
+def parse_image_stem(stem: str) -> tuple[int, str]:
+    """Split an image-by-image product stem ``546891p_V0001`` into (546891, ``V0001``)."""
+    match = re.fullmatch(r"(\d{6,7})p_(V\d{4})", stem)
+    if not match:
+        raise ValueError(f"not an image-by-image product stem: {stem!r}")
+    return int(match[1]), match[2]

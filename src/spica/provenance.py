@@ -49,9 +49,9 @@ class ToolRun:
         ``(source, name)``: files copied into ``cwd`` before the run.
     lists : list of (list of str, str)
         ``(paths, name)``: list files (one path a line) written in ``cwd``.
-    header : (str, list of (str, object, str)), optional
+    headers : list of (str, list of (str, object, str))
         ``(fits file, cards)``: keywords written into the primary header of
-        a product after the run.
+        each product after the run.
     outputs : list of str
         Files the run writes (their folders are made first).
     """
@@ -62,7 +62,7 @@ class ToolRun:
     links: list[tuple[str, str]] = field(default_factory=list)
     copies: list[tuple[str, str]] = field(default_factory=list)
     lists: list[tuple[list[str], str]] = field(default_factory=list)
-    header: tuple[str, list[tuple[str, object, str]]] | None = None
+    headers: list[tuple[str, list[tuple[str, object, str]]]] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
 
 
@@ -80,7 +80,6 @@ def read_command(path: str | Path) -> ToolRun:
     data = json.loads(Path(path).read_text())
     if isinstance(data, list):  # a bare argument vector
         return ToolRun(command=[str(arg) for arg in data])
-    header = data.get("header")
     return ToolRun(
         command=[str(arg) for arg in data["command"]],
         cwd=data.get("cwd"),
@@ -88,7 +87,7 @@ def read_command(path: str | Path) -> ToolRun:
         links=[tuple(pair) for pair in data.get("links", [])],
         copies=[tuple(pair) for pair in data.get("copies", [])],
         lists=[(list(paths), name) for paths, name in data.get("lists", [])],
-        header=(header[0], [tuple(card) for card in header[1]]) if header else None,
+        headers=[(target, [tuple(card) for card in cards]) for target, cards in data.get("headers", [])],
         outputs=[str(path) for path in data.get("outputs", [])],
     )
 
@@ -205,8 +204,7 @@ def render_script(
             lines.append('cd "$ROOT"')
         if run.scratch:
             lines.append('rm -rf "$WORK"')
-        if run.header:
-            target, cards = run.header
+        for target, cards in run.headers:
             lines += [
                 f"# keywords SPICA adds to {Path(target).name} (astropy)",
                 f"SPICA_TARGET={paths.word(target)} \"${{PYTHON:-python3}}\" - <<'SPICA_EOF'",

@@ -1,0 +1,20 @@
+"""Rule summarise_product: the SPICA summary of a release product (``_spica.xml``)."""
+
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
+
+from spica.summary import load_product_summary  # noqa: E402
+
+written = load_product_summary(
+    name=snakemake.params.name,
+    release=snakemake.wildcards.release,
+    image=snakemake.input.image,
+    registry_csv=snakemake.input.registry,
+    stack_list=snakemake.input.stack,
+    astrometric_list=snakemake.input.astrometric,
+    accept_xml=snakemake.input.accept,
+    scamp_xml=snakemake.input.scamp_xml,
+    out=snakemake.output.summary,
+)
+print(written, file=sys.stderr)
