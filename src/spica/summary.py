@@ -39,6 +39,7 @@ from astropy.io.votable.tree import TableElement as VOTableTable
 from astropy.table import Table
 
 from spica.astrometry import parse_scamp_xml, read_accept_summary
+from spica.paths import exposure_filename, parse_step1_name
 
 __all__ = [
     "SUMMARY_TABLES",
@@ -82,7 +83,7 @@ def _stacked_files(registry: pd.DataFrame, stack_list: Sequence[int], accept: pd
     rows = registry.set_index("expnum").reindex([int(e) for e in stack_list])
     verdicts = accept.set_index("expnum") if len(accept) else pd.DataFrame(columns=["accepted", "anchored"])
     table = Table()
-    table["file"] = [f"{e}p.fits" for e in rows.index]
+    table["file"] = [exposure_filename(e) for e in rows.index]
     for source, name in _INPUT_COLUMNS.items():
         column = rows[source] if source in rows else pd.Series([None] * len(rows), index=rows.index)
         if name in ("ra_deg", "dec_deg", "seeing_arcsec", "skyprobe", "airmass", "exptime", "background_mag"):
@@ -139,11 +140,12 @@ def _astrometric_files(registry: pd.DataFrame, astrometric_list: Sequence[int], 
     rows = registry.set_index("expnum").reindex([int(e) for e in astrometric_list])
     by_catalogue = {}
     for row in fields.itertuples():
-        text = str(row.catalog)
-        if text[:6].isdigit():
-            by_catalogue[int(text.split("p")[0])] = row
+        try:
+            by_catalogue[parse_step1_name(str(row.catalog))[0]] = row
+        except ValueError:  # not a step 1 catalogue of this pipeline
+            continue
     table = Table()
-    table["file"] = [f"{e}p.fits" for e in rows.index]
+    table["file"] = [exposure_filename(e) for e in rows.index]
     table["filter"] = [("" if pd.isna(v) else str(v)) for v in rows.get("filter", [None] * len(rows))]
     table["ra_deg"] = pd.to_numeric(rows.get("ra_deg"), errors="coerce").to_numpy(float)
     table["dec_deg"] = pd.to_numeric(rows.get("dec_deg"), errors="coerce").to_numpy(float)
@@ -170,8 +172,8 @@ def _filters(astrometric: Table) -> Table:
     for name, group in frame.groupby("filter", sort=True):
         ra = np.unwrap(np.radians(group["ra_deg"].dropna().to_numpy()))
         rows.append({"filter": name, "nfiles": len(group),
-                     "ra_min_deg": float(np.degrees(ra.min()) % 360) if len(ra) else np.nan,
-                     "ra_max_deg": float(np.degrees(ra.max()) % 360) if len(ra) else np.nan,
+                     "ra_min_deg": round(float(np.degrees(ra.min()) % 360), 7) if len(ra) else np.nan,
+                     "ra_max_deg": round(float(np.degrees(ra.max()) % 360), 7) if len(ra) else np.nan,
                      "dec_min_deg": float(group["dec_deg"].min()),
                      "dec_max_deg": float(group["dec_deg"].max())})
     return Table(rows=rows, names=["filter", "nfiles", "ra_min_deg", "ra_max_deg", "dec_min_deg",
