@@ -158,7 +158,7 @@ rule make_stack_thumbnails:
     output:
         **{key: stem_file(f"_{key}.png") for key in ("m", "m_med", "wmm", "wmm_med", "bkg_m")},
     params:
-        software=software("spica.coaddition", "spica.qa.plots"),
+        software=software("spica.thumbnails"),
     log:
         "logs/releases/{release}/{stem}/make_stack_thumbnails.log",
     conda:
@@ -175,7 +175,7 @@ rule make_chi2_thumbnail:
     output:
         m=chi2_file("_chi2.png"),
     params:
-        software=software("spica.coaddition", "spica.qa.plots"),
+        software=software("spica.thumbnails"),
     log:
         "logs/releases/{release}/{chi2}/make_chi2_thumbnail.log",
     conda:

@@ -40,3 +40,39 @@ def test_code_hash_follows_the_source(tmp_path, monkeypatch):
     assert code_hash("fakepkg.algo") != before  # the fix reruns its products
     assert code_hash("fakepkg") != code_hash("fakepkg.algo")  # a package hashes all its modules
     assert "fakepkg.algo" not in sys.modules  # hashing never imports
+
+
+def test_code_hash_follows_imports(tmp_path, monkeypatch):
+    """A fix in a helper a module imports (at any depth, absolute or relative, even
+    inside a function) reruns that module's products; other modules stay put."""
+    package = tmp_path / "fakepkg2"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "sub" / "__init__.py").write_text("")
+    (package / "algo.py").write_text("def f():\n    from .sub.helper import g\n    return g()\n")
+    (package / "sub" / "helper.py").write_text("from fakepkg2 import base\n\ndef g():\n    return base.K\n")
+    (package / "base.py").write_text("K = 1\n")
+    (package / "alone.py").write_text("import os\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from spica.tools import code_files
+
+    names = [p.relative_to(package).as_posix() for p in code_files("fakepkg2.algo")]
+    assert names == ["__init__.py", "algo.py", "base.py", "sub/helper.py"]
+    before, alone = code_hash("fakepkg2.algo"), code_hash("fakepkg2.alone")
+    (package / "base.py").write_text("K = 2\n")  # two imports away
+    assert code_hash("fakepkg2.algo") != before
+    assert code_hash("fakepkg2.alone") == alone
+    with pytest.raises(ModuleNotFoundError):
+        code_hash("fakepkg2.missing")
+
+
+def test_spica_rules_hash_the_helpers_they_use():
+    from spica.tools import code_files
+
+    def names(module):
+        return {p.name for p in code_files(module)}
+
+    assert "headers.py" in names("spica.defects")  # the FITS section parser of the masks
+    assert "defects.py" in names("spica.weightwatcher")  # the flag bits of the weight maps
+    # the stacks do not depend on the QA plotting code: a plot fix reruns the thumbnails only
+    assert "plots.py" not in names("spica.coaddition") and "plots.py" in names("spica.thumbnails")

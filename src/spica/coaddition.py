@@ -73,7 +73,6 @@ __all__ = [
     "coadd_stack",
     "make_chi2",
     "extract_dual",
-    "write_thumbnails",
 ]
 
 #: SWarp configuration files, relative to the repository root.
@@ -895,58 +894,3 @@ def extract_dual(
     headers = [(str(catalog), release_cards([_primary_header(measurement)], zeropoint=zeropoint))]
     update_stack_header(catalog, headers[0][1])
     return ToolRun(command=command, outputs=[str(catalog), str(xml_out)], headers=headers)
-
-
-def _block_reduce(path: str | Path, factor: int, reducer=np.nanmean) -> np.ndarray:
-    """Block-reduce a (possibly huge) image by ``factor``, one band of rows at a time."""
-    from astropy.io import fits
-
-    with fits.open(path, memmap=True) as hdul:
-        data = hdul[0].data
-        ny, nx = data.shape
-        out_ny, out_nx = ny // factor, nx // factor
-        out = np.empty((out_ny, out_nx), np.float32)
-        for row in range(out_ny):
-            band = np.asarray(data[row * factor:(row + 1) * factor, : out_nx * factor], np.float32)
-            out[row] = reducer(band.reshape(factor, out_nx, factor), axis=(0, 2))
-    return out
-
-
-def write_thumbnails(
-    image: str | Path,
-    weight: str | Path,
-    outputs: Mapping[str, str | Path],
-    *,
-    title: str = "",
-    mesh: int = 64,
-) -> None:
-    """PNG thumbnails of a stack (seed 3.2.2): ``m`` (binned image), ``m_med``
-    (medium), ``wmm``/``wmm_med`` (weight map), ``bkg_m`` (background on a
-    ``mesh``-pixel grid) — keys of ``outputs``; missing keys are skipped.
-    Memory stays bounded: the image is read in bands of rows."""
-    import warnings
-
-    from spica.qa.plots import mosaic_thumbnail
-
-    side = max(_shape(image))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # empty (uncovered) blocks
-        for key, source, size, stretch in (
-            ("m", image, 1200, "asinh"), ("m_med", image, 600, "asinh"),
-            ("wmm", weight, 1200, "linear"), ("wmm_med", weight, 600, "linear"),
-        ):
-            if key in outputs:
-                binned = _block_reduce(source, max(1, int(np.ceil(side / size))))
-                mosaic_thumbnail(binned, [], [], outputs[key], max_pixels=size,
-                                 title=f"{title} {key}", stretch=stretch)
-        if "bkg_m" in outputs:
-            background = _block_reduce(image, mesh, np.nanmedian)
-            mosaic_thumbnail(background, [], [], outputs["bkg_m"], max_pixels=600,
-                             title=f"{title} background", stretch="linear", cmap="viridis")
-
-
-def _shape(path: str | Path) -> tuple[int, int]:
-    from astropy.io import fits
-
-    header = fits.getheader(path)
-    return int(header["NAXIS2"]), int(header["NAXIS1"])

@@ -11,6 +11,7 @@ upgrading a tool therefore marks exactly its products as outdated.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.util
 import re
@@ -20,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Tool", "ToolNotFoundError", "resolve_tool", "resolve_tools", "code_hash"]
+__all__ = ["Tool", "ToolNotFoundError", "resolve_tool", "resolve_tools", "code_files", "code_hash"]
 
 _VERSION_RE = re.compile(r"version\s+([0-9][0-9A-Za-z.\-]*)", re.IGNORECASE)
 
@@ -82,21 +83,86 @@ def resolve_tools(candidates: Mapping[str, Iterable[str]]) -> dict[str, Tool | N
     return tools
 
 
+def _module_path(name: str, top: Path) -> Path | None:
+    """File of module ``name`` (``pkg.a.b``) under the top package folder, without importing."""
+    parts = name.split(".")[1:]
+    base = top.joinpath(*parts)
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imported_modules(path: Path, module: str, package: str) -> set[str]:
+    """Modules of ``package`` that the source at ``path`` (module ``module``) imports,
+    at any depth (function-local imports included), absolute or relative."""
+    found: set[str] = set()
+    here = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_bytes())):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.split(".")[0] == package)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = ".".join(here.split(".")[: len(here.split(".")) - node.level + 1])
+                name = f"{base}.{node.module}" if node.module else base
+            else:
+                name = node.module or ""
+            if name.split(".")[0] == package:
+                # "from pkg import sub" names a submodule, "from pkg.mod import f" an attribute
+                found.add(name)
+                found.update(f"{name}.{a.name}" for a in node.names)
+    return found
+
+
+def code_files(*modules: str) -> list[Path]:
+    """The source files behind ``modules``: each module's file (a package: all its
+    files) and, transitively, every module of the same package they import.
+
+    Raises
+    ------
+    ModuleNotFoundError
+        A module that does not exist.
+    """
+    files: dict[Path, None] = {}
+    todo: list[tuple[str, bool]] = [(name, True) for name in modules]
+    while todo:
+        name, whole_package = todo.pop()
+        package = name.split(".")[0]
+        spec = importlib.util.find_spec(package)  # locate without importing
+        if spec is None or spec.origin is None:
+            raise ModuleNotFoundError(package)
+        top = Path(spec.origin).parent
+        path = _module_path(name, top)
+        if path is None:
+            if whole_package:
+                raise ModuleNotFoundError(name)
+            continue  # an imported attribute (from pkg.mod import f), not a module
+        own = sorted(path.parent.rglob("*.py")) if whole_package and path.name == "__init__.py" else [path]
+        for source in own:
+            if source in files:
+                continue
+            files[source] = None
+            relative = source.relative_to(top).with_suffix("")
+            parts = [package, *relative.parts]
+            own_name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            todo += [(m, False) for m in _imported_modules(source, own_name, package)]
+    return sorted(files)
+
+
 def code_hash(*modules: str) -> str:
-    """Return a short hash of the source of the given ``spica`` modules.
+    """Return a short hash of the source behind the given ``spica`` modules.
 
     Snakemake watches a script's own file only, not the modules it imports;
     passing this hash as a ``param`` makes a code change rerun the products
-    that depend on it, and only those.
+    that depend on it, and only those. The hash covers :func:`code_files`:
+    the modules named and every ``spica`` module they import, so a fix in a
+    shared helper (``spica.headers``) reruns every product made through it.
     """
     digest = hashlib.sha256()
-    for module_name in sorted(modules):
-        spec = importlib.util.find_spec(module_name)  # locate without importing
-        if spec is None or spec.origin is None:
-            raise ModuleNotFoundError(module_name)
-        root = Path(spec.origin)
-        files = sorted(root.parent.rglob("*.py")) if root.name == "__init__.py" else [root]
-        for path in files:
-            digest.update(path.name.encode())
-            digest.update(path.read_bytes())
+    for path in code_files(*modules):
+        top = path
+        while (top.parent / "__init__.py").is_file():
+            top = top.parent
+        digest.update(str(path.relative_to(top.parent)).encode())
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
