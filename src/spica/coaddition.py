@@ -445,7 +445,9 @@ def stack_header_cards(
     return cards
 
 
-def release_cards(headers: Sequence[Mapping[str, Any]], *, zeropoint: float | None = None) -> list[tuple[str, object, str]]:
+def release_cards(
+    headers: Sequence[Mapping[str, Any]], *, zeropoint: float | None = None
+) -> list[tuple[str, object, str]]:
     """The release keywords of a product made from stacks (seed 3.3): its weight
     map, chi-squared image or catalogue carries the release and the latest
     ``REL_DATE`` of the stacks it comes from (and their common ``FILTER``).
@@ -801,7 +803,7 @@ def coadd_stack(
     cards = stack_header_cards(inputs, release=release, software=software,
                                object_name=str(inputs["object"].iloc[0]) if "object" in inputs else None,
                                photometry_anchored=photometry_anchored)
-    weight_cards = release_cards([dict((key, value) for key, value, _ in cards)])
+    weight_cards = release_cards([{key: value for key, value, _ in cards}])
     run.headers = [(str(out_image), [(key, _plain(value), comment) for key, value, comment in cards]),
                    (str(Path(out_weight).resolve()), weight_cards)]
     for target, target_cards in run.headers:
