@@ -64,6 +64,7 @@ rule accept_calibration:
     params:
         pixel_scale=config["survey"]["pixel_scale"],
         tolerance=config["calibration"]["max_pixel_scale_error"],
+        max_reference_sigma=config["calibration"]["max_reference_sigma_arcsec"],
         software=software("spica.astrometry"),
     log:
         "logs/releases/{release}/{stem}/accept_calibration.log",

@@ -19,5 +19,6 @@ accepted = write_accept_summary(
     xml_out=snakemake.output.xml,
     accepted_out=snakemake.output.accepted,
     scamp_xml=snakemake.input.scamp_xml,
+    max_reference_sigma=snakemake.params.max_reference_sigma,
 )
 print(f"accepted: {accepted}", file=sys.stderr)

@@ -503,6 +503,30 @@ def test_accept_summary_verdicts_and_photometric_anchors(scamp_run, tmp_path):
     assert table["accepted"].all() and table["anchored"].all()
 
 
+@pytest.mark.tools
+def test_accept_summary_rejects_missing_heads_and_failed_matches(scamp_run, tmp_path):
+    """No head, or residuals against the reference above the limit: rejected with the
+    reason, and the rest of the stack list goes on."""
+    import shutil
+
+    heads = tmp_path / "scamp"
+    heads.mkdir()
+    shutil.copy(scamp_run["work"] / "751000p_ldac.head", heads / "751000p.head")  # none for 751008
+    common = dict(stem="x", stack_list=[751000, 751008], heads_dir=heads,
+                  exposures={e: scamp_run["raw"] / f"{e}p.fits" for e in EXPOSURES}, pixel_scale=0.186,
+                  tolerance=0.05, accepted_out=tmp_path / "accepted.list",
+                  scamp_xml=scamp_run["work"] / "scamp.xml")
+    # the 0.25" reference of this run: ~0.3-0.5" RMS, well inside 1"
+    assert write_accept_summary(xml_out=tmp_path / "a.xml", max_reference_sigma=1.0, **common) == [751000]
+    reasons = read_accept_summary(tmp_path / "a.xml").set_index("expnum")["reasons"]
+    assert reasons[751000] == [] and reasons[751008] == ["SCAMP wrote no head: not calibrated"]
+    # a limit below what the reference allows: the match is deemed failed
+    assert write_accept_summary(xml_out=tmp_path / "b.xml", max_reference_sigma=0.01, **common) == []
+    reasons = read_accept_summary(tmp_path / "b.xml").set_index("expnum")["reasons"]
+    assert "the astrometric match failed" in reasons[751000][0]
+    assert len(reasons[751008]) == 2
+
+
 def _head_text(photometric: bool | None = None) -> str:
     """Two CCD blocks: a SCAMP head (with its non-ASCII COMMENT), or an .ahead with PHOTFLAG."""
     cards = [fits.Card("CRVAL1", 214.86), fits.Card("FLXSCALE", 1.02)]
@@ -533,8 +557,13 @@ def test_deliver_heads_and_the_image_ahead(tmp_path):
     with pytest.raises(ValueError):
         deliver_heads(stack_list=[751000, 751008], heads_dir=scamp, aheads=aheads, out_dir=out,
                       image_head_out=tmp_path / "x_V0001_head.txt")
+    # an exposure SCAMP left without a head is not delivered (the accept summary says why)...
+    assert deliver_heads(stack_list=[751016, 751000], heads_dir=scamp, aheads=aheads,
+                         out_dir=tmp_path / "partial")[0].name == "751000p_head.txt"
+    # ...but an image-by-image product cannot exist without its head
     with pytest.raises(FileNotFoundError):
-        deliver_heads(stack_list=[751016], heads_dir=scamp, aheads=aheads, out_dir=out)
+        deliver_heads(stack_list=[751016], heads_dir=scamp, aheads=aheads, out_dir=out,
+                      image_head_out=tmp_path / "751016p_V0001_head.txt")
     image = tmp_path / "image_heads"
     deliver_heads(stack_list=[751000], heads_dir=scamp, aheads=aheads, out_dir=image,
                   image_head_out=tmp_path / "751000p_V0001_head.txt")

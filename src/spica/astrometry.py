@@ -731,9 +731,17 @@ def write_accept_summary(
     xml_out: str | Path,
     accepted_out: str | Path,
     scamp_xml: str | Path | None = None,
+    max_reference_sigma: float | None = None,
 ) -> list[int]:
     """Check the SCAMP heads of a stack list; write ``_scamp_accept.xml`` and the
     accepted list (one ``NNNNNNp`` a line). Returns the accepted odometers.
+
+    An exposure is rejected, with the reason, when SCAMP wrote no head for it,
+    when a CCD's solved pixel scale is off by more than ``tolerance``
+    (:func:`head_problems`), or, with ``scamp_xml`` and
+    ``max_reference_sigma`` (arcsec), when its residuals against the reference
+    catalogue exceed that (a failed pattern match leaves the Elixir WCS, ~1"
+    off, which would smear the stack).
 
     With ``scamp_xml`` (the run's XML), the summary also says whether each
     exposure's zero point is anchored: its photometric instrument (filter) holds
@@ -747,20 +755,33 @@ def write_accept_summary(
     root = ElementTree.Element("SCAMP_ACCEPT", product=stem,
                                pixel_scale=str(pixel_scale), tolerance=str(tolerance))
     anchored: dict[int, tuple[bool, str]] = {}
+    reference_sigma: dict[int, float] = {}
     if scamp_xml is not None:
         fields = parse_scamp_xml(scamp_xml)["fields"]
         flags = fields["photometric"].astype(str).str.upper().isin(["T", "TRUE", "1"])
         anchors = set(fields.loc[flags, "phot_instrument"])
-        for catalog, instrument in zip(fields["catalog"], fields["phot_instrument"]):
+        for catalog, instrument, sigma in zip(fields["catalog"], fields["phot_instrument"],
+                                              fields["astrom_sigma_reference"]):
             match = re.match(r"^(\d{6,7})p", str(catalog))
             if match:
                 anchored[int(match[1])] = (instrument in anchors, str(instrument))
+                reference_sigma[int(match[1])] = float(sigma)
     accepted = []
     for expnum in sorted(int(e) for e in stack_list):
-        with fits.open(exposures[expnum]) as hdul:
-            shapes = [(h.header["NAXIS2"], h.header["NAXIS1"]) for h in hdul[1:]]
-        problems = head_problems(read_heads(Path(heads_dir) / f"{expnum}p.head"), shapes,
-                                 pixel_scale=pixel_scale, tolerance=tolerance)
+        head = Path(heads_dir) / f"{expnum}p.head"
+        if not head.is_file():
+            problems = ["SCAMP wrote no head: not calibrated"]
+        else:
+            with fits.open(exposures[expnum]) as hdul:
+                shapes = [(h.header["NAXIS2"], h.header["NAXIS1"]) for h in hdul[1:]]
+            problems = head_problems(read_heads(head), shapes, pixel_scale=pixel_scale, tolerance=tolerance)
+        if scamp_xml is not None and max_reference_sigma is not None:
+            sigma = reference_sigma.get(expnum)
+            if sigma is None:
+                problems.append("not among the fields of the SCAMP run")
+            elif not sigma <= max_reference_sigma:  # NaN: no reference match at all
+                problems.append(f"residuals against the reference catalogue {sigma:.3f}\" RMS "
+                                f"(limit {max_reference_sigma}\"): the astrometric match failed")
         element = ElementTree.SubElement(root, "EXPOSURE", name=f"{expnum}p",
                                          accepted="T" if not problems else "F")
         for problem in problems:
@@ -834,7 +855,8 @@ def deliver_heads(
     Raises
     ------
     FileNotFoundError
-        SCAMP wrote no head for an exposure of the list.
+        Image-by-image mode: SCAMP wrote no head for the image. (A stack's
+        exposure without a head is skipped: its accept summary rejects it.)
     ValueError
         ``image_head_out`` given for a list of more than one exposure.
     """
@@ -847,7 +869,9 @@ def deliver_heads(
     for expnum in expnums:
         head = Path(heads_dir) / f"{expnum}p.head"
         if not head.is_file():
-            raise FileNotFoundError(f"SCAMP wrote no head for {expnum}p: {head}")
+            if image_head_out is not None:  # the product's own head cannot be made
+                raise FileNotFoundError(f"SCAMP wrote no head for {expnum}p: {head}")
+            continue  # the accept summary rejects it and says why; the others are delivered
         lines = head.read_bytes().decode("ascii", errors="ignore").splitlines()
         text = "".join(_NON_ASCII_RE.sub("", line) + "\n" for line in lines)
         target = out / (exposure_name(expnum) + HEAD_SUFFIX)
