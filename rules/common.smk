@@ -45,11 +45,17 @@ def tool_version(name):
     return found.version if found else "absent"
 
 
+@functools.lru_cache(maxsize=None)
+def _code_hash(modules):
+    """Code hash of a set of modules, once per workflow run (many rules share one)."""
+    return code_hash(*modules)
+
+
 def software(*modules, tools=()):
     """Provenance param: package version, code hash of the modules used, tool versions."""
     return {
         "spica": SPICA_VERSION,
-        "code": code_hash(*modules) if modules else "",
+        "code": _code_hash(tuple(sorted(modules))) if modules else "",
         **{name: tool_version(name) for name in tools},
     }
 
