@@ -141,7 +141,7 @@ rule summarise_product:
         summary=stem_file("_spica.xml"),
     params:
         name=get_stack_name,
-        software=software("spica.summary", "spica.astrometry"),
+        software=software("spica.summary"),  # with what it imports (spica.astrometry, ...)
     log:
         "logs/releases/{release}/{stem}/summarise_product.log",
     conda:

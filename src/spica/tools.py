@@ -114,6 +114,39 @@ def _imported_modules(path: Path, module: str, package: str) -> set[str]:
     return found
 
 
+def _code_sources(modules: Iterable[str]) -> dict[str, Path]:
+    """``{"spica/headers.py": path, ...}``: the files of :func:`code_files`, by their
+    path relative to the folder holding the top package."""
+    roots: dict[str, Path] = {}
+    files: dict[str, Path] = {}
+    todo: list[tuple[str, bool]] = [(name, True) for name in modules]
+    while todo:
+        name, whole_package = todo.pop()
+        package = name.split(".")[0]
+        if package not in roots:
+            spec = importlib.util.find_spec(package)  # locate without importing
+            if spec is None or spec.origin is None:
+                raise ModuleNotFoundError(package)
+            roots[package] = Path(spec.origin).parent
+        top = roots[package]
+        path = _module_path(name, top)
+        if path is None:
+            if whole_package:
+                raise ModuleNotFoundError(name)
+            continue  # an imported attribute (from pkg.mod import f), not a module
+        own = sorted(path.parent.rglob("*.py")) if whole_package and path.name == "__init__.py" else [path]
+        for source in own:
+            relative = source.relative_to(top).with_suffix("")
+            key = f"{package}/{source.relative_to(top).as_posix()}"
+            if key in files:
+                continue
+            files[key] = source
+            parts = [package, *relative.parts]
+            own_name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            todo += [(m, False) for m in _imported_modules(source, own_name, package)]
+    return dict(sorted(files.items()))
+
+
 def code_files(*modules: str) -> list[Path]:
     """The source files behind ``modules``: each module's file (a package: all its
     files) and, transitively, every module of the same package they import.
@@ -123,30 +156,7 @@ def code_files(*modules: str) -> list[Path]:
     ModuleNotFoundError
         A module that does not exist.
     """
-    files: dict[Path, None] = {}
-    todo: list[tuple[str, bool]] = [(name, True) for name in modules]
-    while todo:
-        name, whole_package = todo.pop()
-        package = name.split(".")[0]
-        spec = importlib.util.find_spec(package)  # locate without importing
-        if spec is None or spec.origin is None:
-            raise ModuleNotFoundError(package)
-        top = Path(spec.origin).parent
-        path = _module_path(name, top)
-        if path is None:
-            if whole_package:
-                raise ModuleNotFoundError(name)
-            continue  # an imported attribute (from pkg.mod import f), not a module
-        own = sorted(path.parent.rglob("*.py")) if whole_package and path.name == "__init__.py" else [path]
-        for source in own:
-            if source in files:
-                continue
-            files[source] = None
-            relative = source.relative_to(top).with_suffix("")
-            parts = [package, *relative.parts]
-            own_name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-            todo += [(m, False) for m in _imported_modules(source, own_name, package)]
-    return sorted(files)
+    return sorted(_code_sources(modules).values())
 
 
 def code_hash(*modules: str) -> str:
@@ -159,10 +169,7 @@ def code_hash(*modules: str) -> str:
     shared helper (``spica.headers``) reruns every product made through it.
     """
     digest = hashlib.sha256()
-    for path in code_files(*modules):
-        top = path
-        while (top.parent / "__init__.py").is_file():
-            top = top.parent
-        digest.update(str(path.relative_to(top.parent)).encode())
+    for name, path in _code_sources(modules).items():
+        digest.update(name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
