@@ -11,7 +11,7 @@ rule write_ahead:
         ahead=step1("ahead"),
     params:
         photometric=get_photometric_flag,
-        software=software("spica.astrometry"),
+        software=software("write_ahead"),
     log:
         step1_log("write_ahead"),
     conda:
@@ -39,7 +39,7 @@ rule calibrate_stack:
     params:
         bin=tool("scamp"),
         overrides=config["calibration"]["scamp_overrides"],
-        software=software("spica.astrometry", tools=["scamp"]),
+        software=software("calibrate_stack", tools=["scamp"]),
     log:
         "logs/releases/{release}/{stem}/calibrate_stack.log",
     benchmark:
@@ -65,7 +65,7 @@ rule accept_calibration:
         pixel_scale=config["survey"]["pixel_scale"],
         tolerance=config["calibration"]["max_pixel_scale_error"],
         max_reference_sigma=config["calibration"]["max_reference_sigma_arcsec"],
-        software=software("spica.astrometry"),
+        software=software("accept_calibration"),
     log:
         "logs/releases/{release}/{stem}/accept_calibration.log",
     conda:
@@ -85,7 +85,7 @@ rule deliver_heads:
     output:
         heads=directory(stem_file("_heads")),
     params:
-        software=software("spica.astrometry"),
+        software=software("deliver_heads"),
     wildcard_constraints:
         stem=paths.STACK_STEM_RE,
     log:
@@ -113,7 +113,7 @@ rule deliver_image_ahead:
     output:
         ahead=stem_file(paths.AHEAD_SUFFIX),
     params:
-        software=software("spica.astrometry"),
+        software=software("deliver_image_ahead"),
     wildcard_constraints:
         stem=paths.IMAGE_STEM_RE,
     log:
@@ -133,7 +133,7 @@ rule register_calibration:
         export=release_file("_scamp_fields.csv"),
     params:
         url=config["registry"]["url"],
-        software=software("spica.registry", "spica.astrometry"),
+        software=software("register_calibration"),
     log:
         "logs/releases/{release}/register_calibration.log",
     conda:

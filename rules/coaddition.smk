@@ -22,7 +22,7 @@ rule coadd_stack:
         bin=tool("swarp"),
         grid=get_stack_grid,
         overrides=config["coaddition"]["swarp_overrides"],
-        software=software("spica.coaddition", "spica.astrometry", tools=["swarp", "scamp"]),
+        software=software("coadd_stack", tools=["swarp", "scamp"]),
     threads: 2
     log:
         "logs/releases/{release}/{stem}/coadd_stack.log",
@@ -49,7 +49,7 @@ rule make_chi2:
         bin=tool("swarp"),
         grid=get_tile_grid,
         overrides=config["coaddition"]["swarp_overrides"],
-        software=software("spica.coaddition", tools=["swarp"]),
+        software=software("make_chi2", tools=["swarp"]),
     log:
         "logs/releases/{release}/{chi2}/make_chi2.log",
     benchmark:
@@ -78,7 +78,7 @@ rule extract_stack_catalogue:
     params:
         bin=tool("sextractor"),
         options=get_catalogue_options,
-        software=software("spica.coaddition", tools=["sextractor"]),
+        software=software("extract_stack_catalogue", tools=["sextractor"]),
     log:
         "logs/releases/{release}/{stem}/extract_stack_catalogue.log",
     benchmark:
@@ -97,7 +97,7 @@ rule make_dust_map:
         dust=stem_file("_dust.fits"),
     params:
         source=config["catalogues"]["dust_map"],
-        software=software("spica.coaddition"),
+        software=software("make_dust_map"),
     log:
         "logs/releases/{release}/{stem}/make_dust_map.log",
     conda:
@@ -117,7 +117,7 @@ rule write_provenance:
         cmd=stem_file("_cmd.txt"),
         xml=stem_file(".xml"),
     params:
-        software=software("spica.provenance", tools=["scamp", "swarp", "sextractor", "psfex", "weightwatcher"]),
+        software=software("write_provenance", tools=["scamp", "swarp", "sextractor", "psfex", "weightwatcher"]),
         options=get_provenance_options,
     log:
         "logs/releases/{release}/{stem}/write_provenance.log",
@@ -141,7 +141,7 @@ rule summarise_product:
         summary=stem_file("_spica.xml"),
     params:
         name=get_stack_name,
-        software=software("spica.summary"),  # with what it imports (spica.astrometry, ...)
+        software=software("summarise_product"),
     log:
         "logs/releases/{release}/{stem}/summarise_product.log",
     conda:
@@ -158,7 +158,7 @@ rule make_stack_thumbnails:
     output:
         **{key: stem_file(f"_{key}.png") for key in ("m", "m_med", "wmm", "wmm_med", "bkg_m")},
     params:
-        software=software("spica.thumbnails"),
+        software=software("make_thumbnails"),
     log:
         "logs/releases/{release}/{stem}/make_stack_thumbnails.log",
     conda:
@@ -175,7 +175,7 @@ rule make_chi2_thumbnail:
     output:
         m=chi2_file("_chi2.png"),
     params:
-        software=software("spica.thumbnails"),
+        software=software("make_thumbnails"),
     log:
         "logs/releases/{release}/{chi2}/make_chi2_thumbnail.log",
     conda:

@@ -8,9 +8,9 @@ from snakemake.logging import logger
 
 from spica import __version__ as SPICA_VERSION
 from spica import paths
-from spica.inventory import discover_exposures, find_calibration_file, read_inventory
+from spica.step1.inventory import discover_exposures, find_calibration_file, read_inventory
 from spica.registry import read_metadata
-from spica.tools import code_hash, resolve_tools
+from spica.tools import resolve_tools, script_code_hash
 
 RESULTS = config["results"]
 ASTROMATIC = Path(workflow.basedir) / "config" / "astromatic"
@@ -45,17 +45,21 @@ def tool_version(name):
     return found.version if found else "absent"
 
 
+SCRIPTS = Path(workflow.basedir) / "scripts"
+
+
 @functools.lru_cache(maxsize=None)
-def _code_hash(modules):
-    """Code hash of a set of modules, once per workflow run (many rules share one)."""
-    return code_hash(*modules)
+def _script_hash(script):
+    """Code hash of what ``scripts/<script>.py`` imports, once per workflow run."""
+    return script_code_hash(SCRIPTS / f"{script}.py")
 
 
-def software(*modules, tools=()):
-    """Provenance param: package version, code hash of the modules used, tool versions."""
+def software(script=None, tools=()):
+    """Provenance param: package version, a hash of the ``spica`` code the rule's
+    script imports (derived from the script itself) and the tool versions."""
     return {
         "spica": SPICA_VERSION,
-        "code": _code_hash(tuple(sorted(modules))) if modules else "",
+        "code": _script_hash(script) if script else "",
         **{name: tool_version(name) for name in tools},
     }
 

@@ -15,7 +15,7 @@ rule build_registry:
         export=REGISTRY_EXPORT,
     params:
         url=config["registry"]["url"],
-        software=software("spica.registry"),
+        software=software("build_registry"),
     log:
         "logs/registry/build_registry.log",
     conda:

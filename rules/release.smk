@@ -5,8 +5,8 @@
 # themselves, so a change of grade or criteria reruns exactly the stacks whose
 # lists change.
 
-from spica.coaddition import stack_grid
-from spica.planning import read_plan
+from spica.coaddition.grid import stack_grid
+from spica.release.planning import read_plan
 
 RELEASES = Path(RESULTS) / "releases"
 
@@ -244,7 +244,7 @@ checkpoint plan_release:
         release=get_release_config,
         survey=config["survey"],
         planning=config["planning"],
-        software=software("spica.selection", "spica.planning"),
+        software=software("plan_release"),
     log:
         "logs/releases/{release}/plan_release.log",
     conda:

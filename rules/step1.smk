@@ -17,7 +17,7 @@ rule check_exposure:
         calibrations=config["inputs"]["calibrations"],
         fitsverify=tool("fitsverify") if config["step1"]["integrity"]["run_fitsverify"] and TOOLS.get("fitsverify") else None,
         limits={k: v for k, v in config["step1"]["integrity"].items() if k != "run_fitsverify"},
-        software=software("spica.integrity", "spica.headers", "spica.inventory", tools=["fitsverify"]),
+        software=software("check_exposure", tools=["fitsverify"]),
     log:
         step1_log("check_exposure"),
     benchmark:
@@ -37,7 +37,7 @@ checkpoint make_inventory:
         quarantine=QUARANTINE,
     params:
         rejected=INCOMING.rejected,
-        software=software("spica.inventory"),
+        software=software("make_inventory"),
     log:
         "logs/step1/make_inventory.log",
     conda:
@@ -53,7 +53,7 @@ rule stage_calibration:
     output:
         staged=str(CALIBRATIONS / "{calib}"),
     params:
-        software=software("spica.inventory"),
+        software=software("stage_calibration"),
     log:
         "logs/calibrations/{calib}.log",
     conda:
@@ -72,7 +72,7 @@ rule mask_defects:
     params:
         cosmics=_WEIGHTS["cosmics"],
         trails=_WEIGHTS["trails"],
-        software=software("spica.defects"),
+        software=software("mask_defects"),
     log:
         step1_log("mask_defects"),
     benchmark:
@@ -98,7 +98,7 @@ rule make_weight_map:
     params:
         bin=tool("weightwatcher"),
         flat_range=_WEIGHTS["flat_range"],
-        software=software("spica.weightwatcher", tools=["weightwatcher"]),
+        software=software("make_weight_map", tools=["weightwatcher"]),
     log:
         step1_log("make_weight_map"),
     benchmark:
@@ -195,7 +195,7 @@ rule assess_quality:
     params:
         limits=config["step1"]["grading"],
         pixel_scale=config["survey"]["pixel_scale"],
-        software=software("spica.qa"),
+        software=software("assess_quality"),
     log:
         step1_log("assess_quality"),
     benchmark:

@@ -4,9 +4,9 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 
-from spica.astrometry import write_accept_summary  # noqa: E402
+from spica.calibration.accept import write_accept_summary  # noqa: E402
 from spica.paths import parse_exposure_filename  # noqa: E402
-from spica.planning import read_exposure_list  # noqa: E402
+from spica.release.planning import read_exposure_list  # noqa: E402
 
 exposures = {parse_exposure_filename(p): p for p in snakemake.input.exposures}
 accepted = write_accept_summary(

@@ -7,7 +7,7 @@ from pathlib import Path
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 
 from spica.paths import QA_PLOTS  # noqa: E402
-from spica.qa import assess_exposure  # noqa: E402
+from spica.step1.qa import assess_exposure  # noqa: E402
 
 inputs = snakemake.input
 summary = assess_exposure(

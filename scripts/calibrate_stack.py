@@ -5,9 +5,9 @@ import sys
 log = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 sys.stderr = log
 
-from spica.astrometry import run_scamp  # noqa: E402
+from spica.astromatic.scamp import run_scamp  # noqa: E402
 from spica.provenance import write_command  # noqa: E402
-from spica.planning import read_exposure_list  # noqa: E402
+from spica.release.planning import read_exposure_list  # noqa: E402
 
 run = run_scamp(
     snakemake.params.bin,

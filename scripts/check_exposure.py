@@ -6,7 +6,7 @@ from pathlib import Path
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 
-from spica.inventory import check_incoming  # noqa: E402
+from spica.step1.inventory import check_incoming  # noqa: E402
 
 verdict = check_incoming(
     snakemake.input.exposure,

@@ -8,10 +8,10 @@ import pandas as pd
 log = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 sys.stderr = log
 
-from spica.astrometry import read_accept_summary  # noqa: E402
-from spica.coaddition import coadd_stack  # noqa: E402
+from spica.calibration.accept import read_accept_summary  # noqa: E402
+from spica.coaddition.stack import coadd_stack  # noqa: E402
 from spica.provenance import write_command  # noqa: E402
-from spica.planning import read_exposure_list  # noqa: E402
+from spica.release.planning import read_exposure_list  # noqa: E402
 
 expnums = read_exposure_list(snakemake.input.accepted)  # the accept summary's verdict
 keep = [f"{e}p" for e in expnums]

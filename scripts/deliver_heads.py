@@ -4,9 +4,9 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 
-from spica.astrometry import deliver_heads  # noqa: E402
+from spica.calibration.heads import deliver_heads  # noqa: E402
 from spica.paths import parse_step1_name  # noqa: E402
-from spica.planning import read_exposure_list  # noqa: E402
+from spica.release.planning import read_exposure_list  # noqa: E402
 
 aheads = {parse_step1_name(path)[0]: path for path in snakemake.input.aheads}
 written = deliver_heads(

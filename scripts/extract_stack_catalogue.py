@@ -5,7 +5,7 @@ import sys
 log = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 sys.stderr = log
 
-from spica.coaddition import extract_dual  # noqa: E402
+from spica.coaddition.catalogue import extract_dual  # noqa: E402
 from spica.provenance import write_command  # noqa: E402
 
 run = extract_dual(

@@ -5,7 +5,7 @@ import sys
 log = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 sys.stderr = log
 
-from spica.coaddition import make_chi2  # noqa: E402
+from spica.coaddition.stack import make_chi2  # noqa: E402
 from spica.provenance import write_command  # noqa: E402
 
 run = make_chi2(

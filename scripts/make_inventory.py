@@ -4,7 +4,7 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 
-from spica.inventory import write_inventory  # noqa: E402
+from spica.step1.inventory import write_inventory  # noqa: E402
 
 accepted, quarantined = write_inventory(
     snakemake.input.checks,

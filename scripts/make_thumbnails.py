@@ -4,7 +4,7 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 
-from spica.thumbnails import write_thumbnails  # noqa: E402
+from spica.products.thumbnails import write_thumbnails  # noqa: E402
 
 outputs = {key: snakemake.output[key] for key in snakemake.output.keys()}
 write_thumbnails(snakemake.input.image, snakemake.input.weight, outputs,

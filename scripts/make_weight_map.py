@@ -5,7 +5,7 @@ import sys
 log = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 sys.stderr = log
 
-from spica.weightwatcher import run_weightwatcher  # noqa: E402
+from spica.astromatic.weightwatcher import run_weightwatcher  # noqa: E402
 
 command = run_weightwatcher(
     snakemake.params.bin,

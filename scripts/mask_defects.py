@@ -5,7 +5,7 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 
-from spica.defects import write_defect_map  # noqa: E402
+from spica.step1.defects import write_defect_map  # noqa: E402
 
 counts = write_defect_map(
     snakemake.input.exposure,

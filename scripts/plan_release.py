@@ -7,7 +7,7 @@ import pandas as pd
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 
-from spica.planning import plan_release, write_plan  # noqa: E402
+from spica.release.planning import plan_release, write_plan  # noqa: E402
 
 exposures = pd.read_csv(snakemake.input.registry, dtype={"expnum": "Int64"})
 exposures = exposures.dropna(subset=["expnum"])  # files with no odometer (unrecognised names)

@@ -4,7 +4,7 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 
-from spica.summary import load_product_summary  # noqa: E402
+from spica.products.summary import load_product_summary  # noqa: E402
 
 written = load_product_summary(
     name=snakemake.params.name,

@@ -4,7 +4,7 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 
-from spica.astrometry import write_ahead  # noqa: E402
+from spica.calibration.ahead import write_ahead  # noqa: E402
 
 write_ahead(snakemake.input.exposure, snakemake.output.ahead,
             photometric=snakemake.params.photometric)

@@ -30,7 +30,7 @@ def require_binary(*names: str) -> str:
 @pytest.fixture(scope="module")
 def cfg() -> dict:
     """``releases`` and ``planning`` of config/releases.yaml."""
-    from tests.test_selection import releases_config
+    from tests.release.test_selection import releases_config
 
     return releases_config()
 
@@ -38,7 +38,7 @@ def cfg() -> dict:
 @pytest.fixture(scope="module")
 def demo_survey() -> dict:
     """``survey`` of the demo configuration."""
-    from tests.test_selection import load_yaml
+    from tests.release.test_selection import load_yaml
 
     return load_yaml("config.yaml")["survey"]
 
@@ -46,6 +46,6 @@ def demo_survey() -> dict:
 @pytest.fixture(scope="module")
 def real_survey() -> dict:
     """``survey`` of the real CFHTLS configuration."""
-    from tests.test_selection import load_yaml
+    from tests.release.test_selection import load_yaml
 
     return load_yaml("cfhtls.yaml")["survey"]

@@ -30,7 +30,7 @@ def test_missing_grades_file_means_no_human_grade(tmp_path):
 
 
 def test_qa_xml_summary_round_trip(tmp_path):
-    from spica.qa.report import read_summary, write_qa_xml
+    from spica.step1.qa.report import read_summary, write_qa_xml
 
     field = {"exposure": "751034p", "expnum": 751034, "filter": "i.MP9701", "exptime": 620.2,
              "airmass": 1.22, "fwhm_arcsec": 0.83, "n_stars": 412, "elongation": 1.04}

@@ -72,7 +72,7 @@ def test_spica_rules_hash_the_helpers_they_use():
     def names(module):
         return {p.name for p in code_files(module)}
 
-    assert "headers.py" in names("spica.defects")  # the FITS section parser of the masks
-    assert "defects.py" in names("spica.weightwatcher")  # the flag bits of the weight maps
+    assert "headers.py" in names("spica.step1.defects")  # the FITS section parser of the masks
+    assert "defects.py" in names("spica.astromatic.weightwatcher")  # the flag bits of the weight maps
     # the stacks do not depend on the QA plotting code: a plot fix reruns the thumbnails only
-    assert "plots.py" not in names("spica.coaddition") and "plots.py" in names("spica.thumbnails")
+    assert "plots.py" not in names("spica.coaddition") and "plots.py" in names("spica.products.thumbnails")

@@ -147,7 +147,7 @@ def build_registry(
     """
     from sqlalchemy import create_engine
 
-    from spica.qa import read_summary
+    from spica.step1.qa import read_summary
 
     inventory = pd.read_csv(inventory_csv, dtype=str, keep_default_na=False)
     verdicts = {}
@@ -203,7 +203,7 @@ def load_calibration(
     """
     from sqlalchemy import create_engine, inspect, text
 
-    from spica.astrometry import parse_scamp_xml
+    from spica.astromatic.scamp import parse_scamp_xml
 
     fields, groups = [], []
     for stack, path in sorted(scamp_xml.items()):

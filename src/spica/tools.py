@@ -114,12 +114,14 @@ def _imported_modules(path: Path, module: str, package: str) -> set[str]:
     return found
 
 
-def _code_sources(modules: Iterable[str]) -> dict[str, Path]:
+def _code_sources(modules: Iterable[str], *, whole_packages: bool = True) -> dict[str, Path]:
     """``{"spica/headers.py": path, ...}``: the files of :func:`code_files`, by their
-    path relative to the folder holding the top package."""
+    path relative to the folder holding the top package. With ``whole_packages``
+    a package named in ``modules`` brings all its files, else its ``__init__``
+    and what that imports (and names that are not modules are skipped)."""
     roots: dict[str, Path] = {}
     files: dict[str, Path] = {}
-    todo: list[tuple[str, bool]] = [(name, True) for name in modules]
+    todo: list[tuple[str, bool]] = [(name, whole_packages) for name in modules]
     while todo:
         name, whole_package = todo.pop()
         package = name.split(".")[0]
@@ -159,6 +161,33 @@ def code_files(*modules: str) -> list[Path]:
     return sorted(_code_sources(modules).values())
 
 
+def script_modules(script: str | Path, package: str = "spica") -> list[str]:
+    """The modules (and imported names) of ``package`` that a script imports.
+
+    This is what a rule's code hash must cover: Snakemake watches the script
+    file itself, not what it imports.
+    """
+    return sorted(_imported_modules(Path(script), "__main__", package))
+
+
+def _digest(sources: Mapping[str, Path]) -> str:
+    digest = hashlib.sha256()
+    for name, path in sources.items():
+        digest.update(name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def script_code_hash(script: str | Path, package: str = "spica") -> str:
+    """Return the code hash of what a rule's script imports (see :func:`code_hash`).
+
+    The modules come from the script's own ``import`` statements
+    (:func:`script_modules`), followed through theirs, so a rule's hash can
+    never miss a module its script uses, nor list one it does not.
+    """
+    return _digest(_code_sources(script_modules(script, package), whole_packages=False))
+
+
 def code_hash(*modules: str) -> str:
     """Return a short hash of the source behind the given ``spica`` modules.
 
@@ -168,8 +197,4 @@ def code_hash(*modules: str) -> str:
     the modules named and every ``spica`` module they import, so a fix in a
     shared helper (``spica.headers``) reruns every product made through it.
     """
-    digest = hashlib.sha256()
-    for name, path in _code_sources(modules).items():
-        digest.update(name.encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+    return _digest(_code_sources(modules))

@@ -6,7 +6,13 @@ grades, a FITS-LDAC reference catalogue and the truth beside them, following
 ``spec/INPUTS.md`` exactly.
 """
 
-from spica.demo.generate import DEFAULTS, Manifest, demo_settings, output_paths, simulate_survey
+from spica.demo.generate import (
+    DEFAULTS,
+    Manifest,
+    demo_settings,
+    output_paths,
+    simulate_survey,
+)
 from spica.demo.survey import PlannedExposure, plan_survey
 
 __all__ = [

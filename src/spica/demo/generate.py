@@ -9,8 +9,8 @@ read-only (0444): they are inputs to the pipeline. The human-edited
 from __future__ import annotations
 
 import copy
-import functools
 import csv
+import functools
 import hashlib
 import io
 import json

@@ -1,0 +1,1 @@
+"""One home per AstrOmatic tool: option formatting, the run, the output readers."""

@@ -1,0 +1,1 @@
+"""Step 2 calibration around SCAMP: ``.ahead`` files, accept summary, delivered heads."""

@@ -1,0 +1,1 @@
+"""Release-product summaries and thumbnails."""

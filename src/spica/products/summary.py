@@ -1,0 +1,287 @@
+"""The SPICA summary of a release product (``<stem>_spica.xml``, seed 4.4 and 6.2).
+
+The seed shows, for each stack, the tables SPICA gave the release control
+team: the files stacked together (object, position, seeing, SkyProbe,
+photometric flag, airmass, grade, exposure time, run, release and observing
+dates), the stack itself (centre, release version, total exposure time, zero
+point, seeing, background, SkyProbe), the files of the global astrometric
+solution with their filter and sky distribution, and SCAMP's astrometric and
+photometric statistics. :func:`product_summary` builds them as one VOTable
+(astropy writes and reads it; any VO tool opens it), one ``TABLE`` each:
+
+``Stack``
+    one row: the product.
+``Stacked_Files``
+    one row per exposure of the stack list, ``stacked`` F for those the accept
+    summary rejected.
+``Astrometric_Files``
+    one row per exposure of the astrometric list: filter, position, SCAMP
+    group and instruments, zero-point correction.
+``Filters``
+    the astrometric list per filter: count and sky extent.
+``Astrometry``, ``Photometry``
+    SCAMP's statistics per field group (internal / reference, all and high
+    S/N): dispersions, chi2, detection counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from astropy.coordinates import Angle
+from astropy.io import fits
+from astropy.io.votable import from_table, parse
+from astropy.io.votable.tree import Resource
+from astropy.io.votable.tree import TableElement as VOTableTable
+from astropy.table import Table
+
+from spica.astromatic.scamp import parse_scamp_xml
+from spica.calibration.accept import read_accept_summary
+from spica.paths import exposure_filename, parse_step1_name
+
+__all__ = [
+    "SUMMARY_TABLES",
+    "product_summary",
+    "write_product_summary",
+    "read_product_summary",
+    "load_product_summary",
+]
+
+#: Names of the tables of ``_spica.xml``, in file order.
+SUMMARY_TABLES = ("Stack", "Stacked_Files", "Astrometric_Files", "Filters", "Astrometry", "Photometry")
+
+#: Registry export columns -> ``Stacked_Files`` columns (the seed's table, 6.2).
+_INPUT_COLUMNS = {
+    "object": "object", "ra_deg": "ra_deg", "dec_deg": "dec_deg", "qa_fwhm_arcsec": "seeing_arcsec",
+    "skyprobe": "skyprobe", "airmass": "airmass", "grade": "grade", "exptime": "exptime",
+    "runid": "runid", "qrunid": "qrunid", "rel_date": "rel_date", "date_obs": "date_obs",
+    "utc_obs": "utc_obs", "qa_background_mag": "background_mag",
+}
+
+
+def _hms(ra_deg: float) -> str:
+    return Angle(ra_deg, "deg").to_string(unit="hourangle", sep=":", precision=2, pad=True)
+
+
+def _dms(dec_deg: float) -> str:
+    return Angle(dec_deg, "deg").to_string(unit="deg", sep=":", precision=1, pad=True, alwayssign=True)
+
+
+def _photometric_letter(value: object) -> str:
+    """The seed's ``Photom Flag``: P for a photometric night, A otherwise."""
+    return "P" if str(value).strip().lower() in ("true", "t", "1", "1.0") else "A"
+
+
+def _flag(value: object) -> bool:
+    """A verdict of the accept summary: True only when it says so (None/NaN: not said)."""
+    return bool(pd.notna(value) and value)
+
+
+def _stacked_files(registry: pd.DataFrame, stack_list: Sequence[int], accept: pd.DataFrame) -> Table:
+    rows = registry.set_index("expnum").reindex([int(e) for e in stack_list])
+    verdicts = accept.set_index("expnum") if len(accept) else pd.DataFrame(columns=["accepted", "anchored"])
+    table = Table()
+    table["file"] = [exposure_filename(e) for e in rows.index]
+    for source, name in _INPUT_COLUMNS.items():
+        column = rows[source] if source in rows else pd.Series([None] * len(rows), index=rows.index)
+        if name in ("ra_deg", "dec_deg", "seeing_arcsec", "skyprobe", "airmass", "exptime", "background_mag"):
+            table[name] = pd.to_numeric(column, errors="coerce").to_numpy(float)
+        else:
+            table[name] = [("" if pd.isna(v) else str(v)) for v in column]
+    table["ra"] = [_hms(v) if np.isfinite(v) else "" for v in table["ra_deg"]]
+    table["dec"] = [_dms(v) if np.isfinite(v) else "" for v in table["dec_deg"]]
+    photometric = rows["photometric"] if "photometric" in rows else pd.Series([False] * len(rows))
+    table["photom_flag"] = [_photometric_letter(v) for v in photometric]
+    table["stacked"] = [_flag(verdicts["accepted"].get(e)) for e in rows.index]
+    table["zp_anchored"] = [_flag(verdicts["anchored"].get(e)) for e in rows.index]
+    table["file"].description = "input exposure (Elixir-detrended MEF)"
+    table["photom_flag"].description = "P: photometric night (observing metadata), A: not"
+    table["grade"].description = "TERAPIX grade (A/B/C/D)"
+    table["stacked"].description = "F: rejected by the accept summary (_scamp_accept.xml)"
+    table["zp_anchored"].description = "zero point tied to a photometric exposure by SCAMP"
+    for name, unit in (("ra_deg", "deg"), ("dec_deg", "deg"), ("seeing_arcsec", "arcsec"),
+                       ("exptime", "s"), ("background_mag", "mag / arcsec2")):
+        table[name].unit = unit
+    return table
+
+
+def _stack_row(name: str, release: str, header: fits.Header, stacked: Table) -> Table:
+    used = stacked[stacked["stacked"]]
+    table = Table()
+    table["name"] = [name]
+    table["ra"] = [_hms(header["CRVAL1"])]
+    table["dec"] = [_dms(header["CRVAL2"])]
+    table["ra_deg"], table["dec_deg"] = [float(header["CRVAL1"])], [float(header["CRVAL2"])]
+    table["release"] = [release]
+    table["release_version"] = [release[1:]]  # the seed's "0002"
+    table["filter"] = [str(header.get("FILTER", ""))]
+    table["ncombine"] = [int(header.get("NCOMBINE", len(used)))]
+    table["exptime_total"] = [float(header.get("EXPTIME", np.nan))]
+    table["zeropoint"] = [float(header.get("MAGZERO", np.nan))]
+    table["seeing_arcsec"] = [float(header.get("SEEING", np.nan))]
+    table["background_adu"] = [float(header.get("BACKMEAN", np.nan))]
+    magnitudes = np.asarray(used["background_mag"], float)
+    table["background_mag"] = [float(np.nanmean(magnitudes)) if np.isfinite(magnitudes).any() else np.nan]
+    skyprobe = np.asarray(used["skyprobe"], float)
+    table["skyprobe"] = [float(np.nanmean(skyprobe)) if np.isfinite(skyprobe).any() else np.nan]
+    table["photcal"] = [bool(header.get("PHOTCAL", False))]
+    table["rel_date"] = [str(header.get("REL_DATE", ""))]
+    table["naxis1"], table["naxis2"] = [int(header["NAXIS1"])], [int(header["NAXIS2"])]
+    table["exptime_total"].unit, table["seeing_arcsec"].unit = "s", "arcsec"
+    table["background_mag"].unit = "mag / arcsec2"
+    table["background_mag"].description = "mean sky brightness of the stacked inputs (QualityFITS-in)"
+    table["skyprobe"].description = "mean SkyProbe attenuation of the stacked inputs"
+    return table
+
+
+def _astrometric_files(registry: pd.DataFrame, astrometric_list: Sequence[int], fields: pd.DataFrame) -> Table:
+    rows = registry.set_index("expnum").reindex([int(e) for e in astrometric_list])
+    by_catalogue = {}
+    for row in fields.itertuples():
+        try:
+            by_catalogue[parse_step1_name(str(row.catalog))[0]] = row
+        except ValueError:  # not a step 1 catalogue of this pipeline
+            continue
+    table = Table()
+    table["file"] = [exposure_filename(e) for e in rows.index]
+    table["filter"] = [("" if pd.isna(v) else str(v)) for v in rows.get("filter", [None] * len(rows))]
+    table["ra_deg"] = pd.to_numeric(rows.get("ra_deg"), errors="coerce").to_numpy(float)
+    table["dec_deg"] = pd.to_numeric(rows.get("dec_deg"), errors="coerce").to_numpy(float)
+    table["qrunid"] = [("" if pd.isna(v) else str(v)) for v in rows.get("qrunid", [None] * len(rows))]
+    table["photom_flag"] = [_photometric_letter(v) for v in rows.get("photometric", [False] * len(rows))]
+    solved = [by_catalogue.get(e) for e in rows.index]
+    table["group"] = [int(s.group) if s is not None and pd.notna(s.group) else 0 for s in solved]
+    table["astr_instrument"] = [str(s.astr_instrument) if s is not None else "" for s in solved]
+    table["phot_instrument"] = [str(s.phot_instrument) if s is not None else "" for s in solved]
+    table["ndetect"] = [int(s.ndetect) if s is not None and pd.notna(s.ndetect) else 0 for s in solved]
+    table["zeropoint_corr"] = [float(s.zeropoint_corr) if s is not None else np.nan for s in solved]
+    table["astrom_sigma_reference"] = [float(s.astrom_sigma_reference) if s is not None else np.nan
+                                       for s in solved]
+    table["ra_deg"].unit = table["dec_deg"].unit = "deg"
+    table["zeropoint_corr"].unit = "mag"
+    table["astrom_sigma_reference"].unit = "arcsec"
+    table["group"].description = "SCAMP field group (0: not solved)"
+    return table
+
+
+def _filters(astrometric: Table) -> Table:
+    frame = astrometric.to_pandas()
+    rows = []
+    for name, group in frame.groupby("filter", sort=True):
+        ra = np.unwrap(np.radians(group["ra_deg"].dropna().to_numpy()))
+        rows.append({"filter": name, "nfiles": len(group),
+                     "ra_min_deg": round(float(np.degrees(ra.min()) % 360), 7) if len(ra) else np.nan,
+                     "ra_max_deg": round(float(np.degrees(ra.max()) % 360), 7) if len(ra) else np.nan,
+                     "dec_min_deg": float(group["dec_deg"].min()),
+                     "dec_max_deg": float(group["dec_deg"].max())})
+    return Table(rows=rows, names=["filter", "nfiles", "ra_min_deg", "ra_max_deg", "dec_min_deg",
+                                   "dec_max_deg"], dtype=[str, int, float, float, float, float])
+
+
+def _group_statistics(groups: pd.DataFrame, prefix: str) -> Table:
+    columns = ["group", "nfields"] + [c for c in groups.columns if c.startswith(prefix)]
+    frame = groups[columns] if len(groups) else pd.DataFrame(columns=columns)
+    table = Table.from_pandas(frame.astype({"group": str}))
+    for name in table.colnames:
+        if "sigma" in name:
+            table[name].unit = "arcsec" if prefix == "astrom_" else "mag"
+    return table
+
+
+def product_summary(
+    *,
+    name: str,
+    release: str,
+    header: fits.Header,
+    registry: pd.DataFrame,
+    stack_list: Sequence[int],
+    astrometric_list: Sequence[int],
+    accept: pd.DataFrame,
+    scamp: dict,
+) -> dict[str, Table]:
+    """The tables of a product's ``_spica.xml``, by name (:data:`SUMMARY_TABLES`).
+
+    Parameters
+    ----------
+    name : str
+        The stack name (``CFHTLS_W_i_143007+533430``) or image name (``546891p_V0001``).
+    release : str
+        ``T0002``.
+    header : astropy.io.fits.Header
+        The product's primary header (``CRVAL``, ``EXPTIME``, ``MAGZERO``,
+        ``SEEING``, ``BACKMEAN``, ``PHOTCAL``, ``REL_DATE``...).
+    registry : pandas.DataFrame
+        The registry export (one row per exposure: observing metadata, QA, grade).
+    stack_list, astrometric_list : sequence of int
+        The product's two lists (seed 3.2.1).
+    accept : pandas.DataFrame
+        :func:`spica.astrometry.read_accept_summary` of the product.
+    scamp : dict
+        :func:`spica.astrometry.parse_scamp_xml` of the product's SCAMP run.
+
+    Returns
+    -------
+    dict of str to astropy.table.Table
+    """
+    registry = registry.dropna(subset=["expnum"]).astype({"expnum": int})
+    stacked = _stacked_files(registry, stack_list, accept)
+    astrometric = _astrometric_files(registry, astrometric_list, scamp["fields"])
+    return {
+        "Stack": _stack_row(name, release, header, stacked),
+        "Stacked_Files": stacked,
+        "Astrometric_Files": astrometric,
+        "Filters": _filters(astrometric),
+        "Astrometry": _group_statistics(scamp["groups"], "astrom_"),
+        "Photometry": _group_statistics(scamp["groups"], "phot_"),
+    }
+
+
+def write_product_summary(tables: dict[str, Table], path: str | Path) -> Path:
+    """Write :func:`product_summary`'s tables as one VOTable, one ``TABLE`` each."""
+    votable = from_table(tables[SUMMARY_TABLES[0]], table_id=SUMMARY_TABLES[0])
+    resource: Resource = votable.resources[0]
+    resource.tables[0].name = SUMMARY_TABLES[0]
+    for key in SUMMARY_TABLES[1:]:
+        element = VOTableTable.from_table(votable, tables[key])
+        element.ID = element.name = key
+        resource.tables.append(element)
+    votable.to_xml(str(path))
+    return Path(path)
+
+
+def read_product_summary(path: str | Path) -> dict[str, Table]:
+    """Read a ``_spica.xml`` back into its tables, by name."""
+    votable = parse(str(path))
+    return {table.name: table.to_table() for table in votable.iter_tables()}
+
+
+def load_product_summary(
+    *,
+    name: str,
+    release: str,
+    image: str | Path,
+    registry_csv: str | Path,
+    stack_list: str | Path,
+    astrometric_list: str | Path,
+    accept_xml: str | Path,
+    scamp_xml: str | Path,
+    out: str | Path,
+) -> Path:
+    """File edge of :func:`product_summary`: read the product's files, write ``_spica.xml``."""
+    from spica.release.planning import read_exposure_list
+
+    tables = product_summary(
+        name=name,
+        release=release,
+        header=fits.getheader(image),
+        registry=pd.read_csv(registry_csv, dtype={"expnum": "Int64"}),
+        stack_list=read_exposure_list(stack_list),
+        astrometric_list=read_exposure_list(astrometric_list),
+        accept=read_accept_summary(accept_xml),
+        scamp=parse_scamp_xml(scamp_xml),
+    )
+    return write_product_summary(tables, out)
+

@@ -1,0 +1,613 @@
+"""Stack planning: from the selected exposures to the stacks of a release.
+
+The seed (3.2.1) defines where a selected exposure goes:
+
+* **Deep** (``D``): the stack of the Deep field centre (Deep RUNIDs only);
+  here the nearest Deep field within ``deep_match_factor * tile_size_deg`` of
+  the exposure centre.
+* **Wide** (``W``): the stack of the nearest Wide target whose centre lies
+  within ``wide_match_radius_arcmin`` (10') of the exposure centre; farther
+  exposures are not stacked (criterion ``wide_radius``), which keeps one
+  exposure out of several Wide stacks.
+* **Wide pre-survey** (``Pre-W``): one stack per pointing, centred on it
+  (the seed's "1 exposure only per image").
+* **Very Wide** (``VW``) and PI programs processed on request (``PI``): the
+  image-by-image mode, one product ``546891p_V0001`` per exposure.
+
+A selected exposure that gets no stack fails criterion ``no_stack``. Every
+stack is ``tile_size_deg`` on a side and has two lists: the *stack list*
+(selected exposures of that band and stack, SWarp input) and the
+*astrometric list* (every ``ok`` exposure of the release's grades, any filter
+and any program, within ``astrometric_radius_deg`` of the stack centre: SCAMP
+input; it always contains the stack list). Stacks are assigned to processing
+nodes greedily, largest SCAMP list first, to the least loaded node.
+
+All functions are pure except :func:`write_plan` and :func:`read_plan`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import astropy.units as u
+import numpy as np
+import pandas as pd
+from astropy.coordinates import SkyCoord, search_around_sky
+
+from spica.paths import (
+    EXPOSURE_SUFFIX,
+    exposure_name,
+    format_dec,
+    format_ra,
+    image_by_image_name,
+    stack_name,
+)
+from spica.release.selection import (
+    SURVEY_COMPONENTS,
+    add_failure,
+    evaluate_criteria,
+    exposure_bands,
+)
+
+__all__ = [
+    "STACK_CRITERIA",
+    "STACK_COLUMNS",
+    "SELECTION_COLUMNS",
+    "PLAN_FILES",
+    "Plan",
+    "assign_stacks",
+    "plan_release",
+    "plan_files",
+    "write_plan",
+    "read_plan",
+    "write_exposure_list",
+    "read_exposure_list",
+    "pending_report",
+    "stack_selection_digest",
+]
+
+#: Geometric criteria added by :func:`assign_stacks`, after ``spica.release.selection.CRITERIA``.
+STACK_CRITERIA: tuple[str, ...] = ("wide_radius", "no_stack")
+
+#: Columns of ``Plan.stacks`` (``plan.csv``), one row per stack or image.
+STACK_COLUMNS: tuple[str, ...] = (
+    "name", "mode", "release", "version", "survey", "filter", "band", "ra", "dec",
+    "size_deg", "n_scamp", "n_swarp", "node", "status",
+)
+
+#: Columns of ``selection.csv`` (those present in the exposures table).
+SELECTION_COLUMNS: tuple[str, ...] = (
+    "expnum", "object", "runid", "filter", "band", "date_obs", "exptime", "airmass",
+    "skyprobe", "qa_fwhm_arcsec", "grade", "grade_provisional", "status", "ra_deg",
+    "dec_deg", "survey", "selected", "first_failure", "failures", "stack", "mode",
+)
+
+#: Files written by :func:`write_plan`, key -> name; the names are prefixed with
+#: ``<release>_`` when the plan knows its release (``T0002_plan.csv``).
+PLAN_FILES: dict[str, str] = {
+    "plan": "plan.csv",
+    "selection": "selection.csv",
+    "lists": "lists.json",
+}
+
+_STRING_STACK_COLUMNS = ("name", "mode", "release", "version", "survey", "filter", "band",
+                         "node", "status")
+_STRING_SELECTION_COLUMNS = ("object", "runid", "filter", "band", "date_obs", "grade",
+                             "status", "survey", "first_failure", "failures", "stack", "mode")
+
+
+@dataclass
+class Plan:
+    """The plan of one release.
+
+    Attributes
+    ----------
+    stacks
+        One row per stack (mode ``stack``) or image-by-image product (mode
+        ``image``), columns :data:`STACK_COLUMNS`, sorted by name.
+    stack_lists
+        Stack name -> sorted EXPNUMs stacked (SWarp input).
+    astrometric_lists
+        Stack name -> sorted EXPNUMs of the astrometric solution (SCAMP input).
+    selection
+        Every exposure with its verdict (``survey``, ``selected``,
+        ``first_failure``, ``failures``) and its ``stack`` (``''`` if none).
+    release
+        Release name (``T0002``); ``''`` if unknown.
+    """
+
+    stacks: pd.DataFrame
+    stack_lists: dict[str, list[int]] = field(default_factory=dict)
+    astrometric_lists: dict[str, list[int]] = field(default_factory=dict)
+    selection: pd.DataFrame = field(default_factory=pd.DataFrame)
+    release: str = ""
+
+
+# --------------------------------------------------------------------------
+# Geometry
+# --------------------------------------------------------------------------
+
+def _coords(ra: Iterable[float], dec: Iterable[float]) -> SkyCoord:
+    ra = np.asarray(pd.to_numeric(pd.Series(list(ra)), errors="coerce"), dtype=float)
+    dec = np.asarray(pd.to_numeric(pd.Series(list(dec)), errors="coerce"), dtype=float)
+    return SkyCoord(ra=ra * u.deg, dec=dec * u.deg, frame="icrs")
+
+
+def _nearest(exposures: SkyCoord, centres: list[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """Index of the nearest centre and its great-circle separation (deg); -1/inf if none."""
+    n = len(exposures)
+    best = np.full(n, -1, dtype=int)
+    best_sep = np.full(n, np.inf)
+    for index, centre in enumerate(centres):
+        target = SkyCoord(ra=float(centre["ra"]) * u.deg, dec=float(centre["dec"]) * u.deg,
+                          frame="icrs")
+        sep = exposures.separation(target).deg if n else np.zeros(0)
+        closer = np.isfinite(sep) & (sep < best_sep)
+        best[closer] = index
+        best_sep[closer] = sep[closer]
+    return best, best_sep
+
+
+def assign_stacks(
+    selection: pd.DataFrame,
+    survey_cfg: Mapping[str, Any],
+    *,
+    image_version: str | None = None,
+    deep_match_factor: float = 0.75,
+) -> pd.DataFrame:
+    """Give every selected exposure its stack (or image-by-image product).
+
+    Parameters
+    ----------
+    selection
+        Output of :func:`spica.release.selection.evaluate_criteria` (needs ``expnum``,
+        ``survey``, ``band`` or ``filter``, ``ra_deg``, ``dec_deg``,
+        ``selected``, ``failures``).
+    survey_cfg
+        The ``survey`` section: ``deep_fields``, ``wide_targets``,
+        ``tile_size_deg``, ``wide_match_radius_arcmin``.
+    image_version
+        Version of the image-by-image products (``V0001``) for VW and PI
+        exposures; required when such exposures are selected.
+    deep_match_factor
+        A Deep exposure joins the nearest Deep field within this factor times
+        ``tile_size_deg`` (``planning.deep_match_factor``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with ``stack`` (name, ``''`` when not selected or no stack),
+        ``mode`` (``stack``, ``image`` or ``''``), ``stack_ra``, ``stack_dec``
+        (the stack centre), and ``failures``/``first_failure``/``selected``
+        updated with ``wide_radius`` (Wide exposure farther than the radius
+        from every target) and ``no_stack`` (no stack for this exposure).
+
+    Raises
+    ------
+    ValueError
+        If VW or PI exposures are selected and ``image_version`` is None.
+    """
+    result = selection.copy()
+    n = len(result)
+    surveys = result["survey"].astype(str).to_numpy()
+    bands = exposure_bands(result).to_numpy()
+    ra = pd.to_numeric(result.get("ra_deg", pd.Series(np.nan, index=result.index)),
+                       errors="coerce").to_numpy(dtype=float)
+    dec = pd.to_numeric(result.get("dec_deg", pd.Series(np.nan, index=result.index)),
+                        errors="coerce").to_numpy(dtype=float)
+    has_pos = np.isfinite(ra) & np.isfinite(dec)
+    coords = _coords(ra, dec)
+
+    candidate = np.full(n, "", dtype=object)
+    mode = np.full(n, "", dtype=object)
+    centre_ra = np.full(n, np.nan)
+    centre_dec = np.full(n, np.nan)
+
+    def assign_nearest(survey: str, centres: list, max_sep: float) -> np.ndarray:
+        """Give each exposure of ``survey`` the stack of its nearest centre within
+        ``max_sep`` (deg); return the mask of those left without one."""
+        members = (surveys == survey) & has_pos
+        missed = np.zeros(len(surveys), bool)
+        if not members.any() or not centres:
+            missed[members] = True
+            return missed
+        idx, sep = _nearest(coords[members], centres)
+        for row, j, s in zip(np.flatnonzero(members), idx, sep):
+            if j >= 0 and s <= max_sep:
+                ra, dec = float(centres[j]["ra"]), float(centres[j]["dec"])
+                candidate[row] = stack_name(survey, bands[row], ra, dec)
+                mode[row] = "stack"
+                centre_ra[row], centre_dec[row] = ra, dec
+            else:
+                missed[row] = True
+        return missed
+
+    assign_nearest("D", list(survey_cfg.get("deep_fields") or []),
+                   float(survey_cfg["tile_size_deg"]) * float(deep_match_factor))
+    wide_fail = assign_nearest("W", list(survey_cfg.get("wide_targets") or []),
+                               float(survey_cfg["wide_match_radius_arcmin"]) / 60.0)
+
+    for row in np.flatnonzero((surveys == "Pre-W") & has_pos):
+        candidate[row] = stack_name("Pre-W", bands[row], ra[row], dec[row])
+        mode[row] = "stack"
+        centre_ra[row], centre_dec[row] = ra[row], dec[row]
+
+    imaged = np.isin(surveys, ["VW", "PI"]) & has_pos
+    selected_before = result["selected"].astype(bool).to_numpy()
+    if image_version is None and (imaged & selected_before).any():
+        raise ValueError("image_version is needed for the selected VW/PI exposures")
+    if image_version is not None:
+        for row in np.flatnonzero(imaged):
+            candidate[row] = image_by_image_name(result["expnum"].iloc[row], image_version,
+                                                 suffix="")
+            mode[row] = "image"
+            centre_ra[row], centre_dec[row] = ra[row], dec[row]
+
+    failures = add_failure(result["failures"].fillna("").astype(str), wide_fail, "wide_radius")
+    failures = add_failure(failures, (candidate == "") & ~wide_fail, "no_stack")
+    selected = (failures == "").to_numpy()
+    result["failures"] = failures
+    result["first_failure"] = failures.str.split(";").str[0].fillna("")
+    result["selected"] = selected
+    result["stack"] = np.where(selected, candidate, "")
+    result["mode"] = np.where(selected, mode, "")
+    result["stack_ra"] = np.where(selected, centre_ra, np.nan)
+    result["stack_dec"] = np.where(selected, centre_dec, np.nan)
+    return result
+
+
+# --------------------------------------------------------------------------
+# The plan
+# --------------------------------------------------------------------------
+
+def _assign_nodes(stacks: pd.DataFrame, nodes: list[str], load: str) -> list[str]:
+    """Greedy: largest SCAMP list first, each to the least loaded node (first on ties)."""
+    loads = {node: 0 for node in nodes}
+    assigned = [""] * len(stacks)
+    n_scamp = stacks["n_scamp"].astype(int).tolist()
+    names = stacks["name"].astype(str).tolist()
+    weights = [1] * len(stacks) if load == "stacks" else stacks[load].astype(int).tolist()
+    for i in sorted(range(len(stacks)), key=lambda i: (-n_scamp[i], names[i])):
+        node = min(nodes, key=lambda name: loads[name])
+        assigned[i] = node
+        loads[node] += weights[i]
+    return assigned
+
+
+def plan_release(
+    exposures: pd.DataFrame,
+    release_name: str,
+    release_cfg: Mapping[str, Any],
+    survey_cfg: Mapping[str, Any],
+    planning_cfg: Mapping[str, Any],
+    done: set[str] | None = None,
+) -> Plan:
+    """Select the exposures of a release and plan its stacks.
+
+    Parameters
+    ----------
+    exposures
+        The registry's exposures table.
+    release_name
+        ``T0002``; its digits are the ``version`` of the stacks.
+    release_cfg
+        ``releases[release_name]`` of ``config/releases.yaml``.
+    survey_cfg
+        The ``survey`` section of the configuration.
+    planning_cfg
+        The ``planning`` section (``nodes``, ``node_load``, ``deep_match_factor``).
+    done
+        Names of finished stacks (``status`` ``done``); the others are ``pending``.
+
+    Returns
+    -------
+    Plan
+        Stacks, stack and astrometric lists, and the judged exposures.
+    """
+    done = set(done or ())
+    image_version = str(release_cfg["image_version"])
+    selection = evaluate_criteria(exposures, release_cfg, survey_cfg)
+    selection = assign_stacks(
+        selection, survey_cfg, image_version=image_version,
+        deep_match_factor=float(planning_cfg.get("deep_match_factor", 0.75)),
+    )
+
+    chosen = selection[selection["selected"].astype(bool)]
+    names = chosen["stack"].astype(str).to_numpy()
+    expnums = chosen["expnum"].astype(int).to_numpy()
+    members: dict[str, list[int]] = {}
+    for row, name in enumerate(names):
+        members.setdefault(name, []).append(row)
+    ordered = sorted(members)
+    stack_lists: dict[str, list[int]] = {
+        name: sorted(int(expnums[i]) for i in members[name]) for name in ordered
+    }
+
+    # one row per stack: its first member carries the stack attributes
+    first = [members[name][0] for name in ordered]
+    centre_ra = chosen["stack_ra"].to_numpy(dtype=float)[first]
+    centre_dec = chosen["stack_dec"].to_numpy(dtype=float)[first]
+    modes = chosen["mode"].astype(str).to_numpy()[first]
+    bands = exposure_bands(chosen).to_numpy()[first] if len(chosen) else np.array([])
+    filters = chosen["filter"].astype(str).to_numpy()
+
+    def main_filter(rows: list[int]) -> str:
+        counts = Counter(filters[rows].tolist())
+        top = max(counts.values())
+        return min(name for name, count in counts.items() if count == top)
+
+    # the astrometric pool: every good exposure, any filter, any program
+    grades = {str(g).strip().upper() for g in release_cfg["grades"]}
+    grade = selection["grade"] if "grade" in selection.columns else \
+        pd.Series(np.nan, index=selection.index)
+    pool = selection[
+        (selection["status"].astype(str) == "ok")
+        & grade.notna() & grade.astype(str).str.strip().str.upper().isin(grades)
+    ]
+    pool_ra = pd.to_numeric(pool["ra_deg"], errors="coerce").to_numpy(dtype=float)
+    pool_dec = pd.to_numeric(pool["dec_deg"], errors="coerce").to_numpy(dtype=float)
+    finite = np.isfinite(pool_ra) & np.isfinite(pool_dec)
+    pool_expnums = pool["expnum"].to_numpy()[finite].astype(int)
+    radius = float(survey_cfg["astrometric_radius_deg"])
+    pair_stack = np.zeros(0, dtype=int)
+    pair_expnum = np.zeros(0, dtype=int)
+    if len(ordered) and finite.any():
+        # pairs found with a k-d tree, then kept on their great-circle separation
+        idx_stack, idx_pool, sep, _ = search_around_sky(
+            _coords(centre_ra, centre_dec), _coords(pool_ra[finite], pool_dec[finite]),
+            radius * u.deg * (1 + 1e-9),
+        )
+        keep = sep.deg <= radius
+        pair_stack = np.asarray(idx_stack[keep], dtype=int)
+        pair_expnum = pool_expnums[idx_pool[keep]]
+        order = np.argsort(pair_stack, kind="stable")
+        pair_stack, pair_expnum = pair_stack[order], pair_expnum[order]
+    bounds = np.searchsorted(pair_stack, np.arange(len(ordered) + 1))
+    astrometric_lists = {
+        name: [int(e) for e in np.union1d(pair_expnum[bounds[i]:bounds[i + 1]],
+                                          np.asarray(stack_lists[name], dtype=int))]
+        for i, name in enumerate(ordered)
+    }
+
+    version = release_name[1:]
+    rows = [{
+        "name": name,
+        "mode": str(modes[i]),
+        "release": release_name,
+        "version": image_version[1:] if modes[i] == "image" else version,
+        "survey": str(chosen["survey"].iloc[first[i]]),
+        "filter": main_filter(members[name]),
+        "band": str(bands[i]),
+        "ra": float(centre_ra[i]),
+        "dec": float(centre_dec[i]),
+        "size_deg": float(survey_cfg["tile_size_deg"]),
+        "n_scamp": len(astrometric_lists[name]),
+        "n_swarp": len(stack_lists[name]),
+        "node": "",
+        "status": "done" if name in done else "pending",
+    } for i, name in enumerate(ordered)]
+    stacks = pd.DataFrame(rows, columns=list(STACK_COLUMNS))
+    stacks["n_scamp"] = stacks["n_scamp"].astype(int)
+    stacks["n_swarp"] = stacks["n_swarp"].astype(int)
+    nodes = [str(node) for node in planning_cfg["nodes"]]
+    stacks["node"] = _assign_nodes(stacks, nodes, str(planning_cfg.get("node_load", "n_scamp")))
+    return Plan(stacks=stacks.reset_index(drop=True), stack_lists=stack_lists,
+                astrometric_lists=astrometric_lists, selection=selection, release=release_name)
+
+
+def stack_selection_digest(plan: Plan, name: str) -> str:
+    """Return the sha256 of a stack's sorted stack and astrometric lists.
+
+    Passed to the stack rules as a Snakemake param, so a stack reruns exactly
+    when one of its lists changes.
+
+    Raises
+    ------
+    KeyError
+        If ``name`` is not a stack of the plan.
+    """
+    payload = json.dumps(
+        {"stack": sorted(int(e) for e in plan.stack_lists[name]),
+         "astrometric": sorted(int(e) for e in plan.astrometric_lists[name])},
+        separators=(",", ":"), sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------
+# I/O edge
+# --------------------------------------------------------------------------
+
+def _selection_table(selection: pd.DataFrame) -> pd.DataFrame:
+    columns = [c for c in SELECTION_COLUMNS if c in selection.columns]
+    return selection[columns].sort_values("expnum", kind="stable").reset_index(drop=True)
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    if path.is_file() and path.read_text() == text:
+        return
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(handle, "w") as stream:
+        stream.write(text)
+    os.chmod(tmp, 0o644)  # mkstemp creates 0600
+    os.replace(tmp, path)
+
+
+def plan_files(directory: str | Path, release: str = "") -> dict[str, Path]:
+    """Return the plan files of a release in ``directory``, key of :data:`PLAN_FILES` -> path.
+
+    ``<directory>/T0002_plan.csv`` etc. for release ``T0002``; unprefixed
+    (``plan.csv``) when ``release`` is empty.
+    """
+    prefix = f"{release}_" if release else ""
+    return {key: Path(directory) / f"{prefix}{name}" for key, name in PLAN_FILES.items()}
+
+
+def write_plan(plan: Plan, directory: str | Path) -> dict[str, Path]:
+    """Write the plan, selection and lists files into ``directory``.
+
+    Files are named by :func:`plan_files` (``T0002_plan.csv``,
+    ``T0002_selection.csv``, ``T0002_lists.json``). A file is rewritten only
+    when its content changed, so unchanged files keep their modification time
+    (and do not trigger downstream rules).
+
+    Returns
+    -------
+    dict of str to Path
+        Key of :data:`PLAN_FILES` -> path.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    stacks = plan.stacks[list(STACK_COLUMNS)].sort_values("name", kind="stable")
+    texts = {
+        "plan": stacks.to_csv(index=False, lineterminator="\n"),
+        "selection": _selection_table(plan.selection).to_csv(index=False, lineterminator="\n"),
+        "lists": json.dumps(
+            {"release": plan.release,
+             "stack_lists": {k: sorted(map(int, v)) for k, v in plan.stack_lists.items()},
+             "astrometric_lists": {k: sorted(map(int, v))
+                                   for k, v in plan.astrometric_lists.items()}},
+            indent=1, sort_keys=True,
+        ) + "\n",
+    }
+    paths = plan_files(directory, plan.release)
+    for key, text in texts.items():
+        _write_if_changed(paths[key], text)
+    return paths
+
+
+def _read_csv(path: Path, strings: Iterable[str]) -> pd.DataFrame:
+    header = pd.read_csv(path, nrows=0).columns
+    dtypes = {c: str for c in strings if c in header}
+    table = pd.read_csv(path, dtype=dtypes, keep_default_na=True)
+    for column in dtypes:
+        table[column] = table[column].fillna("")
+    return table
+
+
+def _find_release(directory: Path) -> str:
+    if (directory / PLAN_FILES["plan"]).is_file():
+        return ""
+    found = sorted(p.name[: -len("_" + PLAN_FILES["plan"])]
+                   for p in directory.glob("*_" + PLAN_FILES["plan"]))
+    if len(found) != 1:
+        raise FileNotFoundError(f"{directory}: expected one plan file, found {found or 'none'}")
+    return found[0]
+
+
+def read_plan(directory: str | Path, *, release: str | None = None,
+              done: set[str] | None = None) -> Plan:
+    """Read a plan written by :func:`write_plan`.
+
+    Parameters
+    ----------
+    directory
+        Where the plan files are.
+    release
+        Release whose files to read; by default the only plan in ``directory``.
+    done
+        If given, names of the finished stacks: ``status`` is recomputed
+        (``done`` / ``pending``).
+    """
+    directory = Path(directory)
+    if release is None:
+        release = _find_release(directory)
+    paths = plan_files(directory, release)
+    stacks = _read_csv(paths["plan"], _STRING_STACK_COLUMNS)
+    for column in ("n_scamp", "n_swarp"):
+        stacks[column] = stacks[column].astype(int)
+    if done is not None:
+        stacks["status"] = np.where(stacks["name"].isin(set(done)), "done", "pending")
+    selection = _read_csv(paths["selection"], _STRING_SELECTION_COLUMNS)
+    if "selected" in selection.columns:
+        selection["selected"] = selection["selected"].astype(str).str.lower() == "true"
+    lists = json.loads(paths["lists"].read_text())
+    return Plan(
+        stacks=stacks,
+        stack_lists={k: [int(e) for e in v] for k, v in lists["stack_lists"].items()},
+        astrometric_lists={k: [int(e) for e in v] for k, v in lists["astrometric_lists"].items()},
+        selection=selection,
+        release=str(lists.get("release", release)),
+    )
+
+
+def write_exposure_list(expnums: Iterable[int], path: str | Path) -> Path:
+    """Write a stack or astrometric list: one exposure name (``751034p``) a line, sorted.
+
+    The file is rewritten only when its content changed.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "".join(f"{exposure_name(e)}\n" for e in sorted(int(e) for e in expnums))
+    _write_if_changed(path, text)
+    return path
+
+
+def read_exposure_list(path: str | Path) -> list[int]:
+    """Read a list written by :func:`write_exposure_list` into EXPNUMs."""
+    return [int(line.strip().rstrip(EXPOSURE_SUFFIX))
+            for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+# --------------------------------------------------------------------------
+# The seed's "Pending processes" view
+# --------------------------------------------------------------------------
+
+def _ra_text(ra_deg: float) -> str:
+    text = format_ra(ra_deg)
+    return f"{text[0:2]} h {text[2:4]} m {text[4:6]}"
+
+
+def _dec_text(dec_deg: float) -> str:
+    text = format_dec(dec_deg)
+    return f"{text[0:3]} \u00b0 {text[3:5]} ' {text[5:7]}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    return lines
+
+
+def pending_report(plan: Plan, *, longest: int = 10) -> str:
+    """Render the seed's "Pending processes (N)" view of the stacks not yet done.
+
+    The table (Image, Stack Mode, Release Version, Survey, Filter, Ra, Dec,
+    Node, Scamp files, Swarp files), then the number of remaining stacks by
+    survey, by node and by filter (full FILTER names), then the ``longest``
+    remaining stacks by number of Swarp files.
+    """
+    pending = plan.stacks[plan.stacks["status"] != "done"].sort_values("name", kind="stable")
+    lines = [f"Pending processes ({len(pending)})", ""]
+    lines += _table(
+        ["Image", "Stack Mode", "Release Version", "Survey", "Filter", "Ra", "Dec", "Node",
+         "Scamp files", "Swarp files"],
+        [[str(s["name"]), str(s["mode"]), str(s["version"]), str(s["survey"]), str(s["filter"]),
+          _ra_text(float(s["ra"])), _dec_text(float(s["dec"])), str(s["node"]),
+          str(int(s["n_scamp"])), str(int(s["n_swarp"]))] for _, s in pending.iterrows()],
+    )
+
+    def counts(column: str, order: list[str] | None = None) -> list[list[str]]:
+        values = pending[column].astype(str).value_counts()
+        keys = [k for k in (order or []) if k in values.index]
+        keys += sorted(k for k in values.index if k not in keys)
+        return [[k, str(int(values[k]))] for k in keys]
+
+    lines += [""] + _table(["Survey", "Number of remaining stack"],
+                           counts("survey", list(SURVEY_COMPONENTS)))
+    lines += [""] + _table(["Node", "Number of remaining stack"], counts("node"))
+    lines += [""] + _table(["Filter", "Number of remaining stack"], counts("filter"))
+    top = pending.sort_values(["n_swarp", "name"], ascending=[False, True], kind="stable")
+    lines += [""] + _table(["Image", "Node", "Longest stack remaining"],
+                           [[str(s["name"]), str(s["node"]), str(int(s["n_swarp"]))]
+                            for _, s in top.head(max(longest, 0)).iterrows()])
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,263 @@
+"""Tests of spica.step1.defects on tiny synthetic CCDs (stars, cosmic rays, a trail)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from numpy.testing import assert_array_equal
+
+from spica.step1.defects import (
+    DEFECT_MAP_BITS,
+    FLAG_BITS,
+    defect_flags,
+    detect_cosmics,
+    detect_trails,
+    flag_meaning,
+    parse_section,
+    saturation_mask,
+    write_defect_map,
+)
+
+GAIN = 1.6  # e-/ADU
+READNOISE = 5.0  # e-
+SKY = 1000.0  # ADU
+SATURATE = 60000.0
+COSMICS = {"sigclip": 5.0, "sigfrac": 0.3, "objlim": 5.0, "niter": 4}
+TRAILS = {"threshold": 5.0, "min_length_pix": 200, "dilate_pix": 6}
+SHAPE = (300, 200)  # ny, nx
+FWHM = 3.0
+
+
+def make_ccd(seed: int, *, trail: bool = True, shape: tuple[int, int] = SHAPE) -> dict:
+    """Return a synthetic CCD in ADU and the truth masks of what was injected.
+
+    Sky with Poisson + read noise, ~40 Gaussian stars of FWHM 3 px, one
+    saturated star (clipped at SATURATE), ~40 cosmic-ray hits of 1-4 pixels
+    and optionally a faint straight trail crossing the CCD.
+    """
+    rng = np.random.default_rng(seed)
+    ny, nx = shape
+    yy, xx = np.mgrid[:ny, :nx]
+    model = np.full(shape, SKY)
+    sigma = FWHM / 2.3548
+    core = np.zeros(shape, dtype=bool)
+    stars = [(rng.uniform(8, nx - 8), rng.uniform(8, ny - 8), 10 ** rng.uniform(2.5, 4.3))
+             for _ in range(40)]
+    for x0, y0, peak in stars:
+        r2 = (xx - x0) ** 2 + (yy - y0) ** 2
+        model += peak * np.exp(-0.5 * r2 / sigma**2)
+        core |= r2 <= (FWHM / 2) ** 2
+    # a saturated star, far from the others' cores
+    sx, sy = nx * 0.7, ny * 0.2
+    r2 = (xx - sx) ** 2 + (yy - sy) ** 2
+    model += 5e5 * np.exp(-0.5 * r2 / sigma**2)
+    core &= r2 > 8**2
+    line = np.zeros(shape, dtype=bool)
+    if trail:
+        x0, y0, x1, y1 = 0.0, 30.0, nx - 1.0, ny - 40.0
+        dist = np.abs((y1 - y0) * xx - (x1 - x0) * yy + x1 * y0 - y1 * x0) / np.hypot(
+            x1 - x0, y1 - y0
+        )
+        model += 120.0 * np.exp(-0.5 * (dist / 1.0) ** 2)
+        line = dist <= 1.0
+    electrons = rng.poisson(model * GAIN).astype(float)
+    data = electrons / GAIN + rng.normal(0, READNOISE / GAIN, shape)
+    # cosmic rays: 1-4 adjacent pixels, 400-5000 ADU, away from star cores
+    hits = np.zeros(shape, dtype=bool)
+    far = ~ndi_dilate(core, 3)
+    n = 0
+    while n < 40:
+        y, x = rng.integers(2, ny - 3), rng.integers(2, nx - 3)
+        if not far[y, x]:
+            continue
+        length = rng.integers(1, 5)
+        dy, dx = [(0, 1), (1, 0), (1, 1)][rng.integers(3)]
+        for k in range(length):
+            data[y + k * dy, x + k * dx] += rng.uniform(400, 5000)
+            hits[y + k * dy, x + k * dx] = True
+        n += 1
+    data = np.minimum(data, SATURATE).astype(np.float32)
+    return {"data": data, "core": core & ~hits, "hits": hits, "line": line,
+            "saturated": data >= SATURATE}
+
+
+def ndi_dilate(mask: np.ndarray, iterations: int) -> np.ndarray:
+    from scipy import ndimage
+
+    return ndimage.binary_dilation(mask, iterations=iterations)
+
+
+@pytest.fixture(scope="module")
+def ccd() -> dict:
+    return make_ccd(1)
+
+
+def test_flag_bits_are_documented_single_bits():
+    assert FLAG_BITS == {"bad_pixel": 1, "saturated": 2, "cosmic_ray": 4, "trail": 8,
+                         "flat_range": 16, "nonfinite": 32}
+    assert set(DEFECT_MAP_BITS) == {2, 4, 8, 32}
+    assert flag_meaning(6) == ["saturated", "cosmic_ray"]
+
+
+def test_saturation_mask():
+    data = np.array([[1.0, 60000.0, np.nan, 70000.0]])
+    assert_array_equal(saturation_mask(data, 60000.0), [[False, True, False, True]])
+    assert not saturation_mask(data, 0).any()
+    assert not saturation_mask(data, None).any()
+
+
+def test_cosmics_found_and_star_cores_spared(ccd):
+    crs = detect_cosmics(ccd["data"], gain=GAIN, readnoise=READNOISE, satlevel=SATURATE,
+                         **COSMICS)
+    assert crs.dtype == bool and crs.shape == SHAPE
+    assert crs[ccd["hits"]].mean() >= 0.9
+    assert crs[ccd["core"]].mean() < 0.01
+    # false positives elsewhere stay rare
+    elsewhere = ~ndi_dilate(ccd["hits"], 1)
+    assert crs[elsewhere].mean() < 1e-3
+
+
+def test_cosmics_ignore_nonfinite(ccd):
+    data = ccd["data"].copy()
+    data[50:52, :] = np.nan
+    crs = detect_cosmics(data, gain=GAIN, readnoise=READNOISE, satlevel=SATURATE, **COSMICS)
+    assert not crs[50:52].any()
+    assert crs[ccd["hits"] & np.isfinite(data)].mean() >= 0.9
+
+
+def test_trail_found(ccd):
+    trail = detect_trails(ccd["data"], **TRAILS)
+    assert trail.shape == SHAPE
+    assert trail[ccd["line"]].mean() >= 0.8
+    # a band, not the whole CCD
+    assert trail.mean() < 0.25
+
+
+def test_no_trail_in_a_clean_ccd():
+    clean = make_ccd(2, trail=False)
+    assert not detect_trails(clean["data"], **TRAILS).any()
+
+
+def test_defect_flags_bits(ccd):
+    data = ccd["data"].copy()
+    data[5, 5] = np.nan
+    flags = defect_flags(data, gain=GAIN, readnoise=READNOISE, saturate=SATURATE,
+                         cosmics=COSMICS, trails=TRAILS)
+    assert flags.dtype == np.uint8
+    assert flags[5, 5] & FLAG_BITS["nonfinite"]
+    assert_array_equal(flags & FLAG_BITS["saturated"] > 0, data >= SATURATE)
+    assert (flags[ccd["hits"]] & FLAG_BITS["cosmic_ray"] > 0).mean() >= 0.9
+    assert (flags[ccd["core"]] & FLAG_BITS["cosmic_ray"] > 0).mean() < 0.01
+    assert (flags[ccd["line"]] & FLAG_BITS["trail"] > 0).mean() >= 0.8
+    assert not (flags & (FLAG_BITS["bad_pixel"] | FLAG_BITS["flat_range"])).any()
+
+
+def test_defect_flags_disabled(ccd):
+    flags = defect_flags(ccd["data"], gain=GAIN, readnoise=READNOISE, saturate=SATURATE,
+                         cosmics={**COSMICS, "enabled": False},
+                         trails={**TRAILS, "enabled": False})
+    assert set(np.unique(flags)) <= {0, FLAG_BITS["saturated"]}
+
+
+def test_parse_section():
+    assert parse_section("[33:2080,1:4612]", (4644, 2112)) == (slice(0, 4612), slice(32, 2080))
+    assert parse_section(None, (10, 20)) == (slice(0, 10), slice(0, 20))
+    assert parse_section("[0:0,0:0]", (10, 20)) == (slice(0, 10), slice(0, 20))
+
+
+def _write_exposure(path, ccds, *, compressed=False, bzero=True):
+    hdus = [fits.PrimaryHDU()]
+    for i, ccd in enumerate(ccds):
+        header = fits.Header()
+        header["EXTNAME"] = f"ccd{i:02d}"
+        header["GAIN"] = GAIN
+        header["RDNOISE"] = READNOISE
+        header["SATURATE"] = SATURATE
+        data = ccd["data"]
+        if bzero:  # Elixir style: int16 with BZERO
+            data = np.round(np.nan_to_num(data, nan=0.0)).astype(np.uint16)
+        if compressed:
+            hdus.append(fits.CompImageHDU(data, header=header))
+        else:
+            hdus.append(fits.ImageHDU(data, header=header))
+    fits.HDUList(hdus).writeto(path, overwrite=True)
+
+
+def test_write_defect_map(tmp_path):
+    ccds = [make_ccd(3), make_ccd(4, trail=False)]
+    image = tmp_path / "exp.fits"
+    _write_exposure(image, ccds)
+    out = tmp_path / "defects.fits"
+    counts = write_defect_map(image, out, cosmics=COSMICS, trails=TRAILS)
+    assert list(counts) == ["ccd00", "ccd01"]
+    with fits.open(out) as hdul:
+        assert [h.header["EXTNAME"] for h in hdul[1:]] == ["ccd00", "ccd01"]
+        for hdu, ccd, name in zip(hdul[1:], ccds, counts):
+            assert hdu.header["BITPIX"] == 8
+            flags = hdu.data
+            assert flags.dtype == np.uint8 and flags.shape == SHAPE
+            assert_array_equal(flags & 2 > 0, ccd["saturated"])
+            assert (flags[ccd["hits"]] & 4 > 0).mean() >= 0.9
+            assert counts[name]["cosmic_ray"] == np.count_nonzero(flags & 4)
+            assert counts[name]["trail"] == np.count_nonzero(flags & 8)
+            assert counts[name]["npix"] == flags.size
+            assert hdu.header["NCOSMIC"] == counts[name]["cosmic_ray"]
+        assert (hdul[1].data[ccds[0]["line"]] & 8 > 0).mean() >= 0.8
+        assert not (hdul[2].data & 8).any()
+
+
+def test_write_defect_map_compressed_float(tmp_path):
+    """.fits.fz (tile-compressed) input and float data with a NaN."""
+    ccd = make_ccd(3, trail=False)
+    ccd["data"][7, 9] = np.nan
+    image = tmp_path / "exp.fits.fz"
+    _write_exposure(image, [ccd], compressed=True, bzero=False)
+    with fits.open(image) as hdul:
+        assert isinstance(hdul[1], fits.CompImageHDU)
+        stored = hdul[1].data  # float tiles are quantised: compare with these
+    out = tmp_path / "defects.fits"
+    counts = write_defect_map(image, out, cosmics=COSMICS, trails={"enabled": False})
+    flags = fits.getdata(out, 1)
+    assert flags[7, 9] == FLAG_BITS["nonfinite"]
+    assert counts["ccd00"]["nonfinite"] == 1
+    assert_array_equal(flags & 2 > 0, stored >= SATURATE)
+    assert np.count_nonzero(stored >= SATURATE) > 0
+    assert (flags[ccd["hits"]] & 4 > 0).mean() >= 0.9
+
+
+def test_write_defect_map_mask_and_datasec(tmp_path):
+    ccd = make_ccd(5, trail=False)
+    image = tmp_path / "exp.fits"
+    _write_exposure(image, [ccd])
+    with fits.open(image, mode="update") as hdul:
+        hdul[1].header["DATASEC"] = "[11:200,1:300]"
+    # a hot column, flagged bad in the mask: must not become a trail
+    with fits.open(image, mode="update") as hdul:
+        hdul[1].data[:, 100] = 30000
+    mask = np.ones(SHAPE, dtype=np.int16)
+    mask[:, 100] = 0
+    mask_path = tmp_path / "mask.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(mask, name="ccd00")]).writeto(mask_path)
+    out = tmp_path / "defects.fits"
+    write_defect_map(image, out, cosmics=COSMICS, trails=TRAILS, mask_path=mask_path)
+    flags = fits.getdata(out, 1)
+    assert not (flags & 8).any()
+    assert not (flags[:, 100] & 4).any()
+    assert not (flags[:, :10] & 4).any()  # outside DATASEC: no detections
+
+
+def test_timing_demo_ccd():
+    """A demo-sized CCD (400 x 800): detections work and stay fast."""
+    big = make_ccd(6, shape=(800, 400))
+    t0 = time.perf_counter()
+    detect_cosmics(big["data"], gain=GAIN, readnoise=READNOISE, satlevel=SATURATE, **COSMICS)
+    t1 = time.perf_counter()
+    trail = detect_trails(big["data"], **TRAILS)
+    t2 = time.perf_counter()
+    # ~0.2 s and ~1.5 s on an idle core; loose bounds for loaded CI machines
+    assert t1 - t0 < 5.0
+    assert t2 - t1 < 10.0
+    assert trail[big["line"]].mean() >= 0.8
