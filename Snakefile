@@ -33,3 +33,18 @@ rule qualityfits_in:
         inventory=INVENTORY,
         quarantine=QUARANTINE,
         registry=REGISTRY_EXPORT,
+
+
+for _release in config["releases"]:
+
+    rule:
+        name:
+            f"plan_{_release}"
+        input:
+            release_files(_release, "plan", "pending"),
+
+    rule:
+        name:
+            f"release_{_release}"
+        input:
+            release_targets(_release),

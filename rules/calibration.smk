@@ -23,19 +23,17 @@ rule write_ahead:
 rule calibrate_stack:
     """SCAMP over the astrometric list: heads (WCS + FLXSCALE), XML, check plots."""
     input:
-        # the plan is an input so that its inputs are re-evaluated when the
-        # checkpoint reruns; ancient: the lists, not the plan's date, decide
-        plan=ancient(release_file("_plan.csv")),
-        astrometric=stem_file("_astrom.list"),
-        stack=stem_file("_stack.list"),
+        plan=ancient_plan(),
+        astrometric=product_file("astrometric_list"),
+        stack=product_file("stack_list"),
         catalogs=get_astrometric_catalogs,
         aheads=get_astrometric_aheads,
         refcat=config["inputs"]["refcat"],
-        config=ASTROMATIC / "scamp.scamp",
+        config=astromatic_file("scamp"),
     output:
-        xml=stem_file("_scamp.xml"),
-        cmd=stem_file("_scamp.cmd"),
-        products=directory(str(RELEASES / "{release}" / "{stem}" / "scamp")),
+        xml=product_file("scamp_xml"),
+        cmd=product_file("scamp_cmd"),
+        products=directory(SCAMP_PRODUCTS),
     params:
         bin=tool("scamp"),
         overrides=config["calibration"]["scamp_overrides"],
@@ -53,14 +51,14 @@ rule calibrate_stack:
 rule accept_calibration:
     """The accept summary: exposures whose SCAMP solution is sound enough to stack."""
     input:
-        plan=ancient(release_file("_plan.csv")),
-        stack=stem_file("_stack.list"),
-        scamp=str(RELEASES / "{release}" / "{stem}" / "scamp"),
-        scamp_xml=stem_file("_scamp.xml"),
+        plan=ancient_plan(),
+        stack=product_file("stack_list"),
+        scamp=SCAMP_PRODUCTS,
+        scamp_xml=product_file("scamp_xml"),
         exposures=get_stack_exposures,
     output:
-        xml=stem_file("_scamp_accept.xml"),
-        accepted=stem_file("_accepted.list"),
+        xml=product_file("scamp_accept"),
+        accepted=product_file("accepted"),
     params:
         pixel_scale=config["survey"]["pixel_scale"],
         tolerance=config["calibration"]["max_pixel_scale_error"],
@@ -78,12 +76,12 @@ rule deliver_heads:
     """The heads a stack delivers: ``NNNNNNp_head.txt`` per exposure of its stack list,
     ``NNNNNNp_ahed.txt`` for photometric ones (seed, product table)."""
     input:
-        plan=ancient(release_file("_plan.csv")),
-        stack=stem_file("_stack.list"),
-        scamp=str(RELEASES / "{release}" / "{stem}" / "scamp"),
+        plan=ancient_plan(),
+        stack=product_file("stack_list"),
+        scamp=SCAMP_PRODUCTS,
         aheads=get_stack_aheads,
     output:
-        heads=directory(stem_file("_heads")),
+        heads=directory(product_file("heads")),
     params:
         software=software("deliver_heads"),
     wildcard_constraints:
@@ -98,8 +96,8 @@ rule deliver_heads:
 
 use rule deliver_heads as deliver_image_heads with:
     output:
-        heads=directory(stem_file("_heads")),
-        image_head=stem_file(paths.HEAD_SUFFIX),
+        heads=directory(product_file("heads")),
+        image_head=product_file("image_head"),
     wildcard_constraints:
         stem=paths.IMAGE_STEM_RE,
     log:
@@ -109,9 +107,9 @@ use rule deliver_heads as deliver_image_heads with:
 rule deliver_image_ahead:
     """Image by image, photometric image: ``546891p_V0001_ahed.txt`` (seed, product table)."""
     input:
-        heads=stem_file("_heads"),
+        heads=product_file("heads"),
     output:
-        ahead=stem_file(paths.AHEAD_SUFFIX),
+        ahead=product_file("image_ahead"),
     params:
         software=software("deliver_image_ahead"),
     wildcard_constraints:
@@ -128,9 +126,9 @@ rule register_calibration:
     """Read the SCAMP solutions of a release back into the registry (seed, section 4.4)."""
     input:
         unpack(get_release_scamp_xml),
-        plan=ancient(release_file("_plan.csv")),
+        plan=ancient_plan(),
     output:
-        export=release_file("_scamp_fields.csv"),
+        export=release_file("scamp_fields"),
     params:
         url=config["registry"]["url"],
         software=software("register_calibration"),

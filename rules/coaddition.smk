@@ -5,19 +5,19 @@
 rule coadd_stack:
     """SWarp: Lanczos3, TAN, J2000, weighted co-addition at zero point 30."""
     input:
-        plan=ancient(release_file("_plan.csv")),  # re-evaluate inputs after a replan
-        accepted=stem_file("_accepted.list"),
-        accept=stem_file("_scamp_accept.xml"),
+        plan=ancient_plan(),
+        accepted=product_file("accepted"),
+        accept=product_file("scamp_accept"),
         exposures=get_stack_exposures,
         weights=get_stack_weights,
-        scamp=str(RELEASES / "{release}" / "{stem}" / "scamp"),
+        scamp=SCAMP_PRODUCTS,
         registry=ancient(REGISTRY_EXPORT),
-        config=ASTROMATIC / "stack.swarp",
+        config=astromatic_file("stack_swarp"),
     output:
-        image=stem_file(".fits"),
-        weight=stem_file("_weight.fits"),
-        xml=stem_file("_swarp.xml"),
-        cmd=stem_file("_swarp.cmd"),
+        image=product_file("image"),
+        weight=product_file("weight"),
+        xml=product_file("swarp_xml"),
+        cmd=product_file("swarp_cmd"),
     params:
         bin=tool("swarp"),
         grid=get_stack_grid,
@@ -38,13 +38,13 @@ rule make_chi2:
     """The tile's chi-squared image from all its filters' stacks (even a single one)."""
     input:
         unpack(get_tile_stacks),
-        plan=ancient(release_file("_plan.csv")),
-        config=ASTROMATIC / "chi2.swarp",
+        plan=ancient_plan(),
+        config=astromatic_file("chi2_swarp"),
     output:
-        image=chi2_file("_chi2.fits"),
-        weight=chi2_file("_chi2_weight.fits"),
-        xml=chi2_file("_chi2.xml"),
-        cmd=chi2_file("_chi2.cmd"),
+        image=chi2_file("image"),
+        weight=chi2_file("weight"),
+        xml=chi2_file("xml"),
+        cmd=chi2_file("cmd"),
     params:
         bin=tool("swarp"),
         grid=get_tile_grid,
@@ -63,18 +63,18 @@ rule make_chi2:
 rule extract_stack_catalogue:
     """SExtractor dual-image mode: detection on the chi2 image, measurement on the stack."""
     input:
-        unpack(get_stem_chi2),
-        plan=ancient(release_file("_plan.csv")),
-        image=stem_file(".fits"),
-        weight=stem_file("_weight.fits"),
-        config=ASTROMATIC / "release.sex",
-        param=ASTROMATIC / "release.param",
-        conv=ASTROMATIC / "gauss_3.0_5x5.conv",
-        nnw=ASTROMATIC / "default.nnw",
+        unpack(get_stack_chi2),
+        plan=ancient_plan(),
+        image=product_file("image"),
+        weight=product_file("weight"),
+        config=astromatic_file("release_sex"),
+        param=astromatic_file("release_param"),
+        conv=astromatic_file("conv"),
+        nnw=astromatic_file("nnw"),
     output:
-        ldac=stem_file("_ldac.fits"),
-        xml=stem_file("_sex.xml"),
-        cmd=stem_file("_sex.cmd"),
+        ldac=product_file("ldac"),
+        xml=product_file("sex_xml"),
+        cmd=product_file("sex_cmd"),
     params:
         bin=tool("sextractor"),
         options=get_catalogue_options,
@@ -92,9 +92,9 @@ rule extract_stack_catalogue:
 rule make_dust_map:
     """E(B-V) from the offline SFD map, resampled onto the stack grid."""
     input:
-        image=stem_file(".fits"),
+        image=product_file("image"),
     output:
-        dust=stem_file("_dust.fits"),
+        dust=product_file("dust"),
     params:
         source=config["catalogues"]["dust_map"],
         software=software("make_dust_map"),
@@ -111,11 +111,11 @@ rule write_provenance:
     software versions, configuration files, non-default options)."""
     input:
         unpack(get_provenance_inputs),
-        plan=ancient(release_file("_plan.csv")),
+        plan=ancient_plan(),
         refcat=config["inputs"]["refcat"],
     output:
-        cmd=stem_file("_cmd.txt"),
-        xml=stem_file(".xml"),
+        cmd=product_file("cmd"),
+        xml=product_file("xml"),
     params:
         software=software("write_provenance", tools=["scamp", "swarp", "sextractor", "psfex", "weightwatcher"]),
         options=get_provenance_options,
@@ -130,15 +130,15 @@ rule write_provenance:
 rule summarise_product:
     """The SPICA summary (seed 4.4, 6.2): the stack, its stacked and astrometric files, SCAMP statistics."""
     input:
-        plan=ancient(release_file("_plan.csv")),
-        image=stem_file(".fits"),
-        stack=stem_file("_stack.list"),
-        astrometric=stem_file("_astrom.list"),
-        accept=stem_file("_scamp_accept.xml"),
-        scamp_xml=stem_file("_scamp.xml"),
+        plan=ancient_plan(),
+        image=product_file("image"),
+        stack=product_file("stack_list"),
+        astrometric=product_file("astrometric_list"),
+        accept=product_file("scamp_accept"),
+        scamp_xml=product_file("scamp_xml"),
         registry=ancient(REGISTRY_EXPORT),
     output:
-        summary=stem_file("_spica.xml"),
+        summary=product_file("summary"),
     params:
         name=get_stack_name,
         software=software("summarise_product"),
@@ -153,10 +153,10 @@ rule summarise_product:
 rule make_stack_thumbnails:
     """PNG thumbnails of a stack: image, weight map, background (seed 3.2.2)."""
     input:
-        image=stem_file(".fits"),
-        weight=stem_file("_weight.fits"),
+        image=product_file("image"),
+        weight=product_file("weight"),
     output:
-        **{key: stem_file(f"_{key}.png") for key in ("m", "m_med", "wmm", "wmm_med", "bkg_m")},
+        **product_files(paths.STACK_THUMBNAILS),
     params:
         software=software("make_thumbnails"),
     log:
@@ -170,10 +170,10 @@ rule make_stack_thumbnails:
 rule make_chi2_thumbnail:
     """PNG of a tile's chi-squared image."""
     input:
-        image=chi2_file("_chi2.fits"),
-        weight=chi2_file("_chi2_weight.fits"),
+        image=chi2_file("image"),
+        weight=chi2_file("weight"),
     output:
-        m=chi2_file("_chi2.png"),
+        m=chi2_file("png"),
     params:
         software=software("make_thumbnails"),
     log:

@@ -1,4 +1,7 @@
 # Shared definitions: path grammar, wildcard constraints, tools, input functions.
+# The other rules files hold rules only: every function they call is here, and
+# the logic behind these functions is in the library (spica.paths for the file
+# names, spica.release.planning.Plan for what a release plans).
 import functools
 import json
 from pathlib import Path
@@ -8,6 +11,9 @@ from snakemake.logging import logger
 
 from spica import __version__ as SPICA_VERSION
 from spica import paths
+from spica.astromatic import psfex, sextractor
+from spica.coaddition.grid import stack_grid
+from spica.release.planning import done_products, read_plan
 from spica.step1.inventory import discover_exposures, find_calibration_file, read_inventory
 from spica.registry import read_metadata
 from spica.tools import resolve_tools, script_code_hash
@@ -15,6 +21,28 @@ from spica.tools import resolve_tools, script_code_hash
 RESULTS = config["results"]
 ASTROMATIC = Path(workflow.basedir) / "config" / "astromatic"
 ENVS = Path(workflow.basedir) / "envs"
+
+#: The AstrOmatic configuration files (config/astromatic/), key -> file name:
+#: rule inputs, and the configuration files a release product's provenance lists.
+ASTROMATIC_FILES = {
+    "step1_ww": "step1.ww",
+    "step1_sex": "step1.sex",
+    "step1_param": "step1.param",
+    "step1_psfex": "step1.psfex",
+    "scamp": "scamp.scamp",
+    "stack_swarp": "stack.swarp",
+    "chi2_swarp": "chi2.swarp",
+    "release_sex": "release.sex",
+    "release_param": "release.param",
+    "conv": "gauss_3.0_5x5.conv",
+    "nnw": "default.nnw",
+}
+
+
+def astromatic_file(key):
+    """Path of an AstrOmatic configuration file of :data:`ASTROMATIC_FILES`."""
+    return ASTROMATIC / ASTROMATIC_FILES[key]
+
 
 wildcard_constraints:
     expnum=paths.WILDCARD_CONSTRAINTS["expnum"],
@@ -64,11 +92,6 @@ def software(script=None, tools=()):
     }
 
 
-def astromatic_overrides(options):
-    """Format ``{KEY: value}`` as ``-KEY value`` command-line options."""
-    return " ".join(f"-{key} {value}" for key, value in sorted(options.items()))
-
-
 # ---------------------------------------------------------------- exposures
 INCOMING = discover_exposures(config["inputs"]["exposures"])
 if not INCOMING.files:
@@ -80,6 +103,12 @@ STEP1_DIR = Path(RESULTS) / "step1"
 CALIBRATIONS = Path(RESULTS) / "calibrations"
 INVENTORY = str(STEP1_DIR / "inventory.csv")
 QUARANTINE = str(Path(RESULTS) / "quarantine" / "quarantine.csv")
+REGISTRY_EXPORT = str(Path(RESULTS) / "registry" / "exposures.csv")
+
+# the integrity check: fitsverify when asked for and installed, and the limits
+INTEGRITY = config["step1"]["integrity"]
+FITSVERIFY = tool("fitsverify") if INTEGRITY["run_fitsverify"] and TOOLS.get("fitsverify") else None
+INTEGRITY_LIMITS = {k: v for k, v in INTEGRITY.items() if k != "run_fitsverify"}
 
 
 def step1(key):
@@ -124,14 +153,16 @@ def get_photometric_flag(wildcards):
 
 def aperture_pixels(diameters_arcsec):
     """SExtractor PHOT_APERTURES (pixels) from aperture diameters in arcsec."""
-    return ",".join(f"{d / config['survey']['pixel_scale']:.2f}" for d in diameters_arcsec)
+    return sextractor.aperture_pixels(diameters_arcsec, pixel_scale=config["survey"]["pixel_scale"])
 
 
 def get_raw_exposure(wildcards):
+    """The incoming file of exposure ``expnum``."""
     return str(INCOMING.files[int(wildcards.expnum)])
 
 
 def get_check_files(wildcards=None):
+    """The integrity verdict of every incoming exposure."""
     return [paths.step1_path(RESULTS, expnum, "check") for expnum in sorted(INCOMING.files)]
 
 
@@ -156,14 +187,17 @@ def staged_calibration(raw_path):
 
 
 def get_flat(wildcards):
+    """The staged Elixir flat an accepted exposure names."""
     return staged_calibration(get_verdict(wildcards)["calibrations"]["flat"])
 
 
 def get_mask(wildcards):
+    """The staged Elixir mask an accepted exposure names."""
     return staged_calibration(get_verdict(wildcards)["calibrations"]["mask"])
 
 
 def get_raw_calibration(wildcards):
+    """The raw Elixir calibration file ``calib`` (maybe compressed) in the calibrations folder."""
     found = find_calibration_file(wildcards.calib, config["inputs"]["calibrations"])
     if found is None:
         raise WorkflowError(f"calibration {wildcards.calib} not in {config['inputs']['calibrations']}")
@@ -185,3 +219,241 @@ def get_step1_for_registry(wildcards):
         key: [str(paths.step1_path(RESULTS, expnum, key)) for expnum in accepted_exposures()]
         for key in ("qa_xml", "diag")
     }
+
+
+# ---------------------------------------------------------------- releases
+def release_file(key):
+    """Pattern of a per-release file (:data:`spica.paths.RELEASE_FILES`),
+    e.g. ``results/releases/T0002/T0002_plan.csv``."""
+    return paths.release_pattern(RESULTS, key)
+
+
+def product_file(key):
+    """Pattern of a planned product's file (:data:`spica.paths.STACK_PRODUCTS`...),
+    e.g. ``.../CFHTLS_D_g_..._T0002/CFHTLS_D_g_..._T0002_stack.list``."""
+    return paths.product_pattern(RESULTS, key)
+
+
+def product_files(keys):
+    """Patterns of several files of a planned product, key -> pattern (named outputs)."""
+    return {key: product_file(key) for key in keys}
+
+
+def chi2_file(key):
+    """Pattern of a chi-squared tile's file (:data:`spica.paths.CHI2_FILES`),
+    e.g. ``.../CFHTLS_D_gri_..._T0002/CFHTLS_D_gri_..._T0002_chi2.fits``."""
+    return paths.chi2_pattern(RESULTS, key)
+
+
+#: Pattern of a planned product's SCAMP outputs folder (heads, check plots).
+SCAMP_PRODUCTS = paths.scamp_folder_pattern(RESULTS)
+
+
+def ancient_plan():
+    """Input ``plan`` of the rules whose inputs or params come from the plan.
+
+    The plan is an input so that, when the plan_release checkpoint reruns,
+    Snakemake re-evaluates those rules' input functions; it is ancient() so that
+    a new plan's date alone reruns nothing: the lists, grids and tiles themselves
+    (inputs and params) decide, and a regrade reruns exactly the stacks whose
+    lists change.
+    """
+    return ancient(release_file("plan"))
+
+
+def get_release_config(wildcards):
+    """Param: the release's definition (config/releases.yaml)."""
+    try:
+        return config["releases"][wildcards.release]
+    except KeyError:
+        raise WorkflowError(
+            f"release {wildcards.release} is not defined in config (releases: {sorted(config['releases'])})"
+        )
+
+
+def get_plan(release):
+    """The plan of a release (after its checkpoint)."""
+    plan_csv = Path(checkpoints.plan_release.get(release=release).output.plan)
+    lists = paths.release_path(RESULTS, release, "lists")
+    return _read_plan(plan_csv.parent, release, plan_csv.stat().st_mtime_ns, lists.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_plan(folder, release, plan_mtime, lists_mtime):
+    """The plan, read once per version of its files (input functions ask for it
+    several times per stack; its products and tiles are computed once per plan)."""
+    return read_plan(folder, release=release)
+
+
+def planned_product(release, stem):
+    """The plan's product with file stem ``stem`` (:class:`spica.release.planning.PlannedProduct`)."""
+    try:
+        return get_plan(release).products()[stem]
+    except KeyError:
+        raise WorkflowError(f"{stem} is not in the plan of {release}") from None
+
+
+def get_stack_name(wildcards):
+    """Param: the plan's name of a product (``CFHTLS_D_r_141927+524056``, ``546891p_V0001``)."""
+    return planned_product(wildcards.release, wildcards.stem).name
+
+
+def get_stack_lists(wildcards):
+    """Param: the stack's stack and astrometric lists (a change reruns this stack only)."""
+    plan = get_plan(wildcards.release)
+    stack = planned_product(wildcards.release, wildcards.stem).name
+    return {"stack": plan.stack_lists[stack], "astrometric": plan.astrometric_lists[stack]}
+
+
+def get_astrometric_catalogs(wildcards):
+    """Step 1 catalogues of a stack's astrometric list."""
+    return [str(paths.step1_path(RESULTS, e, "ldac")) for e in get_stack_lists(wildcards)["astrometric"]]
+
+
+def get_astrometric_aheads(wildcards):
+    """The ``.ahead`` files SCAMP reads beside those catalogues."""
+    return [str(paths.step1_path(RESULTS, e, "ahead")) for e in get_stack_lists(wildcards)["astrometric"]]
+
+
+def get_stack_exposures(wildcards):
+    """Raw exposures of a stack list, in list order."""
+    return [str(INCOMING.files[e]) for e in sorted(get_stack_lists(wildcards)["stack"])]
+
+
+def get_stack_aheads(wildcards):
+    """The ``.ahead`` files of a stack list (photometric flags of its exposures)."""
+    return [str(paths.step1_path(RESULTS, e, "ahead")) for e in sorted(get_stack_lists(wildcards)["stack"])]
+
+
+def get_stack_weights(wildcards):
+    """Step 1 weight maps of a stack list, in list order."""
+    return [str(paths.step1_path(RESULTS, e, "weight")) for e in sorted(get_stack_lists(wildcards)["stack"])]
+
+
+def product_grid(product):
+    """SWarp output grid (CENTER, IMAGE_SIZE, PIXEL_SCALE) of a planned product."""
+    return stack_grid(product.ra, product.dec, size_deg=product.size_deg,
+                      pixel_scale_arcsec=config["survey"]["pixel_scale"])
+
+
+def get_stack_grid(wildcards):
+    """Param: SWarp output grid of a planned stack."""
+    return product_grid(planned_product(wildcards.release, wildcards.stem))
+
+
+def get_tile_stems(wildcards):
+    """Stems of the stacks of chi-squared tile ``chi2`` (every filter of the tile)."""
+    return get_plan(wildcards.release).tiles()[wildcards.chi2]
+
+
+def get_tile_stacks(wildcards):
+    """Stacks and weights of every filter of a chi-squared tile."""
+    release = wildcards.release
+    return {
+        key: [str(paths.product_path(RESULTS, release, stem, file_key)) for stem in get_tile_stems(wildcards)]
+        for key, file_key in (("stacks", "image"), ("weights", "weight"))
+    }
+
+
+def get_tile_grid(wildcards):
+    """Param: the SWarp grid of a tile (that of its stacks)."""
+    return product_grid(planned_product(wildcards.release, get_tile_stems(wildcards)[0]))
+
+
+def get_stack_chi2(wildcards):
+    """The chi-squared image (and weight) a stack's catalogue detects on."""
+    tile = planned_product(wildcards.release, wildcards.stem).tile
+    return {
+        key: str(paths.chi2_path(RESULTS, wildcards.release, tile, file_key))
+        for key, file_key in (("chi2", "image"), ("chi2_weight", "weight"))
+    }
+
+
+def get_catalogue_options(wildcards):
+    """Param: options of the release catalogue on top of release.sex (apertures in pixels...)."""
+    apertures = aperture_pixels(config["catalogues"]["phot_apertures_arcsec"])
+    return {"PHOT_APERTURES": apertures, "BACK_SIZE": config["catalogues"]["back_size"],
+            **config["catalogues"]["overrides"]}
+
+
+#: Configuration files a release product's provenance lists, in its order.
+PROVENANCE_CONFIGS = ("scamp", "stack_swarp", "chi2_swarp", "release_sex", "release_param", "conv", "nnw")
+
+
+def get_provenance_inputs(wildcards):
+    """Command files of the steps that made a product, and the files they read."""
+    release, stem = wildcards.release, wildcards.stem
+    tile = planned_product(release, stem).tile
+
+    def product(key, of=stem):
+        return str(paths.product_path(RESULTS, release, of, key))
+
+    found = {
+        "scamp_cmd": product("scamp_cmd"),
+        "swarp_cmd": product("swarp_cmd"),
+        "chi2_cmd": str(paths.chi2_path(RESULTS, release, tile, "cmd")),
+        "sex_cmd": product("sex_cmd"),
+    }
+    # the tile's other filters enter the chi-squared image
+    others = [s for s in get_plan(release).tiles()[tile] if s != stem]
+    found.update(
+        exposures=get_stack_exposures(wildcards),
+        weights=get_stack_weights(wildcards),
+        catalogs=get_astrometric_catalogs(wildcards),
+        aheads=get_astrometric_aheads(wildcards),
+        tile_stacks=[product(key, of=other) for other in others for key in ("image", "weight")],
+        configs=[str(astromatic_file(key)) for key in PROVENANCE_CONFIGS],
+    )
+    return found
+
+
+def get_provenance_options(wildcards):
+    """Param: per step, the options given on top of the configuration files."""
+    return {
+        "scamp": dict(config["calibration"]["scamp_overrides"]),
+        "swarp": {**get_stack_grid(wildcards), **config["coaddition"]["swarp_overrides"]},
+        "sextractor": get_catalogue_options(wildcards),
+    }
+
+
+def get_release_scamp_xml(wildcards):
+    """SCAMP XML of every planned product of a release, keyed by product stem."""
+    release = wildcards.release
+    return {
+        stem: str(paths.product_path(RESULTS, release, stem, "scamp_xml"))
+        for stem in get_plan(release).products()
+    }
+
+
+def get_done_products(wildcards):
+    """Param: names of the planned products already made (see
+    :func:`spica.release.planning.done_products`)."""
+    return done_products(get_plan(wildcards.release), RESULTS)
+
+
+def release_files(release, *keys):
+    """Paths of per-release files of release ``release`` (target rules)."""
+    return [str(paths.release_path(RESULTS, release, key)) for key in keys]
+
+
+def release_targets(release):
+    """Input function of the target ``release_<release>``, which asks for every
+    planned product's delivered files, each tile's chi-squared PNG, the pending
+    view and the SCAMP fields.
+
+    One target per release (without wildcards), hence this factory.
+    """
+
+    def get_release_products(wildcards):
+        plan = get_plan(release)
+        targets = []
+        for stem, product in plan.products().items():
+            keys = list(paths.STACK_PRODUCTS)
+            if product.mode != "stack":  # image by image: the image's own SCAMP head (seed: _V0001_head.txt)
+                keys += ["image_head"]  # and its .ahead if photometric (_V0001_ahed.txt)
+                keys += ["image_ahead"] if is_photometric(paths.parse_image_stem(stem)[0]) else []
+            targets += [str(paths.product_path(RESULTS, release, stem, key)) for key in keys]
+        targets += [str(paths.chi2_path(RESULTS, release, tile, "png")) for tile in plan.tiles()]
+        return targets + release_files(release, "pending", "scamp_fields")
+
+    return get_release_products

@@ -1,7 +1,5 @@
 # The registry (seed 3.2.1): exposure metadata, QA figures, grades, quarantine.
 
-REGISTRY_EXPORT = str(Path(RESULTS) / "registry" / "exposures.csv")
-
 
 rule build_registry:
     """Load headers, observing metadata, QA summaries, grades and quarantine into the database."""

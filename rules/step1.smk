@@ -15,8 +15,8 @@ rule check_exposure:
         check=step1("check"),
     params:
         calibrations=config["inputs"]["calibrations"],
-        fitsverify=tool("fitsverify") if config["step1"]["integrity"]["run_fitsverify"] and TOOLS.get("fitsverify") else None,
-        limits={k: v for k, v in config["step1"]["integrity"].items() if k != "run_fitsverify"},
+        fitsverify=FITSVERIFY,
+        limits=INTEGRITY_LIMITS,
         software=software("check_exposure", tools=["fitsverify"]),
     log:
         step1_log("check_exposure"),
@@ -90,7 +90,7 @@ rule make_weight_map:
         flat=get_flat,
         mask=get_mask,
         defects=step1("defects"),
-        config=ASTROMATIC / "step1.ww",
+        config=astromatic_file("step1_ww"),
     output:
         weight=step1("weight"),
         flag=step1("flag"),
@@ -117,64 +117,49 @@ rule extract_sources:
         exposure=get_raw_exposure,
         weight=step1("weight"),
         flag=step1("flag"),
-        config=ASTROMATIC / "step1.sex",
-        param=ASTROMATIC / "step1.param",
-        conv=ASTROMATIC / "gauss_3.0_5x5.conv",
-        nnw=ASTROMATIC / "default.nnw",
+        config=astromatic_file("step1_sex"),
+        param=astromatic_file("step1_param"),
+        conv=astromatic_file("conv"),
+        nnw=astromatic_file("nnw"),
     output:
         ldac=step1("ldac"),
         xml=step1("sex_xml"),
         minibkg=step1("minibkg"),
     params:
         bin=tool("sextractor"),
-        apertures=aperture_pixels(_SEX["phot_apertures_arcsec"]),
-        extra=astromatic_overrides(
-            {
-                "DETECT_THRESH": _SEX["detect_thresh"],
-                "ANALYSIS_THRESH": _SEX["detect_thresh"],
-                "DETECT_MINAREA": _SEX["detect_minarea"],
-                "BACK_SIZE": _SEX["back_size"],
-                **_SEX["overrides"],
-            }
-        ),
-        software=software(tools=["sextractor"]),
+        options=sextractor.step1_options(_SEX, pixel_scale=config["survey"]["pixel_scale"]),
+        software=software("extract_sources", tools=["sextractor"]),
     log:
         step1_log("extract_sources"),
     benchmark:
         "benchmarks/step1/{expnum}p/extract_sources.tsv"
     conda:
         "../envs/astromatic.yaml"
-    shell:
-        "{params.bin} {input.exposure} -c {input.config}"
-        " -PARAMETERS_NAME {input.param} -FILTER_NAME {input.conv} -STARNNW_NAME {input.nnw}"
-        " -WEIGHT_IMAGE {input.weight} -FLAG_IMAGE {input.flag}"
-        " -PHOT_APERTURES {params.apertures} {params.extra}"
-        " -CATALOG_NAME {output.ldac} -XML_NAME {output.xml}"
-        " -CHECKIMAGE_NAME {output.minibkg} > {log} 2>&1"
+    script:
+        "../scripts/extract_sources.py"
 
 
 rule model_psf:
     """PSFEx: one PSF model per CCD (FWHM, elongation over the focal plane)."""
     input:
         ldac=step1("ldac"),
-        config=ASTROMATIC / "step1.psfex",
+        config=astromatic_file("step1_psfex"),
     output:
         psf=step1("psf"),
         xml=step1("psfex_xml"),
     params:
         bin=tool("psfex"),
         psf_dir=get_step1_dir,
-        extra=astromatic_overrides({"SAMPLE_MINSN": _PSFEX["min_snr"], **_PSFEX["overrides"]}),
-        software=software(tools=["psfex"]),
+        options=psfex.step1_options(_PSFEX),
+        software=software("model_psf", tools=["psfex"]),
     log:
         step1_log("model_psf"),
     benchmark:
         "benchmarks/step1/{expnum}p/model_psf.tsv"
     conda:
         "../envs/astromatic.yaml"
-    shell:
-        "{params.bin} {input.ldac} -c {input.config} {params.extra}"
-        " -PSF_DIR {params.psf_dir} -XML_NAME {output.xml} > {log} 2>&1"
+    script:
+        "../scripts/model_psf.py"
 
 
 rule assess_quality:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 
-from spica.step1.inventory import check_incoming  # noqa: E402
+from spica.step1.inventory import check_exposure_and_calibrations  # noqa: E402
 
-verdict = check_incoming(
+verdict = check_exposure_and_calibrations(
     snakemake.input.exposure,
     snakemake.params.calibrations,
     fitsverify=snakemake.params.fitsverify,

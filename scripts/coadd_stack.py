@@ -10,13 +10,13 @@ sys.stderr = log
 
 from spica.calibration.accept import read_accept_summary  # noqa: E402
 from spica.coaddition.stack import coadd_stack  # noqa: E402
+from spica.paths import parse_exposure_prefix, scamp_head_name  # noqa: E402
 from spica.provenance import write_command  # noqa: E402
 from spica.release.planning import read_exposure_list  # noqa: E402
 
 expnums = read_exposure_list(snakemake.input.accepted)  # the accept summary's verdict
-keep = [f"{e}p" for e in expnums]
-exposures = [p for p in snakemake.input.exposures if Path(p).name.split(".")[0] in keep]
-weights = [p for p in snakemake.input.weights if Path(p).name.split("_")[0] in keep]
+exposures = [p for p in snakemake.input.exposures if parse_exposure_prefix(Path(p).name) in expnums]
+weights = [p for p in snakemake.input.weights if parse_exposure_prefix(Path(p).name) in expnums]
 registry = pd.read_csv(snakemake.input.registry, dtype={"expnum": "Int64"})
 inputs = registry.set_index("expnum").loc[expnums].reset_index()
 summary = read_accept_summary(snakemake.input.accept).set_index("expnum").loc[expnums, "anchored"]
@@ -26,7 +26,7 @@ run = coadd_stack(
     snakemake.input.config,
     exposures=exposures,
     weights=weights,
-    heads=[Path(snakemake.input.scamp) / f"{e}p.head" for e in expnums],
+    heads=[Path(snakemake.input.scamp) / scamp_head_name(e) for e in expnums],
     out_image=snakemake.output.image,
     out_weight=snakemake.output.weight,
     xml_out=snakemake.output.xml,

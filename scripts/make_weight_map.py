@@ -7,7 +7,7 @@ sys.stderr = log
 
 from spica.astromatic.weightwatcher import run_weightwatcher  # noqa: E402
 
-command = run_weightwatcher(
+run = run_weightwatcher(
     snakemake.params.bin,
     snakemake.input.config,
     flat=snakemake.input.flat,
@@ -19,4 +19,4 @@ command = run_weightwatcher(
     flat_range=snakemake.params.flat_range,
     log=log,
 )
-print(" ".join(command), file=log)
+print(" ".join(run.command), file=log)

@@ -4,9 +4,9 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 
-from spica.products.summary import load_product_summary  # noqa: E402
+from spica.products.summary import summarise_product  # noqa: E402
 
-written = load_product_summary(
+written = summarise_product(
     name=snakemake.params.name,
     release=snakemake.wildcards.release,
     image=snakemake.input.image,

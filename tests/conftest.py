@@ -1,6 +1,7 @@
 """Shared test fixtures: locations of the real reference data and the tools."""
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,16 @@ def require_binary(*names: str) -> str:
     pytest.skip(f"none of {names} on PATH (run `bin/spica install`)")
 
 
+def needs_tools(available: bool, reason: str) -> Callable[[Callable], Callable]:
+    """Decorator for a test that runs AstrOmatic binaries: marked ``tools`` (so that
+    ``-m "not tools"`` leaves it out) and skipped with ``reason`` unless ``available``."""
+
+    def mark(test: Callable) -> Callable:
+        return pytest.mark.tools(pytest.mark.skipif(not available, reason=reason)(test))
+
+    return mark
+
+
 # Release configurations shared by the selection and planning tests.
 @pytest.fixture(scope="module")
 def cfg() -> dict:
@@ -45,7 +56,7 @@ def demo_survey() -> dict:
 
 @pytest.fixture(scope="module")
 def real_survey() -> dict:
-    """``survey`` of the real CFHTLS configuration."""
+    """``survey`` of the real CFHTLS configuration (cfhtls.yaml merged over config.yaml)."""
     from tests.release.test_selection import load_yaml
 
     return load_yaml("cfhtls.yaml")["survey"]

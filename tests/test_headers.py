@@ -15,10 +15,13 @@ from spica.headers import (
     calibration_reference,
     ccd_info,
     exposure_info,
+    image_hdus,
     image_header,
     parse_header_dump,
     parse_section,
     read_header_dump,
+    section_or_none,
+    section_slices,
 )
 
 SHARED_DATA = Path(__file__).parents[1] / ".." / "shared" / "data"
@@ -181,8 +184,16 @@ def test_image_header_roundtrip_of_astropy_compression(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------
 
 
-def _primary(**updates: object) -> fits.Header:
+def _header(cards: dict[str, object], updates: dict[str, object]) -> fits.Header:
+    """A header of ``cards`` changed by ``updates`` (a None value leaves the keyword out)."""
     header = fits.Header()
+    for key, value in {**cards, **updates}.items():
+        if value is not None:
+            header[key] = value
+    return header
+
+
+def _primary(**updates: object) -> fits.Header:
     cards = {
         "INSTRUME": "MegaPrime", "DETECTOR": "MegaCam ", "NEXTEND": 36, "EXPNUM": 751034,
         "OBSTYPE": "OBJECT  ", "OBJECT": "W3+2-1", "RUNID": "04AL05  ", "QRUNID": "04AQ01",
@@ -191,11 +202,7 @@ def _primary(**updates: object) -> fits.Header:
         "MJD-OBS": 53180.31, "RA_DEG": 217.526, "DEC_DEG": 53.580,
         "REL_DATE": "2006-05-01T00:00:00",
     }  # fmt: skip
-    cards.update(updates)
-    for key, value in cards.items():
-        if value is not None:
-            header[key] = value
-    return header
+    return _header(cards, updates)
 
 
 def test_exposure_info_contract_example() -> None:
@@ -229,7 +236,6 @@ def test_exposure_info_bad_values(key: str, value: object) -> None:
 
 
 def _ccd(**updates: object) -> fits.Header:
-    header = fits.Header()
     cards = {
         "XTENSION": "IMAGE", "BITPIX": 16, "NAXIS": 2, "NAXIS1": 2112, "NAXIS2": 4644,
         "EXTNAME": "ccd14", "CCDSIZE": "[1:2048,1:4612]", "DETSEC": "[4160:2113,19351:14740]",
@@ -239,11 +245,7 @@ def _ccd(**updates: object) -> fits.Header:
         "CTYPE2": "DEC--TAN", "CRVAL1": 217.5, "CRVAL2": 53.6, "CRPIX1": 100.0,
         "CRPIX2": 200.0, "CD1_1": -5.2e-5, "CD1_2": 0.0, "CD2_1": 0.0, "CD2_2": 5.2e-5,
     }  # fmt: skip
-    cards.update(updates)
-    for key, value in cards.items():
-        if value is not None:
-            header[key] = value
-    return header
+    return _header(cards, updates)
 
 
 def test_ccd_info_gain_pair_and_json() -> None:
@@ -289,3 +291,37 @@ def test_parse_section() -> None:
     for bad in ("[1:2048]", "1:2048,1:4612", "[0:10,1:5]"):
         with pytest.raises(ValueError):
             parse_section(bad)
+
+
+def test_section_or_none() -> None:
+    assert section_or_none("[4160:2113,19351:14740]") == (4160, 2113, 19351, 14740)
+    for missing in (None, "", "[1:2048]", "[0:10,1:5]"):
+        assert section_or_none(missing) is None
+
+
+def test_section_slices() -> None:
+    assert section_slices("[33:2080,1:4612]", (4644, 2112)) == (slice(0, 4612), slice(32, 2080))
+    assert section_slices("[2080:33,4612:1]", (4644, 2112)) == (slice(0, 4612), slice(32, 2080))
+    assert section_slices("[5:40,3:50]", (10, 20)) == (slice(2, 10), slice(4, 20))  # clipped
+    assert section_slices(None, (10, 20)) == (slice(0, 10), slice(0, 20))
+    assert section_slices("[0:0,0:0]", (10, 20)) == (slice(0, 10), slice(0, 20))
+    assert section_slices("[21:30,1:5]", (10, 20)) == (slice(0, 10), slice(0, 20))  # starts outside
+
+
+def test_image_hdus(tmp_path: Path) -> None:
+    import numpy as np
+
+    image = np.zeros((4, 5), dtype=np.float32)
+    hdul = fits.HDUList([
+        fits.PrimaryHDU(),
+        fits.ImageHDU(image, name="ccd00"),
+        fits.BinTableHDU.from_columns([fits.Column(name="a", format="E", array=np.zeros(3))], name="tab"),
+        fits.CompImageHDU(image, name="ccd01"),
+        fits.ImageHDU(np.zeros(3, dtype=np.float32), name="line"),
+    ])
+    path = tmp_path / "mef.fits"
+    hdul.writeto(path)
+    with fits.open(path) as opened:
+        assert [h.name for h in image_hdus(opened)] == ["CCD00", "CCD01"]
+        assert [h.name for h in image_hdus(opened[2:])] == ["CCD01"]
+    assert [h.name for h in image_hdus([fits.PrimaryHDU(image)])] == ["PRIMARY"]

@@ -50,6 +50,19 @@ def test_exposure_filenames():
     assert paths.parse_exposure_filename("979412p.fits.gz") is None
 
 
+def test_exposure_names():
+    assert paths.parse_exposure_name("751000p") == 751000
+    assert paths.parse_exposure_name(paths.exposure_name(1257365)) == 1257365
+    for bad in ("751000", "751000p.fits", "12345p", "12345678p", " 751000p"):
+        with pytest.raises(ValueError):
+            paths.parse_exposure_name(bad)
+    assert paths.parse_exposure_prefix("751000p_ldac.fits") == 751000
+    assert paths.parse_exposure_prefix("1257365p.head") == 1257365
+    assert paths.parse_exposure_prefix("12345678p_ldac.fits") is None
+    assert paths.parse_exposure_prefix("/x/751000p_ldac.fits") is None  # the text, not a file name
+    assert paths.scamp_head_name(751000) == "751000p.head"
+
+
 @pytest.mark.parametrize(
     "survey, band, ra, dec, name",
     [
@@ -97,3 +110,39 @@ def test_chi2_names_of_tiles_and_images():
     import re
     for name in ("CFHTLS_W_gri_135934+533330_T0001", "546891p_r_V0001"):
         assert re.fullmatch(paths.WILDCARD_CONSTRAINTS["chi2"], name)
+
+
+def test_release_files_patterns_and_paths_agree(tmp_path):
+    assert str(paths.release_path("results", "T0002", "plan")) == "results/releases/T0002/T0002_plan.csv"
+    assert paths.release_pattern("results", "pending") == "results/releases/{release}/{release}_pending.txt"
+    for key in paths.RELEASE_FILES:
+        pattern = paths.release_pattern(tmp_path, key)
+        assert pattern.format(release="T0002") == str(paths.release_path(tmp_path, "T0002", key))
+
+
+def test_product_files_patterns_and_paths_agree(tmp_path):
+    stem = "CFHTLS_D_r_141927+524056_T0002"
+    assert str(paths.product_path("results", "T0002", stem, "weight")) == \
+        f"results/releases/T0002/{stem}/{stem}_weight.fits"
+    assert str(paths.product_path("r", "T0002", "546891p_V0001", "image_ahead")) == \
+        "r/releases/T0002/546891p_V0001/546891p_V0001_ahed.txt"  # the seed's spelling
+    assert paths.scamp_folder_pattern("results") == "results/releases/{release}/{stem}/scamp"
+    for key in {**paths.STACK_PRODUCTS, **paths.IMAGE_PRODUCTS, **paths.STACK_INTERMEDIATES}:
+        pattern = paths.product_pattern(tmp_path, key)
+        assert pattern.format(release="T0002", stem=stem) == str(paths.product_path(tmp_path, "T0002", stem, key))
+    tile = "CFHTLS_D_ri_141927+524056_T0002"
+    assert str(paths.chi2_path("results", "T0002", tile, "image")) == f"results/releases/T0002/{tile}/{tile}_chi2.fits"
+    for key in paths.CHI2_FILES:
+        assert paths.chi2_pattern(tmp_path, key).format(release="T0002", chi2=tile) == \
+            str(paths.chi2_path(tmp_path, "T0002", tile, key))
+
+
+def test_release_product_suffixes_are_distinct():
+    # one suffix, one file: no product of a stem overwrites another
+    suffixes = [*paths.STACK_PRODUCTS.values(), *paths.IMAGE_PRODUCTS.values(),
+                *paths.STACK_INTERMEDIATES.values()]
+    assert len(set(suffixes)) == len(suffixes)
+    assert len(set(paths.CHI2_FILES.values())) == len(paths.CHI2_FILES)
+    # the stack thumbnails are named as the step 1 ones
+    assert paths.STACK_THUMBNAILS == {k: paths.QA_PLOTS[k] for k in ("m", "m_med", "wmm", "wmm_med", "bkg_m")}
+    assert set(paths.STACK_THUMBNAILS.items()) <= set(paths.STACK_PRODUCTS.items())

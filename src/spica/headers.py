@@ -45,6 +45,9 @@ __all__ = [
     "ccd_info",
     "calibration_reference",
     "parse_section",
+    "section_or_none",
+    "section_slices",
+    "image_hdus",
 ]
 
 #: ``FILTER`` values: band letter, a dot, the CFHT filter id (``i.MP9701``).
@@ -265,40 +268,55 @@ def _non_negative_int(value: Any) -> int:
     return number
 
 
-def _runid(value: Any) -> str:
-    text = _as_str(value)
-    if not RUNID_RE.match(text):
-        raise ValueError("not a CFHT run id like '04AL05'")
-    return text
+def _matching(pattern: re.Pattern[str], message: str) -> Callable[[Any], str]:
+    """A text parser: the stripped string if ``pattern`` matches it, else ``ValueError(message)``."""
+
+    def check(value: Any) -> str:
+        text = _as_str(value)
+        if not pattern.match(text):
+            raise ValueError(message)
+        return text
+
+    return check
 
 
-def _filter(value: Any) -> str:
-    text = _as_str(value)
-    if not FILTER_RE.match(text):
-        raise ValueError("not a MegaPrime filter like 'i.MP9701'")
-    return text
+def _iso(pattern: str, parse: Callable[[str], Any], message: str) -> Callable[[Any], str]:
+    """An ISO date parser: the text if it matches ``pattern`` in full and ``parse`` takes it."""
+
+    def check(value: Any) -> str:
+        text = _as_str(value)
+        try:
+            if not re.fullmatch(pattern, text):
+                raise ValueError
+            parse(text)
+        except ValueError:
+            raise ValueError(message) from None
+        return text
+
+    return check
 
 
-def _date(value: Any) -> str:
-    text = _as_str(value)
-    try:
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-            raise ValueError
-        _dt.date.fromisoformat(text)
-    except ValueError:
-        raise ValueError("not a date YYYY-MM-DD") from None
-    return text
+def _within(low: float, high: float, message: str) -> Callable[[Any], float]:
+    """A number parser: the finite number if ``low <= number <= high``, else ``ValueError(message)``."""
+
+    def check(value: Any) -> float:
+        number = _as_float(value)
+        if not low <= number <= high:
+            raise ValueError(message)
+        return number
+
+    return check
 
 
-def _datetime(value: Any) -> str:
-    text = _as_str(value)
-    try:
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2}(\.\d*)?)?", text):
-            raise ValueError
-        _dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError("not a date-time YYYY-MM-DDThh:mm:ss") from None
-    return text
+_runid = _matching(RUNID_RE, "not a CFHT run id like '04AL05'")
+_filter = _matching(FILTER_RE, "not a MegaPrime filter like 'i.MP9701'")
+_extname = _matching(EXTNAME_RE, "not a CCD extension name like 'ccd07'")
+_date = _iso(r"\d{4}-\d{2}-\d{2}", _dt.date.fromisoformat, "not a date YYYY-MM-DD")
+_datetime = _iso(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2}(\.\d*)?)?", _dt.datetime.fromisoformat,
+                 "not a date-time YYYY-MM-DDThh:mm:ss")  # fmt: skip
+_ra = _within(0.0, 360.0, "outside [0, 360]")
+_dec = _within(-90.0, 90.0, "outside [-90, 90]")
+_airmass = _within(0.99, math.inf, "below 1")  # finite numbers only: below 0.99 fails
 
 
 def _utc(value: Any) -> str:
@@ -306,34 +324,6 @@ def _utc(value: Any) -> str:
     match = _UTC_RE.match(text)
     if not match or int(match["h"]) > 23 or int(match["m"]) > 59 or float(match["s"]) >= 61:
         raise ValueError("not a time h:mm:ss.s")
-    return text
-
-
-def _ra(value: Any) -> float:
-    number = _as_float(value)
-    if not 0.0 <= number <= 360.0:
-        raise ValueError("outside [0, 360]")
-    return number
-
-
-def _dec(value: Any) -> float:
-    number = _as_float(value)
-    if not -90.0 <= number <= 90.0:
-        raise ValueError("outside [-90, 90]")
-    return number
-
-
-def _airmass(value: Any) -> float:
-    number = _as_float(value)
-    if number < 0.99:
-        raise ValueError("below 1")
-    return number
-
-
-def _extname(value: Any) -> str:
-    text = _as_str(value)
-    if not EXTNAME_RE.match(text):
-        raise ValueError("not a CCD extension name like 'ccd07'")
     return text
 
 
@@ -651,3 +641,68 @@ def parse_section(value: str) -> tuple[int, int, int, int]:
     if min(x1, x2, y1, y2) < 1:
         raise ValueError(f"section starts below 1: {value!r}")
     return x1, x2, y1, y2
+
+
+def section_or_none(value: str | None) -> tuple[int, int, int, int] | None:
+    """:func:`parse_section`, or None when ``value`` is missing, empty or malformed.
+
+    Returns
+    -------
+    tuple of int or None
+        ``(x1, x2, y1, y2)`` as written, 1-based and inclusive.
+    """
+    try:
+        return parse_section(value) if value else None
+    except ValueError:
+        return None
+
+
+def section_slices(section: str | None, shape: tuple[int, int]) -> tuple[slice, slice]:
+    """Convert a FITS section (``DATASEC = '[33:2080,1:4612]'``) to array slices.
+
+    Parameters
+    ----------
+    section : str or None
+        1-based inclusive ``[x1:x2,y1:y2]`` (:func:`parse_section`; a
+        backwards section is turned forwards); None, unparsable or starting
+        outside the array -> the whole array.
+    shape : tuple of int
+        ``(ny, nx)`` of the array, used to clip the section.
+
+    Returns
+    -------
+    tuple of slice
+        ``(rows, columns)``, 0-based.
+    """
+    full = (slice(0, shape[0]), slice(0, shape[1]))
+    try:
+        x1, x2, y1, y2 = parse_section(section)
+    except ValueError:
+        return full
+    x1, x2 = sorted((x1, x2))
+    y1, y2 = sorted((y1, y2))
+    if x1 < 1 or y1 < 1 or x1 > shape[1] or y1 > shape[0]:
+        return full
+    return slice(y1 - 1, min(y2, shape[0])), slice(x1 - 1, min(x2, shape[1]))
+
+
+def image_hdus(hdul: Iterable[Any]) -> list[Any]:
+    """The HDUs of an opened FITS file that hold a 2-D image.
+
+    A primary HDU, an image extension or a tile-compressed image
+    (``CompImageHDU``, decompressed by astropy) with ``NAXIS = 2``; tables and
+    random groups are left out.
+
+    Parameters
+    ----------
+    hdul : iterable of astropy HDUs
+        An :class:`astropy.io.fits.HDUList`, or a slice of one (``hdul[1:]``
+        for the extensions only).
+
+    Returns
+    -------
+    list
+        The image HDUs, in file order.
+    """
+    kinds = (fits.PrimaryHDU, fits.ImageHDU)  # CompImageHDU is an ImageHDU
+    return [h for h in hdul if isinstance(h, kinds) and h.is_image and h.header.get("NAXIS", 0) == 2]

@@ -10,15 +10,22 @@ in one directory.
 
 Release products (step 2) follow the seed's naming:
 ``CFHTLS_W_r_135934+533330_T0002.fits``, ``546891p_V0001.fits``,
-``CFHTLS_W_gri_135934+533330_T0002_chi2.fits``.
+``CFHTLS_W_gri_135934+533330_T0002_chi2.fits``. They live in one folder per
+release and one per product (or chi-squared tile) inside it:
+``<results>/releases/T0002/T0002_plan.csv`` (:data:`RELEASE_FILES`),
+``<results>/releases/T0002/<stem>/<stem>_weight.fits`` (:data:`STACK_PRODUCTS`,
+:data:`STACK_INTERMEDIATES`) and ``<results>/releases/T0002/<chi2>/<chi2>_chi2.fits``
+(:data:`CHI2_FILES`).
 """
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+# the seed's truncated RA/Dec text of stack names; re-exported here
+from spica.sky import format_dec, format_ra
 
 __all__ = [
     "WILDCARD_CONSTRAINTS",
@@ -31,6 +38,10 @@ __all__ = [
     "exposure_name",
     "exposure_filename",
     "parse_exposure_filename",
+    "parse_exposure_name",
+    "parse_exposure_prefix",
+    "SCAMP_HEAD_SUFFIX",
+    "scamp_head_name",
     "step1_name",
     "step1_path",
     "step1_pattern",
@@ -48,6 +59,21 @@ __all__ = [
     "parse_image_stem",
     "HEAD_SUFFIX",
     "AHEAD_SUFFIX",
+    "RELEASE_FILES",
+    "STACK_THUMBNAILS",
+    "STACK_PRODUCTS",
+    "IMAGE_PRODUCTS",
+    "STACK_INTERMEDIATES",
+    "SCAMP_FOLDER",
+    "CHI2_FILES",
+    "release_path",
+    "release_pattern",
+    "product_path",
+    "product_pattern",
+    "scamp_folder",
+    "scamp_folder_pattern",
+    "chi2_path",
+    "chi2_pattern",
 ]
 
 #: A release stack's product stem (``CFHTLS_W_r_135934+533330_T0002``) and an
@@ -75,10 +101,14 @@ WILDCARD_CONSTRAINTS: dict[str, str] = {
 #: ``546891p_ahed.txt`` (``546891p_V0001_ahed.txt``) for photometric ones.
 HEAD_SUFFIX = "_head.txt"
 AHEAD_SUFFIX = "_ahed.txt"
+#: SCAMP's own output head of a catalogue (``HEADER_SUFFIX``): ``751000p.head``
+#: for ``751000p_ldac.fits``, turned into the delivered ``_head.txt``.
+SCAMP_HEAD_SUFFIX = ".head"
 
 #: Odometer suffix of an Elixir-processed exposure (``546891p``).
 EXPOSURE_SUFFIX = "p"
 _EXPOSURE_FILE_RE = re.compile(r"^(?P<expnum>\d{6,7})p\.fits(?P<fz>\.fz)?$")
+_EXPOSURE_NAME_RE = re.compile(r"(?P<expnum>\d{6,7})p")
 
 #: QualityFITS-in plots named in the seed's product table, key -> suffix.
 #: Histograms and radius-magnitude diagrams come as PNG and PS.
@@ -149,6 +179,35 @@ def parse_exposure_filename(name: str | Path) -> int | None:
     return int(match["expnum"]) if match else None
 
 
+def parse_exposure_name(name: str) -> int:
+    """Return the odometer of an exposure name, ``751000p`` -> 751000.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not an odometer followed by ``p``.
+    """
+    match = _EXPOSURE_NAME_RE.fullmatch(name)
+    if not match:
+        raise ValueError(f"not an exposure name like '751000p': {name!r}")
+    return int(match["expnum"])
+
+
+def parse_exposure_prefix(text: str) -> int | None:
+    """Return the odometer of the exposure name ``text`` starts with, or None.
+
+    ``751000p_ldac.fits`` and ``751000p.head`` give 751000 (the text is taken
+    as it is, not reduced to a file name).
+    """
+    match = _EXPOSURE_NAME_RE.match(text)
+    return int(match["expnum"]) if match else None
+
+
+def scamp_head_name(expnum: int | str) -> str:
+    """Return the name of the SCAMP head of an exposure, ``751000p.head``."""
+    return exposure_name(expnum) + SCAMP_HEAD_SUFFIX
+
+
 def step1_name(expnum: int | str, key: str) -> str:
     """Return the file name of step 1 product ``key`` (e.g. ``546891p_weight.fits``)."""
     return exposure_name(expnum) + _ALL_STEP1[key]
@@ -190,21 +249,6 @@ _STACK_RE = re.compile(
     r"^CFHTLS_(?P<survey>D|W|Pre-W|VW|PI)_(?P<bands>[ugriz]+)_"
     r"(?P<ra>\d{6})(?P<dec>[+-]\d{6})$"
 )
-
-
-def format_ra(ra_deg: float) -> str:
-    """Format RA as ``HHMMSS``, truncated (not rounded) as in the seed's names."""
-    ra_deg = ra_deg % 360.0
-    seconds = math.floor(ra_deg / 15.0 * 3600.0 + 1e-7)
-    seconds %= 24 * 3600
-    return f"{seconds // 3600:02d}{seconds // 60 % 60:02d}{seconds % 60:02d}"
-
-
-def format_dec(dec_deg: float) -> str:
-    """Format Dec as ``+DDMMSS``, truncated towards zero as in the seed's names."""
-    sign = "-" if dec_deg < 0 else "+"
-    arcsec = math.floor(abs(dec_deg) * 3600.0 + 1e-7)
-    return f"{sign}{arcsec // 3600:02d}{arcsec // 60 % 60:02d}{arcsec % 60:02d}"
 
 
 @dataclass(frozen=True)
@@ -291,6 +335,122 @@ def chi2_stem(stems: list[str], band: str | None = None) -> str:
         raise ValueError(f"not the stacks of one tile: {stems}")
     bands = {parse_stack_name(stem.rsplit("_", 1)[0]).bands for stem in stems}
     return tiles.pop().format(bands="".join(b for b in BAND_ORDER if b in bands))
+
+
+# --------------------------------------------------------------------------
+# Release (step 2) files
+# --------------------------------------------------------------------------
+
+#: Files of a release, key -> suffix after the release name
+#: (``<results>/releases/T0002/T0002_plan.csv``).
+RELEASE_FILES: dict[str, str] = {
+    "plan": "_plan.csv",  # the planned stacks (checkpoint plan_release)
+    "selection": "_selection.csv",  # every exposure's verdict
+    "lists": "_lists.json",  # stack and astrometric lists
+    "pending": "_pending.txt",  # the seed's "Pending processes" view
+    "scamp_fields": "_scamp_fields.csv",  # SCAMP statistics read back into the registry
+}
+
+#: PNG thumbnails of a stack, key -> suffix (the step 1 thumbnails' names).
+STACK_THUMBNAILS: dict[str, str] = {key: QA_PLOTS[key] for key in ("m", "m_med", "wmm", "wmm_med", "bkg_m")}
+
+#: Products delivered for every planned stack or image-by-image product, key ->
+#: suffix after its stem (``<stem>`` = ``CFHTLS_D_r_141927+524056_T0002`` or
+#: ``546891p_V0001``; seed, product table).
+STACK_PRODUCTS: dict[str, str] = {
+    "stack_list": "_stack.list",  # exposures co-added (SWarp input)
+    "astrometric_list": "_astrom.list",  # exposures calibrated together (SCAMP input)
+    "scamp_xml": "_scamp.xml",
+    "scamp_accept": "_scamp_accept.xml",  # the accept summary
+    "heads": "_heads",  # folder: NNNNNNp_head.txt (and _ahed.txt) per exposure
+    "image": ".fits",
+    "weight": "_weight.fits",
+    "ldac": "_ldac.fits",  # dual-image catalogue
+    "dust": "_dust.fits",
+    "cmd": "_cmd.txt",  # provenance: the commands that rebuild the product
+    "xml": ".xml",  # provenance: processing XML
+    "summary": "_spica.xml",  # the SPICA summary
+    **STACK_THUMBNAILS,
+}
+
+#: Also delivered image by image: the image's own SCAMP head, and its ``.ahead``
+#: when photometric (``546891p_V0001_head.txt``, ``546891p_V0001_ahed.txt``).
+IMAGE_PRODUCTS: dict[str, str] = {"image_head": HEAD_SUFFIX, "image_ahead": AHEAD_SUFFIX}
+
+#: Working files of a planned product: kept for provenance, not delivered.
+STACK_INTERMEDIATES: dict[str, str] = {
+    "scamp_cmd": "_scamp.cmd",
+    "accepted": "_accepted.list",  # exposures the accept summary lets into the stack
+    "swarp_xml": "_swarp.xml",
+    "swarp_cmd": "_swarp.cmd",
+    "sex_xml": "_sex.xml",
+    "sex_cmd": "_sex.cmd",
+}
+
+#: Folder of a product's SCAMP outputs (heads, check plots): ``<stem>/scamp``.
+SCAMP_FOLDER = "scamp"
+
+#: Files of a chi-squared tile, key -> suffix after the tile name
+#: (``CFHTLS_D_ri_141927+524056_T0002_chi2.fits``, ``546891p_r_V0001_chi2.fits``).
+CHI2_FILES: dict[str, str] = {
+    "image": "_chi2.fits",
+    "weight": "_chi2_weight.fits",
+    "xml": "_chi2.xml",
+    "cmd": "_chi2.cmd",
+    "png": "_chi2.png",
+}
+
+_ALL_PRODUCT = {**STACK_PRODUCTS, **IMAGE_PRODUCTS, **STACK_INTERMEDIATES}
+
+
+def _releases(results: str | Path, release: str) -> Path:
+    return Path(results) / "releases" / release
+
+
+def release_path(results: str | Path, release: str, key: str) -> Path:
+    """Return the path of release file ``key`` (:data:`RELEASE_FILES`),
+    e.g. ``<results>/releases/T0002/T0002_plan.csv``."""
+    return _releases(results, release) / f"{release}{RELEASE_FILES[key]}"
+
+
+def release_pattern(results: str | Path, key: str) -> str:
+    """Return the Snakemake pattern of release file ``key`` (wildcard ``release``)."""
+    return str(release_path(results, "{release}", key))
+
+
+def product_path(results: str | Path, release: str, stem: str, key: str) -> Path:
+    """Return the path of file ``key`` of a planned product (:data:`STACK_PRODUCTS`,
+    :data:`IMAGE_PRODUCTS`, :data:`STACK_INTERMEDIATES`), e.g.
+    ``<results>/releases/T0002/<stem>/<stem>_weight.fits``."""
+    return _releases(results, release) / stem / f"{stem}{_ALL_PRODUCT[key]}"
+
+
+def product_pattern(results: str | Path, key: str) -> str:
+    """Return the Snakemake pattern of a planned product's file ``key`` (wildcards
+    ``release``, ``stem``)."""
+    return str(product_path(results, "{release}", "{stem}", key))
+
+
+def scamp_folder(results: str | Path, release: str, stem: str) -> Path:
+    """Return the folder of a planned product's SCAMP outputs, ``<results>/releases/T0002/<stem>/scamp``."""
+    return _releases(results, release) / stem / SCAMP_FOLDER
+
+
+def scamp_folder_pattern(results: str | Path) -> str:
+    """Return the Snakemake pattern of :func:`scamp_folder` (wildcards ``release``, ``stem``)."""
+    return str(scamp_folder(results, "{release}", "{stem}"))
+
+
+def chi2_path(results: str | Path, release: str, chi2: str, key: str) -> Path:
+    """Return the path of file ``key`` (:data:`CHI2_FILES`) of chi-squared tile ``chi2``,
+    e.g. ``<results>/releases/T0002/<chi2>/<chi2>_chi2.fits``."""
+    return _releases(results, release) / chi2 / f"{chi2}{CHI2_FILES[key]}"
+
+
+def chi2_pattern(results: str | Path, key: str) -> str:
+    """Return the Snakemake pattern of a chi-squared tile's file ``key`` (wildcards
+    ``release``, ``chi2``)."""
+    return str(chi2_path(results, "{release}", "{chi2}", key))
 
 
 def image_by_image_name(expnum: int | str, version: str, suffix: str = ".fits") -> str:

@@ -92,8 +92,21 @@ def read_command(path: str | Path) -> ToolRun:
     )
 
 
-def file_sha256(path: str | Path, chunk: int = 1 << 22) -> str:
-    """SHA-256 of a file, read in chunks."""
+def file_sha256(path: str | Path, *, chunk: int = 1 << 22) -> str:
+    """Return the hex SHA-256 digest of a file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    chunk : int, optional
+        Bytes read at a time (the digest does not depend on it).
+
+    Returns
+    -------
+    str
+        64 lowercase hexadecimal digits.
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while block := handle.read(chunk):

@@ -204,6 +204,7 @@ def load_calibration(
     from sqlalchemy import create_engine, inspect, text
 
     from spica.astromatic.scamp import parse_scamp_xml
+    from spica.paths import parse_exposure_prefix
 
     fields, groups = [], []
     for stack, path in sorted(scamp_xml.items()):
@@ -215,9 +216,8 @@ def load_calibration(
         "scamp_groups": pd.concat(groups, ignore_index=True) if groups else pd.DataFrame(),
     }
     if "catalog" in tables["scamp_fields"]:
-        tables["scamp_fields"]["expnum"] = (
-            tables["scamp_fields"]["catalog"].str.extract(r"^(\d{6,7})p", expand=False).astype("Int64")
-        )
+        catalogs = tables["scamp_fields"]["catalog"]
+        tables["scamp_fields"]["expnum"] = pd.array([parse_exposure_prefix(str(c)) for c in catalogs], dtype="Int64")
     engine = create_engine(url)
     with engine.begin() as connection:
         existing = set(inspect(connection).get_table_names())

@@ -2,7 +2,8 @@
 
 ``../shared/data/sep/image.cat`` was made by SExtractor from ``image.fits``
 with the ``default.*`` files beside it. Running the binary the way the
-pipeline resolves it (:mod:`spica.tools`) must give the same catalogue.
+pipeline resolves it (:mod:`spica.tools`), with the command line of
+:func:`spica.astromatic.sextractor.arguments`, must give the same catalogue.
 """
 
 import subprocess
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 from astropy.io import ascii
 
+from spica.astromatic import sextractor
 from spica.tools import resolve_tool
 
 
@@ -26,16 +28,12 @@ def test_reproduces_sep_fixture_catalogue(shared_data, tmp_path):
     except RuntimeError as error:
         pytest.skip(str(error))
     out = tmp_path / "image.cat"
-    subprocess.run(
-        [sex.path, str(sep / "image.fits"), "-c", str(sep / "default.sex"),
-         "-PARAMETERS_NAME", str(sep / "default.param"),
-         "-FILTER_NAME", str(sep / "default.conv"),
-         "-STARNNW_NAME", str(sep / "default.nnw"),
-         "-CATALOG_NAME", str(out),
-         "-CHECKIMAGE_NAME", f"{tmp_path / 'back.fits'},{tmp_path / 'rms.fits'}",
-         "-VERBOSE_TYPE", "QUIET"],
-        check=True, cwd=tmp_path,
+    args = sextractor.arguments(
+        images=sep / "image.fits", config=sep / "default.sex", param=sep / "default.param",
+        conv=sep / "default.conv", nnw=sep / "default.nnw", catalog=out,
+        checkimage=(tmp_path / "back.fits", tmp_path / "rms.fits"), options={"VERBOSE_TYPE": "QUIET"},
     )
+    subprocess.run([sex.path, *args], check=True, cwd=tmp_path)
     reference, ours = _read(sep / "image.cat"), _read(out)
     assert len(ours) == len(reference) == 65
     assert ours.colnames == reference.colnames

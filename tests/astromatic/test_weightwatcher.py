@@ -30,7 +30,8 @@ FLAT_RANGE = (0.5, 1.5)
 GAIN, READNOISE, SKY = 1.6, 5.0, 1000.0
 SATURATE = (61000.0, 62500.0)  # differs per CCD, as on MegaCam
 COSMICS = {"sigclip": 5.0, "sigfrac": 0.3, "objlim": 5.0, "niter": 4}
-TRAILS = {"enabled": True, "threshold": 5.0, "min_length_pix": 200, "dilate_pix": 6}
+TRAILS = {"enabled": True, "threshold": 5.0, "min_length_pix": 200, "dilate_pix": 6, "max_binned_pix": 256,
+          "theta_step": 0.5}
 
 
 def _read_ww(path: Path) -> dict[str, str]:

@@ -15,20 +15,22 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from spica.coaddition.stack import CHI2_CONFIG, STACK_CONFIG
+from spica.astromatic import sextractor
+from spica.astromatic.options import read_param_file
 from spica.astromatic.swarp import chi2_arguments, swarp_arguments, write_list_file
 from spica.coaddition.dust import dust_map, write_dust_map
 from spica.coaddition.grid import grid_wcs, stack_grid
-from spica.astromatic.options import read_param_file
 from spica.coaddition.header import stack_header_cards, update_stack_header
+from tests.conftest import needs_tools
 
 REPO = Path(__file__).resolve().parents[2]
 ASTROMATIC = REPO / "config" / "astromatic"
+STACK_CONFIG = ASTROMATIC / "stack.swarp"  # the rules' inputs (rules/common.smk)
+CHI2_CONFIG = ASTROMATIC / "chi2.swarp"
 SWARP = shutil.which("SWarp") or shutil.which("swarp")
 SEX = shutil.which("source-extractor") or shutil.which("sex")
-needs_swarp = pytest.mark.skipif(
-    SWARP is None, reason="SWarp/swarp not on PATH (bin/spica install)")
-needs_sex = pytest.mark.skipif(SEX is None, reason="source-extractor/sex not on PATH")
+needs_swarp = needs_tools(SWARP is not None, "SWarp/swarp not on PATH (bin/spica install)")
+needs_sex = needs_tools(SEX is not None, "source-extractor/sex not on PATH")
 
 # D3, high Galactic latitude (b ~ +59.6 deg)
 RA0, DEC0 = 214.86, 52.68
@@ -330,6 +332,7 @@ def test_release_cards_of_products_made_from_stacks(tmp_path):
     assert astromatic_setting(ASTROMATIC / "release.sex", "NO_SUCH_KEY", "x") == "x"
 
 
+@needs_swarp
 def test_update_stack_header(stacks, tmp_path):
     stack = tmp_path / "s.fits"
     shutil.copy(stacks["r"], stack)
@@ -426,13 +429,12 @@ def test_release_catalogue_dual_image_mode(stacks, tmp_path):
     """release.sex + release.param run: chi2 detection, r-stack measurement."""
     work = stacks["work"]
     catalog = tmp_path / "r_ldac.fits"
-    cmd = [SEX, f"{stacks['chi2_gr']},{stacks['r']}", "-c", str(ASTROMATIC / "release.sex"),
-           "-PARAMETERS_NAME", str(ASTROMATIC / "release.param"),
-           "-FILTER_NAME", str(ASTROMATIC / "gauss_3.0_5x5.conv"),
-           "-STARNNW_NAME", str(ASTROMATIC / "default.nnw"),
-           "-WEIGHT_IMAGE", f"{work / 'chi2_gr_weight.fits'},{work / 'r_weight.fits'}",
-           "-CATALOG_NAME", str(catalog), "-XML_NAME", str(tmp_path / "r_sex.xml"),
-           "-VERBOSE_TYPE", "QUIET"]
+    cmd = [SEX, *sextractor.arguments(
+        images=(stacks["chi2_gr"], stacks["r"]), config=ASTROMATIC / "release.sex",
+        param=ASTROMATIC / "release.param", conv=ASTROMATIC / "gauss_3.0_5x5.conv",
+        nnw=ASTROMATIC / "default.nnw", weights=(work / "chi2_gr_weight.fits", work / "r_weight.fits"),
+        catalog=catalog, xml_out=tmp_path / "r_sex.xml", options={"VERBOSE_TYPE": "QUIET"},
+    )]
     _run(cmd, tmp_path)
     with fits.open(catalog) as hdul:
         table = hdul["LDAC_OBJECTS"].data

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from snakemake.utils import validate
+from snakemake.utils import update_config, validate
 
 from spica.release.selection import (
     CRITERIA,
@@ -62,8 +62,12 @@ DEMO_TRUTH = [
 
 
 def load_yaml(name: str) -> dict:
-    """Load a configuration file of the repository."""
-    return yaml.safe_load((REPO / "config" / name).read_text())
+    """Load a configuration of the repository as the workflow sees it: an overlay
+    (``cfhtls.yaml``) deep-merged over ``config.yaml``, as ``--configfile`` is."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    if name != "config.yaml":
+        update_config(config, yaml.safe_load((REPO / "config" / name).read_text()))
+    return config
 
 
 def releases_config() -> dict:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -16,7 +14,6 @@ from spica.step1.defects import (
     detect_cosmics,
     detect_trails,
     flag_meaning,
-    parse_section,
     saturation_mask,
     write_defect_map,
 )
@@ -26,7 +23,7 @@ READNOISE = 5.0  # e-
 SKY = 1000.0  # ADU
 SATURATE = 60000.0
 COSMICS = {"sigclip": 5.0, "sigfrac": 0.3, "objlim": 5.0, "niter": 4}
-TRAILS = {"threshold": 5.0, "min_length_pix": 200, "dilate_pix": 6}
+TRAILS = {"threshold": 5.0, "min_length_pix": 200, "dilate_pix": 6, "max_binned_pix": 256, "theta_step": 0.5}
 SHAPE = (300, 200)  # ny, nx
 FWHM = 3.0
 
@@ -162,12 +159,6 @@ def test_defect_flags_disabled(ccd):
     assert set(np.unique(flags)) <= {0, FLAG_BITS["saturated"]}
 
 
-def test_parse_section():
-    assert parse_section("[33:2080,1:4612]", (4644, 2112)) == (slice(0, 4612), slice(32, 2080))
-    assert parse_section(None, (10, 20)) == (slice(0, 10), slice(0, 20))
-    assert parse_section("[0:0,0:0]", (10, 20)) == (slice(0, 10), slice(0, 20))
-
-
 def _write_exposure(path, ccds, *, compressed=False, bzero=True):
     hdus = [fits.PrimaryHDU()]
     for i, ccd in enumerate(ccds):
@@ -249,15 +240,9 @@ def test_write_defect_map_mask_and_datasec(tmp_path):
     assert not (flags[:, :10] & 4).any()  # outside DATASEC: no detections
 
 
-def test_timing_demo_ccd():
-    """A demo-sized CCD (400 x 800): detections work and stay fast."""
+def test_detections_on_a_demo_ccd():
+    """A demo-sized CCD (400 x 800): detections work (their time: bench/unit_timings.py)."""
     big = make_ccd(6, shape=(800, 400))
-    t0 = time.perf_counter()
     detect_cosmics(big["data"], gain=GAIN, readnoise=READNOISE, satlevel=SATURATE, **COSMICS)
-    t1 = time.perf_counter()
     trail = detect_trails(big["data"], **TRAILS)
-    t2 = time.perf_counter()
-    # ~0.2 s and ~1.5 s on an idle core; loose bounds for loaded CI machines
-    assert t1 - t0 < 5.0
-    assert t2 - t1 < 10.0
     assert trail[big["line"]].mean() >= 0.8

@@ -22,6 +22,9 @@ from spica.headers import calibration_reference, read_header_dump
 from spica.step1.integrity import REASONS, CheckResult, check_exposure, find_duplicates
 
 from tests.conftest import SHARED_DATA  # noqa: E402
+
+#: The integrity limits of config/config.yaml (``step1.integrity``): check_exposure has no defaults.
+LIMITS = {"instrument": "MegaPrime", "detector": "MegaCam", "obstype": "OBJECT", "max_nonfinite_fraction": 0.05}
 HEADERS = SHARED_DATA / "megacam" / "headers"
 FITSVERIFY = shutil.which("fitsverify")
 
@@ -165,7 +168,7 @@ def check(path: Path, reason: str | None = None, **kwargs: Any) -> CheckResult:
     """Run the check on a read-only file and assert it is untouched (and the reason)."""
     path.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)  # 0444
     before = fingerprint(path)
-    result = check_exposure(path, **kwargs)
+    result = check_exposure(path, **{**LIMITS, **kwargs})
     assert fingerprint(path) == before, "the check modified the file"
     assert result.reason == reason, result.message
     assert result.ok is (reason is None)
@@ -260,7 +263,7 @@ def test_unreadable_not_fits(tmp_path: Path) -> None:
 
 
 def test_unreadable_missing_file(tmp_path: Path) -> None:
-    result = check_exposure(tmp_path / "751034p.fits")
+    result = check_exposure(tmp_path / "751034p.fits", **LIMITS)
     assert result.reason == "unreadable" and result.sha256 is None and result.expnum == EXPNUM
 
 
@@ -288,7 +291,7 @@ def test_unreadable_trailing_bytes(tmp_path: Path) -> None:
 def test_fitsverify_failed(tmp_path: Path) -> None:
     """A card astropy tolerates but fitsverify rejects (bad numeric value)."""
     path = _inject_bad_card(make_exposure(tmp_path))
-    assert check_exposure(path).ok  # astropy alone is happy
+    assert check_exposure(path, **LIMITS).ok  # astropy alone is happy
     result = check(path, "fitsverify_failed", fitsverify=FITSVERIFY)
     assert "error" in result.message
     assert result.details["fitsverify"]["errors"] >= 1
@@ -296,7 +299,7 @@ def test_fitsverify_failed(tmp_path: Path) -> None:
 
 def test_fitsverify_missing_binary(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
-        check_exposure(make_exposure(tmp_path), fitsverify="/nonexistent/fitsverify")
+        check_exposure(make_exposure(tmp_path), fitsverify="/nonexistent/fitsverify", **LIMITS)
 
 
 def test_nextend_mismatch(tmp_path: Path) -> None:

@@ -1,10 +1,71 @@
-"""AstrOmatic configuration files and command-line options."""
+"""AstrOmatic configuration files and command-line options.
+
+Every ``-KEY value`` pair SPICA puts on an AstrOmatic command line is made by
+:func:`option_arguments` (values by :func:`format_value`), whatever the tool.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Collection, Mapping
 from pathlib import Path
+from typing import Any
 
-__all__ = ["astromatic_setting", "read_param_file"]
+__all__ = ["KEYWORD", "format_value", "option_arguments", "astromatic_setting", "read_param_file"]
+
+#: What an AstrOmatic configuration keyword looks like (``DETECT_THRESH``).
+KEYWORD = re.compile(r"^[A-Z][A-Z0-9_]*$")
+
+
+def format_value(value: Any) -> str:
+    """Format one option value as AstrOmatic tools read it.
+
+    Parameters
+    ----------
+    value : object
+        A boolean, a list or tuple of values, or anything else.
+
+    Returns
+    -------
+    str
+        ``Y``/``N`` for a boolean, a comma-separated list (items formatted
+        the same way) for a list or tuple, else ``str(value)``.
+    """
+    if isinstance(value, bool):
+        return "Y" if value else "N"
+    if isinstance(value, (list, tuple)):
+        return ",".join(format_value(item) for item in value)
+    return str(value)
+
+
+def option_arguments(options: Mapping[str, Any], *, fixed: Collection[str] = frozenset()) -> list[str]:
+    """Return ``["-KEY", "value", ...]`` for ``options``, in the mapping's order.
+
+    Parameters
+    ----------
+    options : mapping
+        Configuration keyword -> value (formatted by :func:`format_value`).
+    fixed : collection of str
+        Keywords the caller sets itself (file names, per-run values): they may
+        not come in ``options``.
+
+    Returns
+    -------
+    list of str
+
+    Raises
+    ------
+    ValueError
+        A key that is not an AstrOmatic keyword (:data:`KEYWORD`) or is in ``fixed``.
+    """
+    args: list[str] = []
+    for key, value in options.items():
+        if not isinstance(key, str) or not KEYWORD.match(key):
+            raise ValueError(f"not an AstrOmatic keyword: {key!r}")
+        if key in fixed:
+            raise ValueError(f"{key} is set by SPICA itself, not an override")
+        args += [f"-{key}", format_value(value)]
+    return args
 
 
 def astromatic_setting(path: str | Path, key: str, default: str | None = None) -> str | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,10 @@ import pandas as pd
 from astropy.io import fits
 from astropy.wcs import WCS
 
+from spica.astromatic._run import run_tool
+from spica.astromatic.options import option_arguments
+from spica.astromatic.votable import read_xml
+from spica.paths import exposure_name, parse_exposure_prefix, scamp_head_name
 from spica.provenance import ToolRun
 
 __all__ = ["plain_head_text", "CHECKPLOTS", "checkplot_names", "checkplot_files", "scamp_arguments", "parse_heads", "read_heads", "head_wcs", "head_statistics", "parse_scamp_xml", "run_scamp"]
@@ -33,9 +36,6 @@ CHECKPLOTS: dict[str, str] = {
     "PHOT_ZPCORR": "phot_zpcorr",
     "PHOT_ZPCORR3D": "phot_zpcorr3d",
 }
-
-
-_KEY_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
 
 _NON_ASCII_RE = re.compile(r"[^\x20-\x7e]")
@@ -85,14 +85,6 @@ def checkplot_files(
         for n in range(1, (astr_instruments if name == "distortion" else groups) + 1)
         for extension in extensions
     ]
-
-
-def _format_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "Y" if value else "N"
-    if isinstance(value, (list, tuple)):
-        return ",".join(_format_value(v) for v in value)
-    return str(value)
 
 
 def scamp_arguments(
@@ -166,15 +158,7 @@ def scamp_arguments(
         per_run["HEADER_NAME"] = ",".join(str(n) for n in header_names)
     else:
         per_run["HEADER_SUFFIX"] = header_suffix
-    for key, value in (overrides or {}).items():
-        if not _KEY_RE.match(key):
-            raise ValueError(f"not a SCAMP keyword: {key!r}")
-        if key in per_run:
-            raise ValueError(f"{key} is a per-run argument; pass it explicitly")
-        per_run[key] = _format_value(value)
-    for key, value in per_run.items():
-        args += [f"-{key}", value]
-    return args
+    return args + option_arguments(per_run) + option_arguments(overrides or {}, fixed=per_run)
 
 
 def parse_heads(text: str) -> list[fits.Header]:
@@ -288,53 +272,6 @@ def head_statistics(heads: Sequence[fits.Header]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _local(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
-
-
-def _convert(text: str | None, datatype: str, arraysize: str | None) -> Any:
-    text = (text or "").strip()
-    numeric = datatype in ("int", "short", "long", "unsignedByte", "float", "double")
-    if datatype == "char" or not numeric and datatype != "boolean":
-        return text
-    if datatype == "boolean":
-        values: list[Any] = [t.upper().startswith("T") for t in text.split()]
-    else:
-        cast = int if datatype in ("int", "short", "long", "unsignedByte") else float
-        values = []
-        for t in text.split():
-            try:
-                values.append(cast(t))
-            except ValueError:
-                values.append(float("nan"))
-    if arraysize and arraysize != "1":
-        return values
-    return values[0] if values else (float("nan") if numeric else None)
-
-
-def _table(table: ET.Element) -> pd.DataFrame:
-    fields = [f for f in table if _local(f.tag) == "FIELD"]
-    names = [f.get("name", f"col{i}") for i, f in enumerate(fields)]
-    rows = []
-    for tr in table.iter():
-        if _local(tr.tag) != "TR":
-            continue
-        tds = [td for td in tr if _local(td.tag) == "TD"]
-        rows.append({
-            name: _convert(td.text, f.get("datatype", "char"), f.get("arraysize"))
-            for name, f, td in zip(names, fields, tds)
-        })
-    return pd.DataFrame(rows, columns=names)
-
-
-def _params(element: ET.Element) -> dict[str, Any]:
-    out = {}
-    for p in element:
-        if _local(p.tag) == "PARAM":
-            out[p.get("name", "")] = _convert(p.get("value"), p.get("datatype", "char"), p.get("arraysize"))
-    return out
-
-
 def _pair(value: Any, index: int) -> float:
     if isinstance(value, list):
         return float(value[index]) if len(value) > index else float("nan")
@@ -378,17 +315,13 @@ def parse_scamp_xml(path: str | Path) -> dict[str, Any]:
         ``date``, ``warnings``) and the global statistics (the detection
         weighted mean of group dispersions).
     """
-    root = ET.parse(path).getroot()
+    doc = read_xml(path)
     tables: dict[str, pd.DataFrame] = {}
-    for table in root.iter():
-        if _local(table.tag) == "TABLE":
-            tables[table.get("name", table.get("ID", f"table{len(tables)}"))] = _table(table)
-    params: dict[str, Any] = {}
-    for res in root.iter():
-        if _local(res.tag) == "RESOURCE" and res.get("ID") == "MetaData":
-            params = _params(res)
+    for table in doc.tables:
+        key = table.name if table.name is not None else table.id if table.id is not None else f"table{len(tables)}"
+        tables[key] = table.frame()
+    params = doc.resources.get("MetaData", {})
 
-    fields_raw = tables.get("Fields", pd.DataFrame())
     raw = tables.get("Fields", pd.DataFrame())
 
     def column(name: str, default: Any = np.nan) -> Any:
@@ -487,9 +420,6 @@ def run_scamp(
     FileNotFoundError
         If SCAMP wrote no head for an exposure of the stack list.
     """
-    import re
-    import subprocess
-
     # absolute paths: SCAMP runs inside ``products`` so stray files stay there
     products = Path(products).resolve()
     products.mkdir(parents=True, exist_ok=True)
@@ -497,17 +427,17 @@ def run_scamp(
     refcat, xml_out, config = (Path(p).resolve() for p in (refcat, xml_out, config))
     heads = []
     for catalog in catalogs:
-        match = re.match(r"^(\d{6,7}p)", Path(catalog).name)
-        if not match:
+        expnum = parse_exposure_prefix(Path(catalog).name)
+        if expnum is None:
             raise ValueError(f"not a step 1 catalogue: {catalog}")
-        heads.append(products / f"{match[1]}.head")
+        heads.append(products / scamp_head_name(expnum))
     command = [str(binary)] + scamp_arguments(
         catalogs=catalogs, refcat=refcat, xml_out=xml_out, config=config,
         checkplot_names=checkplot_names(products / stem), header_names=heads,
         overrides=overrides,
     )
-    subprocess.run(command, check=True, stdout=log, stderr=log, cwd=products)
+    run = run_tool(command, log=log, cwd=products, outputs=[xml_out])
     for expnum in stack_list:
-        if not (products / f"{int(expnum)}p.head").is_file():
-            raise FileNotFoundError(f"SCAMP wrote no head for {int(expnum)}p")
-    return ToolRun(command=command, cwd=str(products), outputs=[str(xml_out)])
+        if not (products / scamp_head_name(expnum)).is_file():
+            raise FileNotFoundError(f"SCAMP wrote no head for {exposure_name(expnum)}")
+    return run

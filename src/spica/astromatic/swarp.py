@@ -1,4 +1,8 @@
-"""SWarp: the arguments of a stack and of a chi-squared image."""
+"""SWarp: the arguments of a stack and of a chi-squared image, and its run.
+
+The ``-KEY value`` parts come from :func:`spica.astromatic.options.option_arguments`;
+:func:`run` runs SWarp and returns the run (:class:`spica.provenance.ToolRun`).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["file_stem", "write_list_file", "swarp_arguments", "CHI2_TYPES", "chi2_arguments"]
+from spica.astromatic._run import run_tool
+from spica.astromatic.options import option_arguments
+from spica.provenance import ToolRun
+
+__all__ = ["file_stem", "write_list_file", "swarp_arguments", "CHI2_TYPES", "chi2_arguments", "run"]
 
 
 def file_stem(path: str | Path) -> str:
@@ -51,33 +59,23 @@ def _common_arguments(
         weight_arg = str(weights)
     else:
         weight_arg = ",".join(str(w) for w in weights)
-    args = [
-        "-IMAGEOUT_NAME", str(out_image),
-        "-WEIGHTOUT_NAME", str(out_weight),
-        "-WEIGHT_IMAGE", weight_arg,
-        "-CENTER", grid["CENTER"],
-        "-IMAGE_SIZE", grid["IMAGE_SIZE"],
-        "-PIXEL_SCALE", grid["PIXEL_SCALE"],
-        "-RESAMPLE_DIR", str(resample_dir),
-        "-VMEM_DIR", str(resample_dir),
-        "-XML_NAME", str(xml_out),
-        "-NTHREADS", str(int(nthreads)),
-    ]
-    return args
+    return option_arguments({
+        "IMAGEOUT_NAME": out_image,
+        "WEIGHTOUT_NAME": out_weight,
+        "WEIGHT_IMAGE": weight_arg,
+        "CENTER": grid["CENTER"],
+        "IMAGE_SIZE": grid["IMAGE_SIZE"],
+        "PIXEL_SCALE": grid["PIXEL_SCALE"],
+        "RESAMPLE_DIR": resample_dir,
+        "VMEM_DIR": resample_dir,
+        "XML_NAME": xml_out,
+        "NTHREADS": int(nthreads),
+    })
 
 
 def _override_arguments(overrides: Mapping[str, Any] | None, fixed: set[str]) -> list[str]:
-    args: list[str] = []
-    for key, value in (overrides or {}).items():
-        key = str(key).upper()
-        if key in fixed:
-            raise ValueError(f"{key} is set by spica.coaddition, not an override")
-        if isinstance(value, bool):
-            value = "Y" if value else "N"
-        elif isinstance(value, (list, tuple)):
-            value = ",".join(str(v) for v in value)
-        args += [f"-{key}", str(value)]
-    return args
+    """``-KEY value`` of the configuration's overrides (keys upper-cased)."""
+    return option_arguments({str(key).upper(): value for key, value in (overrides or {}).items()}, fixed=fixed)
 
 
 _FIXED = {"IMAGEOUT_NAME", "WEIGHTOUT_NAME", "WEIGHT_IMAGE", "CENTER", "IMAGE_SIZE",
@@ -135,7 +133,7 @@ def swarp_arguments(
         out_image=out_image, out_weight=out_weight, grid=grid,
         resample_dir=resample_dir, xml_out=xml_out, nthreads=nthreads,
     )
-    args += ["-COMBINE_TYPE", combine]
+    args += option_arguments({"COMBINE_TYPE": combine})
     return args + _override_arguments(overrides, _FIXED | {"COMBINE_TYPE"})
 
 
@@ -188,5 +186,47 @@ def chi2_arguments(
         weights=weights, out_image=out_image, out_weight=out_weight, grid=grid,
         resample_dir=resample_dir, xml_out=xml_out, nthreads=nthreads,
     )
-    args += ["-COMBINE_TYPE", combine]
+    args += option_arguments({"COMBINE_TYPE": combine})
     return args + _override_arguments(overrides, _FIXED | {"COMBINE_TYPE"})
+
+
+def run(
+    binary: str,
+    images: Sequence[str | Path],
+    config: str | Path,
+    arguments: Sequence[str],
+    *,
+    cwd: str | Path,
+    scratch: bool = False,
+    log: Any = None,
+) -> ToolRun:
+    """Run ``binary <images> -c <config> <arguments>`` in ``cwd``; return the run.
+
+    Parameters
+    ----------
+    binary : str
+        The SWarp executable.
+    images : sequence of path
+        The input images, as they are to appear on the command line.
+    config : path
+        The configuration file.
+    arguments : sequence of str
+        :func:`swarp_arguments` or :func:`chi2_arguments`.
+    cwd : path
+        The folder SWarp runs in.
+    scratch : bool
+        ``cwd`` is a temporary folder (recorded in the run).
+    log : file, optional
+        Receives SWarp's standard output and error.
+
+    Returns
+    -------
+    spica.provenance.ToolRun
+
+    Raises
+    ------
+    subprocess.CalledProcessError
+        If SWarp fails.
+    """
+    command = [str(binary), *map(str, images), "-c", str(config), *arguments]
+    return run_tool(command, log=log, cwd=cwd, scratch=scratch)

@@ -1,4 +1,4 @@
-"""WeightWatcher for step 1: command-line arguments, input checks, XML.
+"""WeightWatcher for step 1: command-line arguments, input checks, its run, its XML.
 
 Fixed settings live in ``config/astromatic/step1.ww``; this module builds
 only what changes per exposure (file names) or comes from the pipeline
@@ -8,7 +8,8 @@ configuration (``step1.weights.flat_range``). The rule runs::
 
 after :func:`check_weightwatcher_inputs` (WeightWatcher cannot read
 compressed files and does not notice mismatched extensions) and followed by
-:func:`repair_single_extension_output` on both outputs.
+:func:`repair_single_extension_output` on both outputs: :func:`run_weightwatcher`
+does the three and returns the run (:class:`spica.provenance.ToolRun`).
 
 How the inputs enter WeightWatcher (bits: :data:`spica.step1.defects.FLAG_BITS`):
 
@@ -30,13 +31,16 @@ non-finite pixels (bit 32) are computed per CCD in
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from spica.astromatic._run import run_tool
+from spica.astromatic.options import option_arguments
+from spica.astromatic.votable import read_xml
+from spica.provenance import ToolRun
 from spica.step1.defects import DEFECT_MAP_BITS
 
 __all__ = [
@@ -98,15 +102,15 @@ def weightwatcher_arguments(
     mlo, mhi = (float(v) for v in mask_range)
     if not lo < hi or not mlo < mhi:
         raise ValueError(f"empty range: flat_range={flat_range}, mask_range={mask_range}")
-    return [
-        "-WEIGHT_NAMES", f"{flat},{mask}",
-        "-WEIGHT_MIN", f"{_fmt(lo)},{_fmt(mlo)}",
-        "-WEIGHT_MAX", f"{_fmt(hi)},{_fmt(mhi)}",
-        "-FLAG_NAMES", ",".join([str(defects)] * len(DEFECT_FLAG_BITS)),
-        "-OUTWEIGHT_NAME", str(weight_out),
-        "-OUTFLAG_NAME", str(flag_out),
-        "-XML_NAME", str(xml_out),
-    ]  # fmt: skip
+    return option_arguments({
+        "WEIGHT_NAMES": [flat, mask],
+        "WEIGHT_MIN": [_fmt(lo), _fmt(mlo)],
+        "WEIGHT_MAX": [_fmt(hi), _fmt(mhi)],
+        "FLAG_NAMES": [defects] * len(DEFECT_FLAG_BITS),
+        "OUTWEIGHT_NAME": weight_out,
+        "OUTFLAG_NAME": flag_out,
+        "XML_NAME": xml_out,
+    })
 
 
 def check_weightwatcher_inputs(*paths: str | Path) -> list[tuple[str, tuple[int, ...]]]:
@@ -174,44 +178,27 @@ def read_weightwatcher_xml(path: str | Path) -> dict[str, Any]:
         pixels with a non-zero weight / no flag, from ``GETAREA Y``; empty
         without it), ``warnings`` (list of str) and ``command_line`` (str).
     """
-    root = ET.parse(path).getroot()
+    doc = read_xml(path)
+    tables = {table.name or "": table for table in doc.tables}
 
-    def local(tag: str) -> str:
-        return tag.rsplit("}", 1)[-1]
-
-    params: dict[str, str] = {}
-    tables: dict[str, Any] = {}
-    for element in root.iter():
-        tag = local(element.tag)
-        if tag == "PARAM" and element.get("name") not in params:
-            params[element.get("name", "")] = element.get("value", "")
-        elif tag == "TABLE":
-            tables[element.get("name", "")] = element
-
-    def rows(table: Any) -> list[list[str]]:
-        if table is None:
-            return []
-        return [
-            [(td.text or "").strip() for td in tr if local(td.tag) == "TD"]
-            for tr in table.iter()
-            if local(tr.tag) == "TR"
-        ]
+    def rows(name: str) -> list[list[Any]]:
+        return [list(row.values()) for row in tables[name].rows] if name in tables else []
 
     areas: dict[str, dict[int, float]] = {"W": {}, "F": {}}
-    for row in rows(tables.get("OutFields")):
+    for row in rows("OutFields"):
         if len(row) >= 4 and row[1] in areas:
             try:
                 areas[row[1]][int(row[2])] = float(row[3])
             except ValueError:
                 continue
-    getarea = params.get("Getarea", "F") == "T"
+    getarea = doc.params.get("Getarea") is True
     return {
-        "version": params.get("Version", ""),
+        "version": doc.params.get("Version", ""),
         "nextensions": len(areas["W"]),
         "weight_area": [areas["W"][k] for k in sorted(areas["W"])] if getarea else [],
         "flag_area": [areas["F"][k] for k in sorted(areas["F"])] if getarea else [],
-        "warnings": [row[-1] for row in rows(tables.get("Warnings")) if row],
-        "command_line": params.get("Command_Line", ""),
+        "warnings": [row[-1] for row in rows("Warnings") if row],
+        "command_line": doc.params.get("Command_Line", ""),
     }
 
 
@@ -254,39 +241,25 @@ def repair_single_extension_output(path: str | Path) -> bool:
     return True
 
 
-def run_weightwatcher(
-    binary: str,
-    config: str | Path,
-    *,
-    flat: str | Path,
-    mask: str | Path,
-    defects: str | Path,
-    weight_out: str | Path,
-    flag_out: str | Path,
-    xml_out: str | Path,
-    flat_range: Sequence[float],
-    log: Any = None,
-) -> list[str]:
-    """Run WeightWatcher for one exposure and return the command line it ran.
+def run_weightwatcher(binary: str, config: str | Path, *, log: Any = None, **settings: Any) -> ToolRun:
+    """Run WeightWatcher for one exposure; return the run (:class:`spica.provenance.ToolRun`).
 
     Checks the inputs first (uncompressed, same extensions and shapes: WeightWatcher
     silently writes wrong maps otherwise), runs the binary with ``-c config``
-    plus :func:`weightwatcher_arguments`, and repairs the outputs of a
-    single-CCD mosaic (:func:`repair_single_extension_output`).
+    plus :func:`weightwatcher_arguments` (``settings`` are its keyword
+    arguments), and repairs the outputs of a single-CCD mosaic
+    (:func:`repair_single_extension_output`).
 
     Raises
     ------
     subprocess.CalledProcessError
         If WeightWatcher exits with an error.
     """
-    import subprocess
 
-    check_weightwatcher_inputs(flat, mask, defects)
-    command = [str(binary), "-c", str(config)] + weightwatcher_arguments(
-        flat=flat, mask=mask, defects=defects, weight_out=weight_out, flag_out=flag_out,
-        xml_out=xml_out, flat_range=flat_range,
-    )
-    subprocess.run(command, check=True, stdout=log, stderr=log)
-    for output in (weight_out, flag_out):
+    check_weightwatcher_inputs(settings["flat"], settings["mask"], settings["defects"])
+    command = [str(binary), "-c", str(config), *weightwatcher_arguments(**settings)]
+    outputs = [settings["weight_out"], settings["flag_out"], settings["xml_out"]]
+    run = run_tool(command, log=log, outputs=outputs)
+    for output in outputs[:2]:
         repair_single_extension_output(output)
-    return command
+    return run

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -12,6 +11,13 @@ import pandas as pd
 from astropy.io import fits
 
 from spica.astromatic.scamp import head_wcs, parse_scamp_xml, read_heads
+from spica.paths import (
+    exposure_name,
+    parse_exposure_name,
+    parse_exposure_prefix,
+    scamp_head_name,
+)
+from spica.sky import angular_distance
 
 __all__ = ["head_problems", "write_accept_summary", "read_accept_summary"]
 
@@ -21,7 +27,7 @@ def head_problems(
     shapes: Sequence[tuple[int, int]],
     *,
     pixel_scale: float,
-    tolerance: float = 0.02,
+    tolerance: float,
 ) -> list[str]:
     """Problems of one exposure's SCAMP solution, CCD by CCD (empty: accepted).
 
@@ -29,6 +35,22 @@ def head_problems(
     context, too few matches) stretches a CCD over the sky; resampled, it
     smears the stack. The local pixel scale at the CCD's corners and centre
     must stay within ``tolerance`` of the survey's ``pixel_scale``.
+
+    Parameters
+    ----------
+    heads : sequence of astropy.io.fits.Header
+        SCAMP's solution, one header per CCD.
+    shapes : sequence of (int, int)
+        ``(ny, nx)`` of each CCD.
+    pixel_scale : float
+        Survey pixel scale (arcsec/pixel, ``survey.pixel_scale``).
+    tolerance : float
+        Largest relative pixel-scale error (``calibration.max_pixel_scale_error``).
+
+    Returns
+    -------
+    list of str
+        One message per CCD out of tolerance.
     """
     problems = []
     for index, (head, (ny, nx)) in enumerate(zip(heads, shapes)):
@@ -39,18 +61,12 @@ def head_problems(
         for dx, dy in ((1.0, 0.0), (0.0, 1.0)):
             ra0, dec0 = wcs.all_pix2world(x, y, 1)
             ra1, dec1 = wcs.all_pix2world(x + dx, y + dy, 1)
-            scales.append(_angular_distance(ra0, dec0, ra1, dec1) * 3600.0)
+            scales.append(angular_distance(ra0, dec0, ra1, dec1) * 3600.0)
         worst = float(np.max(np.abs(np.concatenate(scales) / pixel_scale - 1.0)))
         if not np.isfinite(worst) or worst > tolerance:
             problems.append(f"CCD {index + 1}: pixel scale off by {100 * worst:.1f} % "
                             f"(limit {100 * tolerance:.0f} %)")
     return problems
-
-
-def _angular_distance(ra0, dec0, ra1, dec1):
-    ra0, dec0, ra1, dec1 = (np.radians(np.asarray(v, float)) for v in (ra0, dec0, ra1, dec1))
-    hav = np.sin((dec1 - dec0) / 2) ** 2 + np.cos(dec0) * np.cos(dec1) * np.sin((ra1 - ra0) / 2) ** 2
-    return np.degrees(2 * np.arcsin(np.sqrt(hav)))
 
 
 def write_accept_summary(
@@ -95,13 +111,13 @@ def write_accept_summary(
         anchors = set(fields.loc[flags, "phot_instrument"])
         for catalog, instrument, sigma in zip(fields["catalog"], fields["phot_instrument"],
                                               fields["astrom_sigma_reference"]):
-            match = re.match(r"^(\d{6,7})p", str(catalog))
-            if match:
-                anchored[int(match[1])] = (instrument in anchors, str(instrument))
-                reference_sigma[int(match[1])] = float(sigma)
+            expnum = parse_exposure_prefix(str(catalog))
+            if expnum is not None:
+                anchored[expnum] = (instrument in anchors, str(instrument))
+                reference_sigma[expnum] = float(sigma)
     accepted = []
     for expnum in sorted(int(e) for e in stack_list):
-        head = Path(heads_dir) / f"{expnum}p.head"
+        head = Path(heads_dir) / scamp_head_name(expnum)
         if not head.is_file():
             problems = ["SCAMP wrote no head: not calibrated"]
         else:
@@ -115,7 +131,7 @@ def write_accept_summary(
             elif not sigma <= max_reference_sigma:  # NaN: no reference match at all
                 problems.append(f"residuals against the reference catalogue {sigma:.3f}\" RMS "
                                 f"(limit {max_reference_sigma}\"): the astrometric match failed")
-        element = ElementTree.SubElement(root, "EXPOSURE", name=f"{expnum}p",
+        element = ElementTree.SubElement(root, "EXPOSURE", name=exposure_name(expnum),
                                          accepted="T" if not problems else "F")
         for problem in problems:
             ElementTree.SubElement(element, "REASON").text = problem
@@ -130,7 +146,7 @@ def write_accept_summary(
             accepted.append(expnum)
     ElementTree.indent(root)
     Path(xml_out).write_text(ElementTree.tostring(root, encoding="unicode", xml_declaration=True))
-    Path(accepted_out).write_text("".join(f"{e}p\n" for e in accepted))
+    Path(accepted_out).write_text("".join(f"{exposure_name(e)}\n" for e in accepted))
     return accepted
 
 
@@ -141,7 +157,7 @@ def read_accept_summary(path: str | Path) -> pd.DataFrame:
     for element in ET.parse(path).getroot().iter("EXPOSURE"):
         photometry = element.find("PHOTOMETRY")
         rows.append({
-            "expnum": int(element.get("name").rstrip("p")),
+            "expnum": parse_exposure_name(element.get("name")),
             "accepted": element.get("accepted") == "T",
             "anchored": None if photometry is None else photometry.get("anchored") == "T",
             "reasons": [reason.text for reason in element.iter("REASON")],

@@ -10,6 +10,8 @@ from typing import Any
 import pandas as pd
 from astropy.io import fits
 
+from spica.headers import image_hdus
+
 __all__ = ["PRIMARY_KEYWORDS", "PHOTOMETRY_KEYWORDS", "ahead_cards", "write_ahead", "exposure_zeropoints"]
 
 
@@ -105,7 +107,7 @@ def write_ahead(exposure_path: str | Path, out_path: str | Path, *, photometric:
     """
     with fits.open(exposure_path, memmap=False) as hdul:
         primary = hdul[0].header
-        extensions = [hdu.header for hdu in hdul[1:] if hdu.is_image and hdu.header.get("NAXIS", 0) == 2]
+        extensions = [hdu.header for hdu in image_hdus(hdul[1:])]
         text = ahead_cards(primary, extensions, photometric=photometric)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)

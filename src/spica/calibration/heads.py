@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from spica.astromatic.scamp import plain_head_text, read_heads
-from spica.paths import AHEAD_SUFFIX, HEAD_SUFFIX, exposure_name
+from spica.paths import AHEAD_SUFFIX, HEAD_SUFFIX, exposure_name, scamp_head_name
 
 __all__ = ["deliver_heads", "deliver_image_ahead"]
 
@@ -62,10 +62,10 @@ def deliver_heads(
     if image_head_out is not None and len(expnums) != 1:
         raise ValueError(f"an image-by-image product has one exposure, not {expnums}")
     for expnum in expnums:
-        head = Path(heads_dir) / f"{expnum}p.head"
+        head = Path(heads_dir) / scamp_head_name(expnum)
         if not head.is_file():
             if image_head_out is not None:  # the product's own head cannot be made
-                raise FileNotFoundError(f"SCAMP wrote no head for {expnum}p: {head}")
+                raise FileNotFoundError(f"SCAMP wrote no head for {exposure_name(expnum)}: {head}")
             continue  # the accept summary rejects it and says why; the others are delivered
         text = plain_head_text(head)
         target = out / (exposure_name(expnum) + HEAD_SUFFIX)

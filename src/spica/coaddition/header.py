@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from spica.paths import exposure_name
+
 __all__ = ["plain_value", "IMCMB_MAX", "stack_header_cards", "release_cards", "update_stack_header"]
 
 
@@ -25,7 +27,7 @@ def _column(frame: pd.DataFrame, *names: str) -> pd.Series | None:
 
 def _exposure_label(value: Any) -> str:
     text = str(value).strip()
-    return f"{int(float(text))}p" if text.replace(".", "", 1).isdigit() else text
+    return exposure_name(int(float(text))) if text.replace(".", "", 1).isdigit() else text
 
 
 def stack_header_cards(

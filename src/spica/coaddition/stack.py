@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from spica.astromatic import swarp
 from spica.astromatic.swarp import (
     chi2_arguments,
     file_stem,
@@ -22,14 +23,7 @@ from spica.coaddition.header import (
 )
 from spica.provenance import ToolRun
 
-__all__ = ["STACK_CONFIG", "CHI2_CONFIG", "coadd_stack", "make_chi2"]
-
-
-#: SWarp configuration files, relative to the repository root.
-STACK_CONFIG = "config/astromatic/stack.swarp"
-
-
-CHI2_CONFIG = "config/astromatic/chi2.swarp"
+__all__ = ["coadd_stack", "make_chi2"]
 
 
 def coadd_stack(
@@ -67,7 +61,6 @@ def coadd_stack(
         One row per input exposure (registry columns: expnum, exptime,
         rel_date, filter, object, qa_fwhm_arcsec, ...) for the header cards.
     """
-    import subprocess
     import tempfile
 
     if not len(exposures) == len(weights) == len(heads):
@@ -87,14 +80,13 @@ def coadd_stack(
         resolved_weights = [Path(w).resolve() for w in weights]
         weight_list = write_list_file(resolved_weights, work / "weights.lis")
         run.lists.append(([str(w) for w in resolved_weights], weight_list.name))
-        command = [str(binary), *map(str, staged), "-c", str(Path(config).resolve())]
-        command += swarp_arguments(
+        arguments = swarp_arguments(
             images=staged, weights=resolved_weights, out_image=out_image,
             out_weight=Path(out_weight).resolve(), grid=grid, resample_dir=work,
             xml_out=Path(xml_out).resolve(), overrides=overrides, weight_list=weight_list,
             nthreads=nthreads,
         )
-        subprocess.run(command, check=True, stdout=log, stderr=log, cwd=work)
+        run.command = swarp.run(binary, staged, Path(config).resolve(), arguments, cwd=work, log=log).command
     cards = stack_header_cards(inputs, release=release, software=software,
                                object_name=str(inputs["object"].iloc[0]) if "object" in inputs else None,
                                photometry_anchored=photometry_anchored)
@@ -103,7 +95,6 @@ def coadd_stack(
                    (str(Path(out_weight).resolve()), weight_cards)]
     for target, target_cards in run.headers:
         update_stack_header(target, target_cards)
-    run.command = command
     run.outputs = [str(out_image), str(Path(out_weight).resolve()), str(Path(xml_out).resolve())]
     return run
 
@@ -126,26 +117,25 @@ def make_chi2(
     Returns the run (:class:`spica.provenance.ToolRun`). Resampling scratch
     lives beside the output.
     """
-    import subprocess
     import tempfile
 
     out_image = Path(out_image).resolve()
     with tempfile.TemporaryDirectory(prefix="chi2-", dir=out_image.parent) as scratch:
         scratch = str(Path(scratch).resolve())
-        command = [str(binary), *(str(Path(s).resolve()) for s in stacks), "-c",
-                   str(Path(config).resolve())]
-        command += chi2_arguments(
-            stacks=[Path(s).resolve() for s in stacks], weights=[Path(w).resolve() for w in weights],
+        resolved = [Path(s).resolve() for s in stacks]
+        arguments = chi2_arguments(
+            stacks=resolved, weights=[Path(w).resolve() for w in weights],
             out_image=out_image, out_weight=Path(out_weight).resolve(), grid=grid,
             resample_dir=scratch, xml_out=Path(xml_out).resolve(), overrides=overrides,
         )
-        subprocess.run(command, check=True, stdout=log, stderr=log, cwd=scratch)
+        run = swarp.run(binary, resolved, Path(config).resolve(), arguments, cwd=scratch, scratch=True, log=log)
     outputs = [str(out_image), str(Path(out_weight).resolve()), str(Path(xml_out).resolve())]
     cards = release_cards([_primary_header(stack) for stack in stacks])
     headers = [(target, cards) for target in outputs[:2]]
     for target, target_cards in headers:
         update_stack_header(target, target_cards)
-    return ToolRun(command=command, cwd=scratch, scratch=True, outputs=outputs, headers=headers)
+    run.outputs, run.headers = outputs, headers
+    return run
 
 
 def _primary_header(path: str | Path):

@@ -28,6 +28,7 @@ from astropy.io import fits
 from spica.demo import simulate as sim
 from spica.demo.survey import PlannedExposure, human_grades, plan_survey, rng_for
 from spica.paths import exposure_filename
+from spica.provenance import file_sha256
 from spica.tools import code_hash
 
 __all__ = [
@@ -53,7 +54,9 @@ __all__ = [
 #: Bumped whenever the simulation changes its output for a given config.
 GENERATOR_VERSION = "1"
 
-#: Defaults of the ``demo:`` section (mirrors config/schemas/demo.schema.yaml).
+#: Fallbacks for library callers passing a partial ``demo:`` section. The workflow's
+#: values are config/config.yaml's (spica-demo requires every key, see
+#: config/schemas/demo.schema.yaml); tests/demo checks this is a valid section.
 DEFAULTS: dict[str, Any] = {
     "seed": 20040624,
     "odometer_start": 751000,
@@ -797,14 +800,6 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _write_hdul(hdul: fits.HDUList, path: Path) -> None:
     _remove(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -912,7 +907,7 @@ def _finish(path: Path, kind: str, root: Path, files: list[dict[str, Any]], mode
         rel = str(path.relative_to(root))
     except ValueError:
         rel = str(path)
-    files.append({"path": rel, "kind": kind, "bytes": path.stat().st_size, "sha256": _sha256(path)})
+    files.append({"path": rel, "kind": kind, "bytes": path.stat().st_size, "sha256": file_sha256(path)})
 
 
 def simulate_survey(

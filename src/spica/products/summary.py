@@ -31,7 +31,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from astropy.coordinates import Angle
 from astropy.io import fits
 from astropy.io.votable import from_table, parse
 from astropy.io.votable.tree import Resource
@@ -41,13 +40,14 @@ from astropy.table import Table
 from spica.astromatic.scamp import parse_scamp_xml
 from spica.calibration.accept import read_accept_summary
 from spica.paths import exposure_filename, parse_step1_name
+from spica.sky import format_dec_rounded, format_ra_rounded
 
 __all__ = [
     "SUMMARY_TABLES",
     "product_summary",
     "write_product_summary",
     "read_product_summary",
-    "load_product_summary",
+    "summarise_product",
 ]
 
 #: Names of the tables of ``_spica.xml``, in file order.
@@ -60,14 +60,6 @@ _INPUT_COLUMNS = {
     "runid": "runid", "qrunid": "qrunid", "rel_date": "rel_date", "date_obs": "date_obs",
     "utc_obs": "utc_obs", "qa_background_mag": "background_mag",
 }
-
-
-def _hms(ra_deg: float) -> str:
-    return Angle(ra_deg, "deg").to_string(unit="hourangle", sep=":", precision=2, pad=True)
-
-
-def _dms(dec_deg: float) -> str:
-    return Angle(dec_deg, "deg").to_string(unit="deg", sep=":", precision=1, pad=True, alwayssign=True)
 
 
 def _photometric_letter(value: object) -> str:
@@ -91,8 +83,8 @@ def _stacked_files(registry: pd.DataFrame, stack_list: Sequence[int], accept: pd
             table[name] = pd.to_numeric(column, errors="coerce").to_numpy(float)
         else:
             table[name] = [("" if pd.isna(v) else str(v)) for v in column]
-    table["ra"] = [_hms(v) if np.isfinite(v) else "" for v in table["ra_deg"]]
-    table["dec"] = [_dms(v) if np.isfinite(v) else "" for v in table["dec_deg"]]
+    table["ra"] = [format_ra_rounded(v) if np.isfinite(v) else "" for v in table["ra_deg"]]
+    table["dec"] = [format_dec_rounded(v) if np.isfinite(v) else "" for v in table["dec_deg"]]
     photometric = rows["photometric"] if "photometric" in rows else pd.Series([False] * len(rows))
     table["photom_flag"] = [_photometric_letter(v) for v in photometric]
     table["stacked"] = [_flag(verdicts["accepted"].get(e)) for e in rows.index]
@@ -112,8 +104,8 @@ def _stack_row(name: str, release: str, header: fits.Header, stacked: Table) -> 
     used = stacked[stacked["stacked"]]
     table = Table()
     table["name"] = [name]
-    table["ra"] = [_hms(header["CRVAL1"])]
-    table["dec"] = [_dms(header["CRVAL2"])]
+    table["ra"] = [format_ra_rounded(header["CRVAL1"])]
+    table["dec"] = [format_dec_rounded(header["CRVAL2"])]
     table["ra_deg"], table["dec_deg"] = [float(header["CRVAL1"])], [float(header["CRVAL2"])]
     table["release"] = [release]
     table["release_version"] = [release[1:]]  # the seed's "0002"
@@ -258,7 +250,7 @@ def read_product_summary(path: str | Path) -> dict[str, Table]:
     return {table.name: table.to_table() for table in votable.iter_tables()}
 
 
-def load_product_summary(
+def summarise_product(
     *,
     name: str,
     release: str,
@@ -270,7 +262,8 @@ def load_product_summary(
     scamp_xml: str | Path,
     out: str | Path,
 ) -> Path:
-    """File edge of :func:`product_summary`: read the product's files, write ``_spica.xml``."""
+    """Read a product's files and write its summary ``_spica.xml`` (the file edge of
+    :func:`product_summary`); return the path written."""
     from spica.release.planning import read_exposure_list
 
     tables = product_summary(

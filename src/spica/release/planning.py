@@ -22,18 +22,24 @@ and any program, within ``astrometric_radius_deg`` of the stack centre: SCAMP
 input; it always contains the stack list). Stacks are assigned to processing
 nodes greedily, largest SCAMP list first, to the least loaded node.
 
-All functions are pure except :func:`write_plan` and :func:`read_plan`.
+A :class:`Plan` also answers the workflow's questions about its products:
+:meth:`Plan.products` (product stem -> name, mode, band, centre, tile) and
+:meth:`Plan.tiles` (chi-squared tile -> the stems detected on it), so the rules
+only wire files.
+
+All functions are pure except :func:`write_plan`, :func:`read_plan`,
+:func:`write_exposure_list`, :func:`read_exposure_list` and :func:`done_products`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +49,15 @@ import pandas as pd
 from astropy.coordinates import SkyCoord, search_around_sky
 
 from spica.paths import (
-    EXPOSURE_SUFFIX,
+    RELEASE_FILES,
+    chi2_stem,
     exposure_name,
-    format_dec,
-    format_ra,
     image_by_image_name,
+    parse_exposure_name,
+    product_path,
+    release_stem,
     stack_name,
+    tile_stem,
 )
 from spica.release.selection import (
     SURVEY_COMPONENTS,
@@ -56,6 +65,7 @@ from spica.release.selection import (
     evaluate_criteria,
     exposure_bands,
 )
+from spica.sky import format_dec, format_ra
 
 __all__ = [
     "STACK_CRITERIA",
@@ -63,6 +73,7 @@ __all__ = [
     "SELECTION_COLUMNS",
     "PLAN_FILES",
     "Plan",
+    "PlannedProduct",
     "assign_stacks",
     "plan_release",
     "plan_files",
@@ -71,7 +82,7 @@ __all__ = [
     "write_exposure_list",
     "read_exposure_list",
     "pending_report",
-    "stack_selection_digest",
+    "done_products",
 ]
 
 #: Geometric criteria added by :func:`assign_stacks`, after ``spica.release.selection.CRITERIA``.
@@ -93,15 +104,46 @@ SELECTION_COLUMNS: tuple[str, ...] = (
 #: Files written by :func:`write_plan`, key -> name; the names are prefixed with
 #: ``<release>_`` when the plan knows its release (``T0002_plan.csv``).
 PLAN_FILES: dict[str, str] = {
-    "plan": "plan.csv",
-    "selection": "selection.csv",
-    "lists": "lists.json",
+    key: RELEASE_FILES[key].removeprefix("_") for key in ("plan", "selection", "lists")
 }
 
 _STRING_STACK_COLUMNS = ("name", "mode", "release", "version", "survey", "filter", "band",
                          "node", "status")
 _STRING_SELECTION_COLUMNS = ("object", "runid", "filter", "band", "date_obs", "grade",
                              "status", "survey", "first_failure", "failures", "stack", "mode")
+
+
+@dataclass(frozen=True)
+class PlannedProduct:
+    """One planned product of a release, as the workflow sees it.
+
+    Attributes
+    ----------
+    stem
+        Stem of its files: ``CFHTLS_D_r_141927+524056_T0002``, or the
+        image-by-image name itself (``546891p_V0001``).
+    name
+        The plan's name (``CFHTLS_D_r_141927+524056``, ``546891p_V0001``).
+    mode
+        ``stack`` or ``image`` (image by image).
+    band
+        Its band letter.
+    ra, dec
+        Centre of its grid, in degrees.
+    size_deg
+        Side of its grid, in degrees.
+    tile
+        The chi-squared tile it is detected on (a key of :meth:`Plan.tiles`).
+    """
+
+    stem: str
+    name: str
+    mode: str
+    band: str
+    ra: float
+    dec: float
+    size_deg: float
+    tile: str
 
 
 @dataclass
@@ -129,6 +171,81 @@ class Plan:
     astrometric_lists: dict[str, list[int]] = field(default_factory=dict)
     selection: pd.DataFrame = field(default_factory=pd.DataFrame)
     release: str = ""
+
+    def products(self) -> dict[str, PlannedProduct]:
+        """Planned products by file stem, in the order of :attr:`stacks`.
+
+        Computed once per plan (input functions ask for it once per job): a plan
+        is not modified after :func:`plan_release` or :func:`read_plan` made it.
+        """
+        return self._products
+
+    def tiles(self) -> dict[str, list[str]]:
+        """Chi-squared tiles by name, each with the sorted stems detected on it.
+
+        A release tile groups the stacks of every filter of one position
+        (``CFHTLS_D_ri_141927+524056_T0002``: the ``r`` and ``i`` stacks); an
+        image-by-image product is its own tile, named with its band
+        (``546891p_r_V0001``, :func:`spica.paths.chi2_stem`). Release tiles come
+        first, in plan order, then the image-by-image ones. Computed once per plan.
+        """
+        return self._tiles
+
+    def stem_of(self, name: str) -> str:
+        """File stem of planned product ``name`` (``<name>_T0002``, or ``name`` image by image).
+
+        Raises
+        ------
+        KeyError
+            If ``name`` is not in the plan.
+        """
+        stem = self._stems.get(name)
+        if stem is None:
+            raise KeyError(f"{name} is not in the plan of {self.release or 'this release'}")
+        return stem
+
+    def name_of(self, stem: str) -> str:
+        """The plan's name of the product with file stem ``stem``.
+
+        Raises
+        ------
+        KeyError
+            If ``stem`` is not a product of the plan.
+        """
+        product = self._products.get(stem)
+        if product is None:
+            raise KeyError(f"{stem} is not in the plan of {self.release or 'this release'}")
+        return product.name
+
+    @cached_property
+    def _stems(self) -> dict[str, str]:
+        return {str(name): release_stem(str(name), str(release))
+                for name, release in zip(self.stacks["name"], self.stacks["release"])}
+
+    @cached_property
+    def _tiles(self) -> dict[str, list[str]]:
+        by_tile: dict[str | None, list[str]] = {}
+        images: dict[str, list[str]] = {}
+        for name, mode, band in zip(self.stacks["name"], self.stacks["mode"], self.stacks["band"]):
+            stem = self._stems[str(name)]
+            if mode == "stack":
+                by_tile.setdefault(tile_stem(stem), []).append(stem)
+            else:
+                images[chi2_stem([stem], band=str(band))] = [stem]
+        return {**{chi2_stem(group): sorted(group) for group in by_tile.values()}, **images}
+
+    @cached_property
+    def _products(self) -> dict[str, PlannedProduct]:
+        tile_of = {stem: tile for tile, stems in self._tiles.items() for stem in stems}
+        products = {}
+        for row in self.stacks.itertuples(index=False):
+            stem = self._stems[str(row.name)]
+            products[stem] = PlannedProduct(
+                stem=stem, name=str(row.name), mode=str(row.mode), band=str(row.band),
+                ra=float(row.ra), dec=float(row.dec), size_deg=float(row.size_deg),
+                tile=tile_of[stem],
+            )
+        return products
 
 
 # --------------------------------------------------------------------------
@@ -161,7 +278,7 @@ def assign_stacks(
     survey_cfg: Mapping[str, Any],
     *,
     image_version: str | None = None,
-    deep_match_factor: float = 0.75,
+    deep_match_factor: float,
 ) -> pd.DataFrame:
     """Give every selected exposure its stack (or image-by-image product).
 
@@ -317,7 +434,7 @@ def plan_release(
     selection = evaluate_criteria(exposures, release_cfg, survey_cfg)
     selection = assign_stacks(
         selection, survey_cfg, image_version=image_version,
-        deep_match_factor=float(planning_cfg.get("deep_match_factor", 0.75)),
+        deep_match_factor=float(planning_cfg["deep_match_factor"]),
     )
 
     chosen = selection[selection["selected"].astype(bool)]
@@ -398,28 +515,9 @@ def plan_release(
     stacks["n_scamp"] = stacks["n_scamp"].astype(int)
     stacks["n_swarp"] = stacks["n_swarp"].astype(int)
     nodes = [str(node) for node in planning_cfg["nodes"]]
-    stacks["node"] = _assign_nodes(stacks, nodes, str(planning_cfg.get("node_load", "n_scamp")))
+    stacks["node"] = _assign_nodes(stacks, nodes, str(planning_cfg["node_load"]))
     return Plan(stacks=stacks.reset_index(drop=True), stack_lists=stack_lists,
                 astrometric_lists=astrometric_lists, selection=selection, release=release_name)
-
-
-def stack_selection_digest(plan: Plan, name: str) -> str:
-    """Return the sha256 of a stack's sorted stack and astrometric lists.
-
-    Passed to the stack rules as a Snakemake param, so a stack reruns exactly
-    when one of its lists changes.
-
-    Raises
-    ------
-    KeyError
-        If ``name`` is not a stack of the plan.
-    """
-    payload = json.dumps(
-        {"stack": sorted(int(e) for e in plan.stack_lists[name]),
-         "astrometric": sorted(int(e) for e in plan.astrometric_lists[name])},
-        separators=(",", ":"), sort_keys=True,
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()
 
 
 # --------------------------------------------------------------------------
@@ -553,23 +651,13 @@ def write_exposure_list(expnums: Iterable[int], path: str | Path) -> Path:
 
 def read_exposure_list(path: str | Path) -> list[int]:
     """Read a list written by :func:`write_exposure_list` into EXPNUMs."""
-    return [int(line.strip().rstrip(EXPOSURE_SUFFIX))
+    return [parse_exposure_name(line.strip())
             for line in Path(path).read_text().splitlines() if line.strip()]
 
 
 # --------------------------------------------------------------------------
 # The seed's "Pending processes" view
 # --------------------------------------------------------------------------
-
-def _ra_text(ra_deg: float) -> str:
-    text = format_ra(ra_deg)
-    return f"{text[0:2]} h {text[2:4]} m {text[4:6]}"
-
-
-def _dec_text(dec_deg: float) -> str:
-    text = format_dec(dec_deg)
-    return f"{text[0:3]} \u00b0 {text[3:5]} ' {text[5:7]}"
-
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
@@ -578,7 +666,7 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
-def pending_report(plan: Plan, *, longest: int = 10) -> str:
+def pending_report(plan: Plan, *, longest: int) -> str:
     """Render the seed's "Pending processes (N)" view of the stacks not yet done.
 
     The table (Image, Stack Mode, Release Version, Survey, Filter, Ra, Dec,
@@ -592,7 +680,8 @@ def pending_report(plan: Plan, *, longest: int = 10) -> str:
         ["Image", "Stack Mode", "Release Version", "Survey", "Filter", "Ra", "Dec", "Node",
          "Scamp files", "Swarp files"],
         [[str(s["name"]), str(s["mode"]), str(s["version"]), str(s["survey"]), str(s["filter"]),
-          _ra_text(float(s["ra"])), _dec_text(float(s["dec"])), str(s["node"]),
+          format_ra(float(s["ra"]), sep=(" h ", " m ")), format_dec(float(s["dec"]), sep=(" \u00b0 ", " ' ")),
+          str(s["node"]),
           str(int(s["n_scamp"])), str(int(s["n_swarp"]))] for _, s in pending.iterrows()],
     )
 
@@ -611,3 +700,27 @@ def pending_report(plan: Plan, *, longest: int = 10) -> str:
                            [[str(s["name"]), str(s["node"]), str(int(s["n_swarp"]))]
                             for _, s in top.head(max(longest, 0)).iterrows()])
     return "\n".join(lines) + "\n"
+
+
+def done_products(
+    plan: Plan, results: str | Path, *, exists: Callable[[Path], bool] = Path.exists
+) -> list[str]:
+    """Names of the planned products already made: those whose final stack image
+    (``<results>/releases/T0002/<stem>/<stem>.fits``) exists, sorted.
+
+    The plan is made before its stacks (a checkpoint) and its ``status`` column
+    records what was done then; the "Pending processes" view needs what is done
+    now. The workflow asks for it when it builds the DAG, and passes it as a
+    param of the view's rule, so a stack made since the last view reruns the view.
+
+    Parameters
+    ----------
+    plan
+        The plan of the release (its ``release`` names the folder).
+    results
+        The results tree.
+    exists
+        Test of a path (a stub in tests).
+    """
+    return sorted(product.name for product in plan.products().values()
+                  if exists(product_path(results, plan.release, product.stem, "image")))

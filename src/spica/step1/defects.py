@@ -40,7 +40,6 @@ __all__ = [
     "detect_cosmics",
     "detect_trails",
     "defect_flags",
-    "parse_section",
     "write_defect_map",
 ]
 
@@ -110,10 +109,10 @@ def detect_cosmics(
     gain: float,
     readnoise: float,
     satlevel: float | None,
-    sigclip: float = 5.0,
-    sigfrac: float = 0.3,
-    objlim: float = 5.0,
-    niter: int = 4,
+    sigclip: float,
+    sigfrac: float,
+    objlim: float,
+    niter: int,
 ) -> np.ndarray:
     """Detect cosmic-ray hits with L.A.Cosmic (``astroscrappy.detect_cosmics``).
 
@@ -279,13 +278,13 @@ def detect_trails(
     data: np.ndarray,
     mask: np.ndarray | None = None,
     *,
-    threshold: float = 5.0,
-    min_length_pix: float = 200,
-    dilate_pix: float = 6,
+    threshold: float,
+    min_length_pix: float,
+    dilate_pix: float,
     binsize: int | None = None,
-    max_binned_pix: int = 256,
+    max_binned_pix: int,
     max_width_pix: float = 75,
-    theta_step: float = 0.5,
+    theta_step: float,
     min_persistence: float = 0.5,
     persistence_chunk_pix: float = 400,
     max_candidates: int = 20,
@@ -331,6 +330,9 @@ def detect_trails(
         Widest trail kept (full-resolution pixels).
     theta_step : float
         Angular step of the Radon transform, degrees.
+
+    ``threshold``, ``min_length_pix``, ``dilate_pix``, ``max_binned_pix`` and
+    ``theta_step`` have no defaults: config ``step1.weights.trails`` holds them.
     min_persistence : float
         Minimum fraction of the trail length along which it is detected.
     persistence_chunk_pix : float
@@ -510,41 +512,6 @@ def defect_flags(
     return flags
 
 
-def parse_section(section: str | None, shape: tuple[int, int]) -> tuple[slice, slice]:
-    """Convert a FITS section (``DATASEC = '[33:2080,1:4612]'``) to array slices.
-
-    Parameters
-    ----------
-    section : str or None
-        1-based inclusive ``[x1:x2,y1:y2]``; None or unparsable -> whole array.
-    shape : tuple of int
-        ``(ny, nx)`` of the array, used to clip the section.
-
-    Returns
-    -------
-    tuple of slice
-        ``(rows, columns)``.
-    """
-    full = (slice(0, shape[0]), slice(0, shape[1]))
-    try:
-        x1, x2, y1, y2 = headers.parse_section(section)
-    except ValueError:
-        return full
-    x1, x2 = sorted((x1, x2))
-    y1, y2 = sorted((y1, y2))
-    if x1 < 1 or y1 < 1 or x1 > shape[1] or y1 > shape[0]:
-        return full
-    return slice(y1 - 1, min(y2, shape[0])), slice(x1 - 1, min(x2, shape[1]))
-
-
-def _image_hdus(hdul: Any) -> list[Any]:
-    """The HDUs of a (possibly compressed) MEF that hold a 2-D image."""
-    from astropy.io import fits
-
-    kinds = (fits.ImageHDU, fits.CompImageHDU, fits.PrimaryHDU)
-    return [h for h in hdul if isinstance(h, kinds) and h.header.get("NAXIS", 0) == 2]
-
-
 def write_defect_map(
     exposure_path: str | Path,
     out_path: str | Path,
@@ -595,7 +562,7 @@ def write_defect_map(
     primary.writeto(out_path, overwrite=True)
 
     with fits.open(exposure_path) as hdul, _open_optional(mask_path) as mask_hdul:
-        for index, hdu in enumerate(_image_hdus(hdul)):
+        for index, hdu in enumerate(headers.image_hdus(hdul)):
             header = hdu.header
             extname = str(header.get("EXTNAME", f"EXT{index + 1}")).strip()
             data = np.asarray(hdu.data, dtype=np.float32)
@@ -608,11 +575,7 @@ def write_defect_map(
                     )
                 known |= bpm < 0.5
             flags = np.zeros(data.shape, dtype=np.uint8)
-            rows, cols = (
-                parse_section(header.get("DATASEC"), data.shape)
-                if use_datasec
-                else parse_section(None, data.shape)
-            )
+            rows, cols = headers.section_slices(header.get("DATASEC") if use_datasec else None, data.shape)
             flags[rows, cols] = defect_flags(
                 data[rows, cols],
                 known[rows, cols],

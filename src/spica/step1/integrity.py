@@ -14,7 +14,6 @@ structure cannot be trusted (``unreadable``) is not inspected further.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 import shutil
@@ -38,6 +37,8 @@ from spica.headers import (
     parse_section,
 )
 from spica.paths import parse_exposure_filename
+from spica.provenance import file_sha256
+from spica.sky import angular_distance
 
 __all__ = [
     "REASONS",
@@ -47,7 +48,6 @@ __all__ = [
     "check_exposure",
     "find_duplicates",
     "run_fitsverify",
-    "file_sha256",
 ]
 
 #: Every reason code, in check order (the first failure found in this order is
@@ -105,7 +105,6 @@ _WCS_CARD_RE = re.compile(
     r"|PV\d_\d+|PS\d_\d+|LONPOLE|LATPOLE|EQUINOX|RADESYS|RADECSYS|[AB]P?_ORDER|[AB]P?_\d+_\d+)$"
 )
 _FV_SUMMARY_RE = re.compile(r"Verification found (\d+) warning\(s\) and (\d+) error\(s\)")
-_CHUNK = 1 << 20
 
 
 # --------------------------------------------------------------------------
@@ -220,15 +219,6 @@ def _verdict(
 # --------------------------------------------------------------------------
 
 
-def file_sha256(path: str | Path) -> str:
-    """Return the hex SHA-256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def run_fitsverify(path: str | Path, executable: str = "fitsverify") -> dict[str, Any]:
     """Run HEASARC ``fitsverify -e`` (errors only) on a file.
 
@@ -335,12 +325,6 @@ def _check_primary(
     return info, failures
 
 
-def _angular_distance_deg(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
-    r1, d1, r2, d2 = map(math.radians, (ra1, dec1, ra2, dec2))
-    hav = math.sin((d2 - d1) / 2) ** 2 + math.cos(d1) * math.cos(d2) * math.sin((r2 - r1) / 2) ** 2
-    return math.degrees(2 * math.asin(min(1.0, math.sqrt(hav))))
-
-
 def _wcs_problems(header: fits.Header, pointing: tuple[float, float] | None) -> list[str]:
     """Return what is wrong with the celestial WCS of a CCD header (empty if valid)."""
     header = fits.Header([card for card in header.cards if _WCS_CARD_RE.match(card.keyword)])
@@ -379,7 +363,7 @@ def _wcs_problems(header: fits.Header, pointing: tuple[float, float] | None) -> 
     if not (math.isfinite(ra) and math.isfinite(dec)):
         return ["CCD centre has no sky position"]
     if pointing is not None:
-        offset = _angular_distance_deg(ra, dec, *pointing)
+        offset = angular_distance(ra, dec, *pointing)
         if offset > MAX_POINTING_OFFSET_DEG:
             problems.append(f"CCD centre ({ra:.4f}, {dec:.4f}) is {offset:.2f} deg from the "
                             f"pointing RA_DEG/DEC_DEG")  # fmt: skip
@@ -438,10 +422,10 @@ def _nonfinite_fraction(data: np.ndarray) -> float:
 def check_exposure(
     path: str | Path,
     *,
-    instrument: str = "MegaPrime",
-    detector: str = "MegaCam",
-    obstype: str = "OBJECT",
-    max_nonfinite_fraction: float = 0.05,
+    instrument: str,
+    detector: str,
+    obstype: str,
+    max_nonfinite_fraction: float,
     fitsverify: str | None = None,
 ) -> CheckResult:
     """Check that a file is a usable Elixir exposure, without modifying it.
@@ -451,11 +435,12 @@ def check_exposure(
     path
         ``NNNNNNp.fits`` or ``NNNNNNp.fits.fz``.
     instrument, detector
-        Required ``INSTRUME`` and ``DETECTOR`` values.
+        Required ``INSTRUME`` and ``DETECTOR`` values (``step1.integrity``).
     obstype
-        Required ``OBSTYPE`` (science frames).
+        Required ``OBSTYPE`` (science frames, ``step1.integrity.obstype``).
     max_nonfinite_fraction
-        Largest accepted fraction of NaN/inf pixels on any one CCD.
+        Largest accepted fraction of NaN/inf pixels on any one CCD
+        (``step1.integrity.max_nonfinite_fraction``).
     fitsverify
         Name or path of HEASARC ``fitsverify``; None skips that check.
 

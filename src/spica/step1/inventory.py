@@ -32,7 +32,7 @@ __all__ = [
     "stage_calibration",
     "COMPRESSED_SUFFIXES",
     "CalibrationError",
-    "check_incoming",
+    "check_exposure_and_calibrations",
     "write_inventory",
     "read_inventory",
     "INVENTORY_COLUMNS",
@@ -184,7 +184,7 @@ def locate_calibrations(
     return located
 
 
-def check_incoming(
+def check_exposure_and_calibrations(
     exposure: str | Path,
     calibration_dir: str | Path,
     *,

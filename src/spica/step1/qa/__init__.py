@@ -17,16 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from spica.paths import QA_PLOTS
 from spica.step1.qa import plots
-from spica.step1.qa.grade import DEFAULT_LIMITS, provisional_grade
+from spica.step1.qa.grade import provisional_grade
 from spica.step1.qa.measure import load_inputs, measure_exposure
 from spica.step1.qa.report import read_summary, write_diag, write_qa_xml
 
-__all__ = ["assess_exposure", "read_summary", "provisional_grade", "DEFAULT_LIMITS", "OUTPUT_KEYS"]
-
-#: Keys of ``outputs`` that :func:`assess_exposure` writes (QA_PLOTS + diag + qa_xml).
-OUTPUT_KEYS: tuple[str, ...] = (*QA_PLOTS, "diag", "qa_xml")
+__all__ = ["assess_exposure", "read_summary", "provisional_grade"]
 
 
 def assess_exposure(
@@ -40,7 +36,7 @@ def assess_exposure(
     psf: str | Path | None,
     psfex_xml: str | Path | None,
     outputs: Mapping[str, str | Path],
-    limits: Mapping[str, float] | None = None,
+    limits: Mapping[str, float],
 ) -> dict[str, object]:
     """Run QualityFITS-in on one exposure and write every product.
 
@@ -57,8 +53,8 @@ def assess_exposure(
     outputs : mapping
         Key -> path, keys of :data:`spica.paths.QA_PLOTS` plus ``"diag"`` and
         ``"qa_xml"``. Keys absent from the mapping are not written.
-    limits : mapping, optional
-        ``step1.grading`` thresholds (see :mod:`spica.step1.qa.grade`).
+    limits : mapping
+        ``step1.grading`` thresholds, every key (see :mod:`spica.step1.qa.grade`).
 
     Returns
     -------
@@ -68,7 +64,7 @@ def assess_exposure(
         ``background_mag``, ...) plus ``grade``, ``grade_reasons`` and ``ccds``
         (the per-CCD figures).
     """
-    lim = {**DEFAULT_LIMITS, **dict(limits or {})}
+    lim = dict(limits)
     inputs = load_inputs(
         exposure=exposure, weight=weight, flag=flag, ldac=ldac, sex_xml=sex_xml,
         minibkg=minibkg, psf=psf, psfex_xml=psfex_xml,

@@ -5,7 +5,7 @@ The seed (section 3.2.1) grades every exposure by eye; this module gives the
 each one that fires adds a reason ``"<GRADE>: <rule>: <message>"``; the grade
 is the worst one fired (A < B < C < D).
 
-Rules (``L`` = ``limits``; defaults in :data:`DEFAULT_LIMITS`)
+Rules (``L`` = ``limits``, config ``step1.grading``: every key required, no defaults here)
 
 D — astrometry
     * a CCD whose header WCS is more than ``max_ccd_offset_arcsec`` away from
@@ -42,25 +42,10 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["DEFAULT_LIMITS", "GRADES", "provisional_grade"]
+__all__ = ["GRADES", "provisional_grade"]
 
 #: Grades from best to worst.
 GRADES = ("A", "B", "C", "D")
-
-#: Defaults for limits missing from ``config.yaml`` (``step1.grading``).
-DEFAULT_LIMITS: dict[str, float] = {
-    "max_fwhm_arcsec": 1.4,
-    "fwhm_c_factor": 1.3,
-    "max_elongation": 1.25,
-    "max_ccd_fwhm_scatter": 0.25,
-    "min_star_count_per_ccd": 5,
-    "max_bad_fraction": 0.2,
-    "max_masked_fraction_c": 0.6,
-    "max_multiple_image_fraction": 0.3,
-    "max_ccd_offset_arcsec": 10.0,
-    "max_background_deviation": 10.0,
-}
-
 
 def _finite(x: object) -> bool:
     try:
@@ -70,7 +55,7 @@ def _finite(x: object) -> bool:
 
 
 def provisional_grade(
-    figures: Mapping[str, object], limits: Mapping[str, float] | None = None
+    figures: Mapping[str, object], limits: Mapping[str, float]
 ) -> tuple[str, list[str]]:
     """Grade an exposure from its QualityFITS-in figures.
 
@@ -83,8 +68,8 @@ def provisional_grade(
         ``frac_masked``, ``fwhm_scatter``; CCD keys: ``extname``,
         ``fwhm_arcsec``, ``elongation``, ``n_stars``, ``psfex_ok``,
         ``background``, ``astrometric_offset``).
-    limits : mapping, optional
-        Thresholds (``step1.grading``); missing ones take :data:`DEFAULT_LIMITS`.
+    limits : mapping
+        Thresholds, every key of config ``step1.grading`` (the schema requires them all).
 
     Returns
     -------
@@ -93,7 +78,7 @@ def provisional_grade(
     reasons : list of str
         One ``"<grade>: <rule>: <message>"`` per rule fired, worst first.
     """
-    lim = {**DEFAULT_LIMITS, **dict(limits or {})}
+    lim = dict(limits)
     field: Mapping[str, object] = figures.get("field", {})  # type: ignore[assignment]
     ccds: Sequence[Mapping[str, object]] = figures.get("ccds", [])  # type: ignore[assignment]
     reasons: list[tuple[str, str]] = []

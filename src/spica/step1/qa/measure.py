@@ -3,8 +3,10 @@
 Reading happens in exactly one place, :func:`load_inputs`, which streams the
 exposure, weight, flag and mini-background MEFs one CCD at a time (so a
 36-CCD MegaCam exposure never sits in memory at full resolution) and keeps
-only binned thumbnails and pixel statistics. Everything else in this module
-is a pure function on headers, arrays and tables.
+only binned thumbnails and pixel statistics; the SExtractor and PSFEx outputs
+are read by their tools' readers (:mod:`spica.astromatic.sextractor`,
+:mod:`spica.astromatic.psfex`). Everything else in this module is a pure
+function on headers, arrays and tables.
 
 Conventions
 -----------
@@ -22,7 +24,6 @@ Conventions
 from __future__ import annotations
 
 import math
-import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,8 @@ from astropy.table import Table
 from astropy.wcs import WCS, FITSFixedWarning
 
 from spica import headers
+from spica.astromatic.psfex import read_psf_extensions, read_psf_models
+from spica.astromatic.sextractor import read_extension_data, read_ldac
 
 __all__ = [
     "FLAG_BITS",
@@ -41,14 +44,10 @@ __all__ = [
     "CCDGeometry",
     "CCDInput",
     "ExposureInputs",
-    "parse_section",
     "ccd_geometry",
     "complete_layout",
     "pixel_scale",
     "zeropoint",
-    "read_votable_table",
-    "read_ldac",
-    "read_psf_models",
     "load_inputs",
     "block_mean",
     "resample_nearest",
@@ -75,24 +74,9 @@ FLAG_BITS: dict[str, int] = {
 DEFAULT_PIXEL_SCALE = 0.187
 
 
-
 # --------------------------------------------------------------------------
 # Headers and geometry
 # --------------------------------------------------------------------------
-def parse_section(value: str | None) -> tuple[int, int, int, int] | None:
-    """Parse a FITS section ``'[x1:x2,y1:y2]'`` (1-based, inclusive, may run backwards).
-
-    Returns
-    -------
-    tuple or None
-        ``(x1, x2, y1, y2)``, or None when ``value`` is missing or malformed.
-    """
-    try:
-        return headers.parse_section(value) if value else None
-    except ValueError:
-        return None
-
-
 @dataclass(frozen=True)
 class CCDGeometry:
     """Where a CCD's pixels sit in the focal plane.
@@ -142,9 +126,9 @@ def ccd_geometry(header: fits.Header) -> CCDGeometry:
     placeholder (``detsec_from_header=False``) that :func:`complete_layout` fills.
     """
     nx, ny = int(header.get("NAXIS1", 0)), int(header.get("NAXIS2", 0))
-    data = parse_section(header.get("DATASEC")) or (1, nx, 1, ny)
+    data = headers.section_or_none(header.get("DATASEC")) or (1, nx, 1, ny)
     data = (min(data[:2]), max(data[:2]), min(data[2:]), max(data[2:]))
-    det = parse_section(header.get("DETSEC"))
+    det = headers.section_or_none(header.get("DETSEC"))
     if det is None or abs(det[1] - det[0]) != data[1] - data[0] or abs(det[3] - det[2]) != data[3] - data[2]:
         return CCDGeometry(nx, ny, data, (1, data[1] - data[0] + 1, 1, data[3] - data[2] + 1), False)
     return CCDGeometry(nx, ny, data, det, True)
@@ -226,105 +210,6 @@ def zeropoint(primary: fits.Header, ext: fits.Header) -> tuple[float, bool]:
     return zp + phot_c + phot_k * (airmass - 1.0), True
 
 
-# --------------------------------------------------------------------------
-# Readers (the only file input of the package)
-# --------------------------------------------------------------------------
-def _local(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
-
-
-def _convert(text: str | None) -> object:
-    if text is None:
-        return None
-    text = text.strip()
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
-
-
-def read_votable_table(path: str | Path, name: str) -> list[dict[str, object]]:
-    """Rows of the TABLE ``name`` of an AstrOmatic XML file, as dicts.
-
-    Uses :mod:`xml.etree.ElementTree` (PSFEx XML is not valid VOTable for
-    astropy) and ignores namespaces. Missing file or table gives ``[]``.
-    """
-    path = Path(path)
-    if not path.is_file():
-        return []
-    try:
-        root = ET.parse(path).getroot()
-    except ET.ParseError:
-        return []
-    for table in root.iter():
-        if _local(table.tag) != "TABLE" or name not in (table.get("name"), table.get("ID")):
-            continue
-        names = [f.get("name") for f in table if _local(f.tag) == "FIELD"]
-        rows = []
-        for tr in table.iter():
-            if _local(tr.tag) != "TR":
-                continue
-            values = [_convert(td.text) for td in tr if _local(td.tag) == "TD"]
-            rows.append(dict(zip(names, values)))
-        return rows
-    return []
-
-
-def read_ldac(path: str | Path) -> list[tuple[fits.Header, Table]]:
-    """Read a FITS-LDAC catalogue: one ``(CCD header, objects table)`` per CCD.
-
-    Multidimensional columns (``VIGNET``) are dropped.
-    """
-    out: list[tuple[fits.Header, Table]] = []
-    with fits.open(path, memmap=False) as hdul:
-        head: fits.Header | None = None
-        for hdu in hdul[1:]:
-            extname = hdu.header.get("EXTNAME", "")
-            if extname == "LDAC_IMHEAD":
-                cards = hdu.data.field(0)[0]
-                # numpy strips the trailing blanks of each 80-character card
-                text = "".join(str(c).ljust(80) for c in np.atleast_1d(cards))
-                head = fits.Header.fromstring(text)
-            elif extname == "LDAC_OBJECTS":
-                names = [c.name for c in hdu.columns if len(hdu.data[c.name].shape) <= 1]
-                table = Table({n: np.asarray(hdu.data[n]) for n in names}) if len(hdu.data) else Table(
-                    {n: np.zeros(0, dtype=hdu.data[n].dtype) for n in names}
-                )
-                out.append((head if head is not None else fits.Header(), table))
-                head = None
-    return out
-
-
-def read_psf_models(path: str | Path | None) -> list[tuple[dict[str, float], np.ndarray | None]]:
-    """PSFEx models, one per CCD in MEF order: ``(header figures, PSF image at the CCD centre)``.
-
-    The image is the constant term ``PSF_MASK[0]`` of the polynomial model, i.e.
-    the PSF at the centre of the CCD's sources. A missing file or a model with
-    no valid FWHM gives ``({}, None)`` entries / an empty list.
-    """
-    if path is None or not Path(path).is_file():
-        return []
-    out: list[tuple[dict[str, float], np.ndarray | None]] = []
-    with fits.open(path, memmap=False) as hdul:
-        for hdu in hdul[1:]:
-            h = hdu.header
-            figs = {k: float(h[k]) for k in ("PSF_FWHM", "PSF_SAMP", "CHI2", "LOADED", "ACCEPTED") if k in h}
-            image = None
-            try:
-                cube = np.asarray(hdu.data["PSF_MASK"][0], dtype=float)
-                image = cube[0] if cube.ndim == 3 else cube
-                if not np.any(np.isfinite(image)) or not np.any(image):
-                    image = None
-            except (KeyError, TypeError, IndexError):
-                image = None
-            if not figs.get("PSF_FWHM", 0) > 0:
-                image = None
-            out.append((figs, image))
-    return out
-
-
 @dataclass
 class CCDInput:
     """Everything read for one CCD (thumbnails binned, statistics reduced)."""
@@ -355,10 +240,6 @@ class ExposureInputs:
     primary: fits.Header
     ccds: list[CCDInput]
     binning: int
-
-
-def _image_hdus(hdul: fits.HDUList) -> list[fits.ImageHDU]:
-    return [h for h in hdul if h.is_image and h.header.get("NAXIS", 0) == 2]
 
 
 def load_inputs(
@@ -392,17 +273,15 @@ def load_inputs(
     ExposureInputs
     """
     catalogs = read_ldac(ldac)
-    sex_rows = {int(r["Extension"]): r for r in read_votable_table(sex_xml, "Extension_Data")} if sex_xml else {}
-    psfex_rows = (
-        {int(r["Extension"]): r for r in read_votable_table(psfex_xml, "PSF_Extensions")} if psfex_xml else {}
-    )
+    sex_rows = read_extension_data(sex_xml)
+    psfex_rows = read_psf_extensions(psfex_xml)
     psfs = read_psf_models(psf)
     ccds: list[CCDInput] = []
     with fits.open(exposure, memmap=False) as hsci, fits.open(weight, memmap=True) as hw, fits.open(
         flag, memmap=True
     ) as hf:
         primary = hsci[0].header.copy()
-        sci_hdus, w_hdus, f_hdus = _image_hdus(hsci), _image_hdus(hw), _image_hdus(hf)
+        sci_hdus, w_hdus, f_hdus = headers.image_hdus(hsci), headers.image_hdus(hw), headers.image_hdus(hf)
         geoms = complete_layout([ccd_geometry(h.header) for h in sci_hdus])
         if geoms:
             umin = min(g.bbox[0] for g in geoms)
@@ -416,7 +295,7 @@ def load_inputs(
         hmini = fits.open(minibkg, memmap=False) if minibkg and Path(minibkg).is_file() else None
         try:
             if hmini is not None:
-                mini_hdus = _image_hdus(hmini)
+                mini_hdus = headers.image_hdus(hmini)
             for i, hdu in enumerate(sci_hdus):
                 g = geoms[i]
                 x1, x2, y1, y2 = g.datasec
@@ -684,7 +563,7 @@ def _design(u: np.ndarray, v: np.ndarray, quadratic: bool) -> np.ndarray:
 
 
 def astrometric_offsets(
-    geometries: Sequence[CCDGeometry], wcss: Sequence[WCS | None], tolerance: float = 10.0
+    geometries: Sequence[CCDGeometry], wcss: Sequence[WCS | None], tolerance: float
 ) -> np.ndarray:
     """Offset (arcsec) of each CCD's header WCS from the focal-plane layout of the others.
 
@@ -695,6 +574,7 @@ def astrometric_offsets(
     largest distance between the CCD's WCS points and their predicted
     positions is its offset. The worst CCD above ``tolerance`` is rejected and
     the procedure repeated, so that one bad CCD does not spoil its neighbours.
+    ``tolerance`` (arcsec) is config ``step1.grading.max_ccd_offset_arcsec``.
 
     Returns
     -------
@@ -766,9 +646,12 @@ def _sb(level: float, scale: float, zp: float) -> float:
 
 
 def measure_exposure(
-    inputs: ExposureInputs, *, min_snr: float = 10.0, astrometry_tolerance: float = 10.0
+    inputs: ExposureInputs, *, min_snr: float = 10.0, astrometry_tolerance: float
 ) -> tuple[list[dict[str, object]], pd.DataFrame, dict[str, object]]:
     """Compute the per-CCD and whole-field QualityFITS-in figures.
+
+    ``astrometry_tolerance`` (arcsec, config ``step1.grading.max_ccd_offset_arcsec``)
+    is the ``tolerance`` of :func:`astrometric_offsets`.
 
     Returns
     -------
