@@ -14,8 +14,8 @@ and their ratio (> 1: slower than the target)::
   the synthetic four-CCD exposure of tests/step1/test_qa.py, once SExtractor
   and PSFEx have run (skipped without them);
 * with ``--workdir`` (a finished small-demo run, e.g. ``bin/spica demo`` or
-  a ``SPICA_E2E_WORKDIR``): SCAMP per stack, from the Snakemake benchmark
-  files ``benchmarks/releases/<release>/<stem>/calibrate_stack.tsv``
+  a ``SPICA_E2E_WORKDIR``): SCAMP per astrometric solution, from the Snakemake
+  benchmark files ``benchmarks/releases/<release>/_scamp/<solution>/solve_astrometry.tsv``
   (no target: reported only).
 """
 
@@ -87,8 +87,8 @@ def time_assessment(repeat: int) -> dict[str, float]:
 
 
 def scamp_seconds(workdir: Path) -> dict[str, float]:
-    """SCAMP's seconds per stack of a finished run (its calibrate_stack benchmarks)."""
-    found = sorted((workdir / "benchmarks" / "releases").glob("*/*/calibrate_stack.tsv"))
+    """SCAMP's seconds per astrometric solution of a finished run (its solve_astrometry benchmarks)."""
+    found = sorted((workdir / "benchmarks" / "releases").glob("*/_scamp/*/solve_astrometry.tsv"))
     return {f"SCAMP, {tsv.parent.name}": float(pd.read_csv(tsv, sep="\t")["s"].iloc[0])
             for tsv in found}
 

@@ -1,5 +1,7 @@
-# Step 2, astrometric and photometric calibration (seed, section 4): one SCAMP
-# run per planned stack over its astrometric list, offline.
+# Step 2, astrometric and photometric calibration (seed, section 4): SCAMP,
+# offline, once per distinct astrometric list (a solution, shared by the
+# stacks of one tile in several filters), delivered to each planned product
+# under its own names.
 
 
 rule write_ahead:
@@ -20,32 +22,55 @@ rule write_ahead:
         "../scripts/write_ahead.py"
 
 
-rule calibrate_stack:
-    """SCAMP over the astrometric list: heads (WCS + FLXSCALE), XML, check plots."""
+rule solve_astrometry:
+    """SCAMP over one astrometric list shared by planned products: heads (WCS + FLXSCALE), XML, check plots."""
     input:
         plan=ancient_plan(),
-        astrometric=product_file("astrometric_list"),
-        stack=product_file("stack_list"),
-        catalogs=get_astrometric_catalogs,
-        aheads=get_astrometric_aheads,
+        catalogs=get_solution_catalogs,
+        aheads=get_solution_aheads,
         refcat=config["inputs"]["refcat"],
         config=astromatic_file("scamp"),
     output:
-        xml=product_file("scamp_xml"),
-        cmd=product_file("scamp_cmd"),
-        products=directory(SCAMP_PRODUCTS),
+        xml=solution_file("scamp_xml"),
+        cmd=solution_file("scamp_cmd"),
+        products=directory(SOLUTION_PRODUCTS),
     params:
         bin=tool("scamp"),
         overrides=config["calibration"]["scamp_overrides"],
-        software=software("calibrate_stack", tools=["scamp"]),
+        software=software("solve_astrometry", tools=["scamp"]),
+    resources:
+        mem_mb=4000,  # SCAMP pattern matching: ~1.2 GB for 8 exposures
     log:
-        "logs/releases/{release}/{stem}/calibrate_stack.log",
+        "logs/releases/{release}/_scamp/{solution}/solve_astrometry.log",
     benchmark:
-        "benchmarks/releases/{release}/{stem}/calibrate_stack.tsv"
+        "benchmarks/releases/{release}/_scamp/{solution}/solve_astrometry.tsv"
     conda:
         "../envs/astromatic.yaml"
     script:
-        "../scripts/calibrate_stack.py"
+        "../scripts/solve_astrometry.py"
+
+
+rule deliver_calibration:
+    """A product's SCAMP files from its solution: ``_scamp.xml``, ``scamp/`` (heads, check
+    plots under the product's name), the run for its provenance."""
+    input:
+        unpack(get_product_solution),
+        plan=ancient_plan(),
+        stack=product_file("stack_list"),
+    output:
+        xml=product_file("scamp_xml"),
+        cmd=product_file("scamp_cmd"),
+        delivery=product_file("scamp_delivery_cmd"),
+        products=directory(SCAMP_PRODUCTS),
+    params:
+        solution=get_solution_id,
+        software=software("deliver_calibration"),
+    log:
+        "logs/releases/{release}/{stem}/deliver_calibration.log",
+    conda:
+        "../envs/spica.yaml"
+    script:
+        "../scripts/deliver_calibration.py"
 
 
 rule accept_calibration:

@@ -15,7 +15,7 @@ from spica.astromatic import psfex, sextractor
 from spica.coaddition.grid import stack_grid
 from spica.release.planning import done_products, read_plan
 from spica.step1.inventory import discover_exposures, find_calibration_file, read_inventory
-from spica.registry import read_metadata
+from spica.registry import empty_survey_message, read_metadata
 from spica.tools import resolve_tools, script_code_hash
 
 RESULTS = config["results"]
@@ -55,6 +55,7 @@ wildcard_constraints:
     calib=r"[^/]+\.fits",
     stem=paths.WILDCARD_CONSTRAINTS["stem"],
     chi2=paths.WILDCARD_CONSTRAINTS["chi2"],
+    solution=paths.WILDCARD_CONSTRAINTS["solution"],
 
 
 # ---------------------------------------------------------------- tools
@@ -169,7 +170,18 @@ def get_check_files(wildcards=None):
 def accepted_exposures():
     """Odometers that passed the integrity check (after the inventory checkpoint)."""
     inventory = checkpoints.make_inventory.get().output.inventory
-    return [int(row["expnum"]) for row in read_inventory(inventory) if row["status"] == "ok"]
+    return list(_accepted(inventory, Path(inventory).stat().st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=4)
+def _accepted(inventory, mtime):
+    """The accepted odometers of one version of the inventory (read once); warns
+    once when every incoming file was quarantined."""
+    rows = read_inventory(inventory)
+    accepted = tuple(int(row["expnum"]) for row in rows if row["status"] == "ok")
+    if rows and not accepted:
+        logger.warning(f"SPICA: {empty_survey_message(len(rows), QUARANTINE)}")
+    return accepted
 
 
 def get_verdict(wildcards):
@@ -249,6 +261,16 @@ def chi2_file(key):
 SCAMP_PRODUCTS = paths.scamp_folder_pattern(RESULTS)
 
 
+def solution_file(key):
+    """Pattern of an astrometric solution's file (:data:`spica.paths.SOLUTION_FILES`),
+    e.g. ``results/releases/T0002/_scamp/<solution>/<solution>_scamp.xml``."""
+    return paths.solution_pattern(RESULTS, key)
+
+
+#: Pattern of an astrometric solution's SCAMP outputs folder (heads, check plots).
+SOLUTION_PRODUCTS = paths.solution_scamp_folder_pattern(RESULTS)
+
+
 def ancient_plan():
     """Input ``plan`` of the rules whose inputs or params come from the plan.
 
@@ -313,6 +335,47 @@ def get_astrometric_catalogs(wildcards):
 def get_astrometric_aheads(wildcards):
     """The ``.ahead`` files SCAMP reads beside those catalogues."""
     return [str(paths.step1_path(RESULTS, e, "ahead")) for e in get_stack_lists(wildcards)["astrometric"]]
+
+
+def get_solution_list(wildcards):
+    """The astrometric list (EXPNUMs) of solution ``solution`` of the plan; empty if the
+    plan has no such solution.
+
+    A solution is named after its list, so a new plan (a regrade) renames it:
+    when the plan_release checkpoint reruns, Snakemake re-evaluates the jobs it
+    had planned from the old plan, the old solution's among them, before it
+    drops that job (no product asks for it any more). solve_astrometry itself
+    fails on an empty list.
+    """
+    try:
+        return get_plan(wildcards.release).solution_list(wildcards.solution)
+    except KeyError:
+        return []
+
+
+def get_solution_catalogs(wildcards):
+    """Step 1 catalogues of a solution's astrometric list."""
+    return [str(paths.step1_path(RESULTS, e, "ldac")) for e in get_solution_list(wildcards)]
+
+
+def get_solution_aheads(wildcards):
+    """The ``.ahead`` files SCAMP reads beside those catalogues."""
+    return [str(paths.step1_path(RESULTS, e, "ahead")) for e in get_solution_list(wildcards)]
+
+
+def get_solution_id(wildcards):
+    """Param: the SCAMP solution of a planned product (its astrometric list's)."""
+    return planned_product(wildcards.release, wildcards.stem).solution
+
+
+def get_product_solution(wildcards):
+    """The SCAMP run a planned product takes its heads from: XML, command, folder."""
+    release, solution = wildcards.release, get_solution_id(wildcards)
+    return {
+        "solution_xml": str(paths.solution_path(RESULTS, release, solution, "scamp_xml")),
+        "solution_cmd": str(paths.solution_path(RESULTS, release, solution, "scamp_cmd")),
+        "solution": str(paths.solution_scamp_folder(RESULTS, release, solution)),
+    }
 
 
 def get_stack_exposures(wildcards):
@@ -390,6 +453,7 @@ def get_provenance_inputs(wildcards):
 
     found = {
         "scamp_cmd": product("scamp_cmd"),
+        "scamp_delivery_cmd": product("scamp_delivery_cmd"),
         "swarp_cmd": product("swarp_cmd"),
         "chi2_cmd": str(paths.chi2_path(RESULTS, release, tile, "cmd")),
         "sex_cmd": product("sex_cmd"),
@@ -446,6 +510,9 @@ def release_targets(release):
 
     def get_release_products(wildcards):
         plan = get_plan(release)
+        if not plan.products():
+            logger.warning(f"SPICA: the plan of {release} is empty, nothing to build "
+                           f"(verdicts: {paths.release_path(RESULTS, release, 'selection')})")
         targets = []
         for stem, product in plan.products().items():
             keys = list(paths.STACK_PRODUCTS)

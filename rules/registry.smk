@@ -6,6 +6,7 @@ rule build_registry:
     input:
         unpack(get_step1_for_registry),
         inventory=INVENTORY,
+        quarantine=QUARANTINE,
         checks=get_check_files,
         metadata=optional_input(config["inputs"]["metadata"]),
         grades=optional_input(config["inputs"]["grades"]),

@@ -73,6 +73,11 @@ rule mask_defects:
         cosmics=_WEIGHTS["cosmics"],
         trails=_WEIGHTS["trails"],
         software=software("mask_defects"),
+    threads: 2  # CCDs analysed side by side (spica.step1.defects.write_defect_map)
+    group:
+        "step1"
+    resources:
+        mem_mb=3000,
     log:
         step1_log("mask_defects"),
     benchmark:
@@ -99,6 +104,8 @@ rule make_weight_map:
         bin=tool("weightwatcher"),
         flat_range=_WEIGHTS["flat_range"],
         software=software("make_weight_map", tools=["weightwatcher"]),
+    group:
+        "step1"
     log:
         step1_log("make_weight_map"),
     benchmark:
@@ -129,6 +136,8 @@ rule extract_sources:
         bin=tool("sextractor"),
         options=sextractor.step1_options(_SEX, pixel_scale=config["survey"]["pixel_scale"]),
         software=software("extract_sources", tools=["sextractor"]),
+    group:
+        "step1"
     log:
         step1_log("extract_sources"),
     benchmark:
@@ -152,6 +161,8 @@ rule model_psf:
         psf_dir=get_step1_dir,
         options=psfex.step1_options(_PSFEX),
         software=software("model_psf", tools=["psfex"]),
+    group:
+        "step1"
     log:
         step1_log("model_psf"),
     benchmark:
@@ -181,6 +192,8 @@ rule assess_quality:
         limits=config["step1"]["grading"],
         pixel_scale=config["survey"]["pixel_scale"],
         software=software("assess_quality"),
+    group:
+        "step1"
     log:
         step1_log("assess_quality"),
     benchmark:

@@ -4,7 +4,7 @@ import sys
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 
-from spica.registry import build_registry  # noqa: E402
+from spica.registry import build_registry, empty_survey_message  # noqa: E402
 
 counts = build_registry(
     url=snakemake.params.url,
@@ -17,3 +17,6 @@ counts = build_registry(
     export_csv=snakemake.output.export,
 )
 print(counts, file=sys.stderr)
+if counts["quarantine"] and not snakemake.input.qa_xml:  # every incoming file was rejected
+    print(f"WARNING: {empty_survey_message(counts['quarantine'], snakemake.input.quarantine)}",
+          file=sys.stderr)

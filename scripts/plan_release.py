@@ -20,3 +20,8 @@ plan = plan_release(
 )
 written = write_plan(plan, Path(snakemake.output.plan).parent)
 print(f"{len(plan.stacks)} stacks planned; wrote {sorted(map(str, written.values()))}", file=sys.stderr)
+if plan.stacks.empty:  # nothing to build: say why, the release target then has nothing to do
+    accepted = int((exposures["status"] == "ok").sum())
+    print(f"WARNING: empty plan: no exposure selected for {snakemake.wildcards.release} "
+          f"({len(exposures)} in the registry, {accepted} passed the integrity check; "
+          f"verdicts in {snakemake.output.selection})", file=sys.stderr)

@@ -12,6 +12,7 @@ write_provenance(
     product=snakemake.wildcards.stem,
     release=snakemake.wildcards.release,
     steps=[("astrometric and photometric calibration (SCAMP)", inputs.scamp_cmd),
+           ("the product's SCAMP heads, from its astrometric solution", inputs.scamp_delivery_cmd),
            ("co-addition (SWarp)", inputs.swarp_cmd),
            ("chi-squared image (SWarp)", inputs.chi2_cmd),
            ("dual-image catalogue (SExtractor)", inputs.sex_cmd)],

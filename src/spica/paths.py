@@ -20,7 +20,9 @@ release and one per product (or chi-squared tile) inside it:
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +67,14 @@ __all__ = [
     "IMAGE_PRODUCTS",
     "STACK_INTERMEDIATES",
     "SCAMP_FOLDER",
+    "SOLUTION_RE",
+    "SOLUTIONS_FOLDER",
+    "SOLUTION_FILES",
+    "solution_id",
+    "solution_path",
+    "solution_pattern",
+    "solution_scamp_folder",
+    "solution_scamp_folder_pattern",
     "CHI2_FILES",
     "release_path",
     "release_pattern",
@@ -80,6 +90,10 @@ __all__ = [
 #: image-by-image one (``546891p_V0001``).
 STACK_STEM_RE = r"CFHTLS_(?:D|W|Pre-W|VW|PI)_[ugriz]+_\d{6}[+-]\d{6}_T\d{4}"
 IMAGE_STEM_RE = r"\d{6,7}p_V\d{4}"
+#: An astrometric solution (:func:`solution_id`): the stack stem without its
+#: bands, or the image stem, then a short hash of the astrometric list
+#: (``CFHTLS_D_141927+524056_T0002_1a2b3c4d``, ``546891p_V0001_1a2b3c4d``).
+SOLUTION_RE = r"(?:CFHTLS_(?:D|W|Pre-W|VW|PI)_\d{6}[+-]\d{6}_T\d{4}|\d{6,7}p_V\d{4})_[0-9a-f]{8}"
 
 #: Regular expressions for every wildcard used by the rules.
 WILDCARD_CONSTRAINTS: dict[str, str] = {
@@ -94,6 +108,8 @@ WILDCARD_CONSTRAINTS: dict[str, str] = {
     "stem": f"{STACK_STEM_RE}|{IMAGE_STEM_RE}",
     # a chi-squared tile: CFHTLS_W_gri_135934+533330_T0002, or one image's: 546891p_r_V0001
     "chi2": f"{STACK_STEM_RE}|" + r"\d{6,7}p_[ugriz]_V\d{4}",
+    # one SCAMP solution shared by the products with the same astrometric list
+    "solution": SOLUTION_RE,
 }
 
 #: Delivered SCAMP heads (seed, product table): ``546891p_head.txt`` for every
@@ -346,7 +362,7 @@ def chi2_stem(stems: list[str], band: str | None = None) -> str:
 RELEASE_FILES: dict[str, str] = {
     "plan": "_plan.csv",  # the planned stacks (checkpoint plan_release)
     "selection": "_selection.csv",  # every exposure's verdict
-    "lists": "_lists.json",  # stack and astrometric lists
+    "lists": "_lists.json",  # stack and astrometric lists, SCAMP solutions
     "pending": "_pending.txt",  # the seed's "Pending processes" view
     "scamp_fields": "_scamp_fields.csv",  # SCAMP statistics read back into the registry
 }
@@ -379,7 +395,8 @@ IMAGE_PRODUCTS: dict[str, str] = {"image_head": HEAD_SUFFIX, "image_ahead": AHEA
 
 #: Working files of a planned product: kept for provenance, not delivered.
 STACK_INTERMEDIATES: dict[str, str] = {
-    "scamp_cmd": "_scamp.cmd",
+    "scamp_cmd": "_scamp.cmd",  # the SCAMP run of the product's solution
+    "scamp_delivery_cmd": "_scamp_delivery.cmd",  # its heads copied into the product's scamp/
     "accepted": "_accepted.list",  # exposures the accept summary lets into the stack
     "swarp_xml": "_swarp.xml",
     "swarp_cmd": "_swarp.cmd",
@@ -389,6 +406,19 @@ STACK_INTERMEDIATES: dict[str, str] = {
 
 #: Folder of a product's SCAMP outputs (heads, check plots): ``<stem>/scamp``.
 SCAMP_FOLDER = "scamp"
+
+#: Folder of a release's astrometric solutions: ``<results>/releases/T0002/_scamp``.
+#: One SCAMP run per distinct astrometric list (:func:`solution_id`) lives in
+#: ``_scamp/<solution>/``: :data:`SOLUTION_FILES` and a ``scamp/`` folder (heads,
+#: check plots ``<solution>_<plot>_<n>.png``), delivered to every product that
+#: shares it under the product's own names (:data:`STACK_PRODUCTS`).
+SOLUTIONS_FOLDER = "_scamp"
+
+#: Files of an astrometric solution, key -> suffix after its id.
+SOLUTION_FILES: dict[str, str] = {
+    "scamp_xml": "_scamp.xml",
+    "scamp_cmd": "_scamp.cmd",
+}
 
 #: Files of a chi-squared tile, key -> suffix after the tile name
 #: (``CFHTLS_D_ri_141927+524056_T0002_chi2.fits``, ``546891p_r_V0001_chi2.fits``).
@@ -439,6 +469,51 @@ def scamp_folder(results: str | Path, release: str, stem: str) -> Path:
 def scamp_folder_pattern(results: str | Path) -> str:
     """Return the Snakemake pattern of :func:`scamp_folder` (wildcards ``release``, ``stem``)."""
     return str(scamp_folder(results, "{release}", "{stem}"))
+
+
+def solution_id(stem: str, expnums: Iterable[int]) -> str:
+    """Name of the SCAMP solution of an astrometric list, first used by product ``stem``.
+
+    The stem without its bands (``CFHTLS_D_r_141927+524056_T0002`` ->
+    ``CFHTLS_D_141927+524056_T0002``; an image stem as it is), then the first
+    8 hex digits of the SHA-1 of the sorted odometers: every filter of a tile
+    shares it when their lists agree, and a change of the list renames it.
+    """
+    match = re.fullmatch(r"(CFHTLS_(?:D|W|Pre-W|VW|PI))_[ugriz]+_(\d{6}[+-]\d{6}_T\d{4})", stem)
+    if match:
+        label = f"{match[1]}_{match[2]}"
+    elif re.fullmatch(IMAGE_STEM_RE, stem):
+        label = stem
+    else:
+        raise ValueError(f"not a product stem: {stem!r}")
+    text = ",".join(str(e) for e in sorted(int(e) for e in expnums))
+    return f"{label}_{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+
+
+def _solutions(results: str | Path, release: str) -> Path:
+    return _releases(results, release) / SOLUTIONS_FOLDER
+
+
+def solution_path(results: str | Path, release: str, solution: str, key: str) -> Path:
+    """Return the path of file ``key`` (:data:`SOLUTION_FILES`) of an astrometric solution,
+    e.g. ``<results>/releases/T0002/_scamp/<solution>/<solution>_scamp.xml``."""
+    return _solutions(results, release) / solution / f"{solution}{SOLUTION_FILES[key]}"
+
+
+def solution_pattern(results: str | Path, key: str) -> str:
+    """Return the Snakemake pattern of :func:`solution_path` (wildcards ``release``, ``solution``)."""
+    return str(solution_path(results, "{release}", "{solution}", key))
+
+
+def solution_scamp_folder(results: str | Path, release: str, solution: str) -> Path:
+    """Return the folder of a solution's heads and check plots,
+    ``<results>/releases/T0002/_scamp/<solution>/scamp``."""
+    return _solutions(results, release) / solution / SCAMP_FOLDER
+
+
+def solution_scamp_folder_pattern(results: str | Path) -> str:
+    """Return the Snakemake pattern of :func:`solution_scamp_folder` (wildcards ``release``, ``solution``)."""
+    return str(solution_scamp_folder(results, "{release}", "{solution}"))
 
 
 def chi2_path(results: str | Path, release: str, chi2: str, key: str) -> Path:

@@ -10,7 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spica.paths import image_by_image_name, stack_name
+import json
+import re
+
+from spica.paths import SOLUTION_RE, image_by_image_name, solution_id, stack_name
 from spica.release.planning import (
     PLAN_FILES,
     PlannedProduct,
@@ -259,7 +262,8 @@ def test_products_by_stem(cfg, demo_survey):
     assert d3r == PlannedProduct(
         stem=f"CFHTLS_D_r_{D3}_T0002", name=f"CFHTLS_D_r_{D3}", mode="stack", band="r",
         ra=214.8625, dec=52.6822222222, size_deg=demo_survey["tile_size_deg"],
-        tile=f"CFHTLS_D_ugriz_{D3}_T0002")
+        tile=f"CFHTLS_D_ugriz_{D3}_T0002",
+        solution=solution_id(f"CFHTLS_D_g_{D3}_T0002", plan.astrometric_lists[f"CFHTLS_D_r_{D3}"]))
     # an image-by-image product carries its own version in its stem
     vw = products["751197p_V0001"]
     assert (vw.name, vw.mode, vw.band, vw.tile) == ("751197p_V0001", "image", "r", "751197p_r_V0001")
@@ -291,6 +295,57 @@ def test_products_and_tiles_survive_the_plan_files(cfg, demo_survey, tmp_path):
     back = read_plan(tmp_path)
     assert back.tiles() == plan.tiles()
     assert back.products() == plan.products()
+
+
+def test_one_solution_per_distinct_astrometric_list(cfg, demo_survey):
+    """Products with the same astrometric list share one SCAMP solution, named after
+    the first of them (stack stem without its band, or the image stem) and the list."""
+    plan = plan_of(demo_exposures(), cfg, demo_survey)
+    solutions = plan.solutions()
+    lists = {stem: tuple(plan.astrometric_lists[p.name]) for stem, p in plan.products().items()}
+    # the five filters of the D3 tile share one list, hence one solution
+    d3 = plan.products()[f"CFHTLS_D_g_{D3}_T0002"].solution
+    assert re.fullmatch(rf"CFHTLS_D_{re.escape(D3)}_T0002_[0-9a-f]{{8}}", d3)
+    assert {f"CFHTLS_D_{b}_{D3}_T0002" for b in "ugriz"} <= set(solutions[d3])
+    assert len(solutions) == len(set(lists.values())) == 4 < len(plan.products()) == 11
+    for solution, stems in solutions.items():
+        assert re.fullmatch(SOLUTION_RE, solution)
+        assert {lists[stem] for stem in stems} == {tuple(plan.solution_list(solution))}
+        assert solution == solution_id(stems[0], plan.solution_list(solution))
+        assert stems == [s for s in plan.products() if s in stems]  # plan order
+        assert all(plan.products()[stem].solution == solution for stem in stems)
+    assert sorted(s for stems in solutions.values() for s in stems) == sorted(plan.products())
+    # the image-by-image product first in plan order names the solution it shares
+    assert plan.products()["751197p_V0001"].solution.startswith("751197p_V0001_")
+    with pytest.raises(KeyError, match="not a solution of the plan of T0002"):
+        plan.solution_list(f"CFHTLS_D_{D3}_T0002_00000000")
+    assert plan.solutions() is solutions  # computed once per plan
+
+
+def test_solutions_follow_the_lists_not_the_row_order(cfg, demo_survey):
+    frame = demo_exposures()
+    plan = plan_of(frame, cfg, demo_survey)
+    again = plan_of(frame.iloc[::-1].reset_index(drop=True), cfg, demo_survey)
+    assert again.solutions() == plan.solutions()
+    # a regrade that changes the D3 list renames its solution (SCAMP reruns once for the tile)
+    regraded = frame.copy()
+    regraded.loc[regraded["expnum"] == 751126, "grade"] = "A"
+    after = plan_of(regraded, cfg, demo_survey)
+    before_d3 = plan.products()[f"CFHTLS_D_r_{D3}_T0002"].solution
+    after_d3 = after.products()[f"CFHTLS_D_r_{D3}_T0002"].solution
+    assert after_d3 != before_d3 and after_d3.rsplit("_", 1)[0] == before_d3.rsplit("_", 1)[0]
+    assert after.products()[f"CFHTLS_D_i_{D3}_T0002"].solution == after_d3
+    assert 751126 in after.solution_list(after_d3) and 751126 not in plan.solution_list(before_d3)
+
+
+def test_solutions_are_written_with_the_lists(cfg, demo_survey, tmp_path):
+    plan = plan_of(demo_exposures(), cfg, demo_survey)
+    paths = write_plan(plan, tmp_path)
+    assert json.loads(paths["lists"].read_text())["solutions"] == plan.solutions()
+    back = read_plan(tmp_path)
+    assert back.solutions() == plan.solutions()
+    assert {k: back.solution_list(k) for k in back.solutions()} == \
+        {k: plan.solution_list(k) for k in plan.solutions()}
 
 
 def test_done_products_are_the_stacks_made(cfg, demo_survey, tmp_path):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from astropy.io import fits
-from numpy.testing import assert_array_equal
+from numpy.testing import assert_allclose, assert_array_equal
 
-from spica.step1.defects import (
+from spica.step1.defects import (  # noqa: I001
+    _median_radon,
     DEFECT_MAP_BITS,
     FLAG_BITS,
     defect_flags,
@@ -22,8 +23,9 @@ GAIN = 1.6  # e-/ADU
 READNOISE = 5.0  # e-
 SKY = 1000.0  # ADU
 SATURATE = 60000.0
-COSMICS = {"sigclip": 5.0, "sigfrac": 0.3, "objlim": 5.0, "niter": 4}
-TRAILS = {"threshold": 5.0, "min_length_pix": 200, "dilate_pix": 6, "max_binned_pix": 256, "theta_step": 0.5}
+COSMICS = {"sigclip": 5.0, "sigfrac": 0.3, "objlim": 5.0, "niter": 2}
+TRAILS = {"threshold": 5.0, "min_mrt_snr": 15.0, "min_length_pix": 200, "dilate_pix": 6,
+          "max_binned_pix": 256, "theta_step": 0.5}
 SHAPE = (300, 200)  # ny, nx
 FWHM = 3.0
 
@@ -131,6 +133,59 @@ def test_trail_found(ccd):
     assert trail[ccd["line"]].mean() >= 0.8
     # a band, not the whole CCD
     assert trail.mean() < 0.25
+
+
+def test_median_radon_medians_and_geometry():
+    rng = np.random.default_rng(3)
+    image = rng.normal(0.0, 1.0, (60, 90))
+    image[rng.random(image.shape) < 0.1] = np.nan
+    image[30, :] = 50.0  # a horizontal line through the centre row
+    theta = np.arange(0.0, 180.0, 1.0)
+    mrt, length = _median_radon(image, theta)
+    n = mrt.shape[0]
+    assert mrt.shape == length.shape and mrt.shape[1] == len(theta)
+    # theta = 90 deg integrates along rows: the line is one column, at its rho
+    long = np.where(length > 45, mrt, np.nan)
+    row, column = np.unravel_index(np.nanargmax(long), mrt.shape)
+    assert abs(theta[column] - 90.0) <= 1.0 and mrt[row, column] == 50.0
+    at_90 = long[:, list(theta).index(90.0)]
+    assert np.nanmax(at_90) == 50.0
+    assert abs((np.nanargmax(at_90) - (n / 2 - 0.5)) - (30 - 60 // 2)) <= 1
+    assert np.nanmax(long[:, theta < 80]) < 10  # off-angle: noise medians
+    # theta = 0: columns of the (padded) image, medians of their finite pixels
+    finite = np.isfinite(image).sum(axis=0)
+    assert sorted(length[:, 0][length[:, 0] > 0].astype(int)) == sorted(finite)
+    expected = np.nanmedian(image, axis=0)
+    got = mrt[:, 0][length[:, 0] > 0]
+    assert_allclose(np.sort(got), np.sort(expected), rtol=1e-6)
+
+
+def test_noise_peaks_are_not_trails():
+    """Star field + noise, no trail: MRT peaks below min_mrt_snr give no candidate."""
+    for seed in (2, 4, 5):
+        clean = make_ccd(seed, trail=False, shape=(800, 400))
+        assert not detect_trails(clean["data"], clean["hits"], **TRAILS).any(), seed
+
+
+def test_write_defect_map_threads_equal_serial(tmp_path):
+    hdus = [fits.PrimaryHDU()]
+    for k in range(3):
+        ccd = make_ccd(10 + k, trail=k == 1)
+        header = fits.Header({"EXTNAME": f"ccd{k:02d}", "GAIN": GAIN, "RDNOISE": READNOISE,
+                              "SATURATE": SATURATE})
+        hdus.append(fits.ImageHDU(ccd["data"], header))
+    exposure = tmp_path / "123456p.fits"
+    fits.HDUList(hdus).writeto(exposure)
+    serial = write_defect_map(exposure, tmp_path / "serial.fits", cosmics=COSMICS,
+                              trails=TRAILS)
+    parallel = write_defect_map(exposure, tmp_path / "parallel.fits", cosmics=COSMICS,
+                                trails=TRAILS, threads=2)
+    assert serial == parallel
+    assert serial["ccd01"]["trail"] > 0 and serial["ccd00"]["trail"] == 0
+    with fits.open(tmp_path / "serial.fits") as a, fits.open(tmp_path / "parallel.fits") as b:
+        assert [h.name for h in a] == [h.name for h in b] == ["PRIMARY", "ccd00", "ccd01", "ccd02"]
+        for x, y in zip(a[1:], b[1:]):
+            assert_array_equal(x.data, y.data)
 
 
 def test_no_trail_in_a_clean_ccd():

@@ -23,9 +23,15 @@ input; it always contains the stack list). Stacks are assigned to processing
 nodes greedily, largest SCAMP list first, to the least loaded node.
 
 A :class:`Plan` also answers the workflow's questions about its products:
-:meth:`Plan.products` (product stem -> name, mode, band, centre, tile) and
-:meth:`Plan.tiles` (chi-squared tile -> the stems detected on it), so the rules
-only wire files.
+:meth:`Plan.products` (product stem -> name, mode, band, centre, tile,
+solution), :meth:`Plan.tiles` (chi-squared tile -> the stems detected on it)
+and :meth:`Plan.solutions` (astrometric solution -> the stems that share it),
+so the rules only wire files.
+
+The stacks of one tile in several filters have the same astrometric list, and
+image-by-image products at one pointing may too: SCAMP runs once per distinct
+list (a *solution*, named by :func:`spica.paths.solution_id`) and every
+product that shares it takes its heads from that run.
 
 All functions are pure except :func:`write_plan`, :func:`read_plan`,
 :func:`write_exposure_list`, :func:`read_exposure_list` and :func:`done_products`.
@@ -56,6 +62,7 @@ from spica.paths import (
     parse_exposure_name,
     product_path,
     release_stem,
+    solution_id,
     stack_name,
     tile_stem,
 )
@@ -134,6 +141,8 @@ class PlannedProduct:
         Side of its grid, in degrees.
     tile
         The chi-squared tile it is detected on (a key of :meth:`Plan.tiles`).
+    solution
+        The SCAMP solution of its astrometric list (a key of :meth:`Plan.solutions`).
     """
 
     stem: str
@@ -144,6 +153,7 @@ class PlannedProduct:
     dec: float
     size_deg: float
     tile: str
+    solution: str
 
 
 @dataclass
@@ -191,6 +201,28 @@ class Plan:
         """
         return self._tiles
 
+    def solutions(self) -> dict[str, list[str]]:
+        """Astrometric solutions by id, each with the stems of the products that share it.
+
+        One per distinct astrometric list, in plan order of the first product
+        that uses it, which names it (:func:`spica.paths.solution_id`); the
+        stems are in plan order. Computed once per plan.
+        """
+        return self._solutions
+
+    def solution_list(self, solution: str) -> list[int]:
+        """The astrometric list (sorted EXPNUMs) of solution ``solution``.
+
+        Raises
+        ------
+        KeyError
+            If ``solution`` is not a solution of the plan.
+        """
+        stems = self._solutions.get(solution)
+        if not stems:
+            raise KeyError(f"{solution} is not a solution of the plan of {self.release or 'this release'}")
+        return self.astrometric_lists[self._products[stems[0]].name]
+
     def stem_of(self, name: str) -> str:
         """File stem of planned product ``name`` (``<name>_T0002``, or ``name`` image by image).
 
@@ -235,6 +267,26 @@ class Plan:
         return {**{chi2_stem(group): sorted(group) for group in by_tile.values()}, **images}
 
     @cached_property
+    def _solution_of(self) -> dict[str, str]:
+        """Product stem -> solution id: the first product with a list names its solution."""
+        by_list: dict[tuple[int, ...], str] = {}
+        solution_of = {}
+        for name in self.stacks["name"]:
+            stem = self._stems[str(name)]
+            members = tuple(sorted(int(e) for e in self.astrometric_lists[str(name)]))
+            if members not in by_list:
+                by_list[members] = solution_id(stem, members)
+            solution_of[stem] = by_list[members]
+        return solution_of
+
+    @cached_property
+    def _solutions(self) -> dict[str, list[str]]:
+        solutions: dict[str, list[str]] = {}
+        for stem, solution in self._solution_of.items():
+            solutions.setdefault(solution, []).append(stem)
+        return solutions
+
+    @cached_property
     def _products(self) -> dict[str, PlannedProduct]:
         tile_of = {stem: tile for tile, stems in self._tiles.items() for stem in stems}
         products = {}
@@ -243,7 +295,7 @@ class Plan:
             products[stem] = PlannedProduct(
                 stem=stem, name=str(row.name), mode=str(row.mode), band=str(row.band),
                 ra=float(row.ra), dec=float(row.dec), size_deg=float(row.size_deg),
-                tile=tile_of[stem],
+                tile=tile_of[stem], solution=self._solution_of[stem],
             )
         return products
 
@@ -553,7 +605,9 @@ def write_plan(plan: Plan, directory: str | Path) -> dict[str, Path]:
     """Write the plan, selection and lists files into ``directory``.
 
     Files are named by :func:`plan_files` (``T0002_plan.csv``,
-    ``T0002_selection.csv``, ``T0002_lists.json``). A file is rewritten only
+    ``T0002_selection.csv``, ``T0002_lists.json``: the stack and astrometric
+    lists and, under ``solutions``, the products sharing each SCAMP solution,
+    :meth:`Plan.solutions`). A file is rewritten only
     when its content changed, so unchanged files keep their modification time
     (and do not trigger downstream rules).
 
@@ -572,7 +626,9 @@ def write_plan(plan: Plan, directory: str | Path) -> dict[str, Path]:
             {"release": plan.release,
              "stack_lists": {k: sorted(map(int, v)) for k, v in plan.stack_lists.items()},
              "astrometric_lists": {k: sorted(map(int, v))
-                                   for k, v in plan.astrometric_lists.items()}},
+                                   for k, v in plan.astrometric_lists.items()},
+             # the products sharing each SCAMP solution (derived from the lists)
+             "solutions": plan.solutions()},
             indent=1, sort_keys=True,
         ) + "\n",
     }

@@ -23,7 +23,9 @@ from __future__ import annotations
 import logging
 import math
 import warnings
+from collections import deque
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -166,18 +168,27 @@ def detect_cosmics(
 
 
 def _bin_nanmean(image: np.ndarray, binsize: int) -> np.ndarray:
-    """Block-average ``image`` by ``binsize``, ignoring NaN, padding the edges."""
+    """Block-average ``image`` by ``binsize``, ignoring NaN, padding the edges.
+
+    Sums and counts per block (one pass, float64 accumulators) instead of
+    ``np.nanmean`` on a padded copy: the same values, a fraction of the time on
+    a full 2048 x 4612 CCD.
+    """
     if binsize == 1:
-        return image.copy()
+        return np.array(image, dtype=np.float64)
     ny, nx = image.shape
-    py, px = -ny % binsize, -nx % binsize
-    padded = np.pad(image, ((0, py), (0, px)), constant_values=np.nan)
-    blocks = padded.reshape(
-        padded.shape[0] // binsize, binsize, padded.shape[1] // binsize, binsize
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks
-        return np.nanmean(blocks, axis=(1, 3))
+    by, bx = -(-ny // binsize), -(-nx // binsize)
+    finite = np.isfinite(image)
+    values = np.where(finite, image, 0.0)
+    sums = np.zeros((by * binsize, bx * binsize))
+    counts = np.zeros((by * binsize, bx * binsize))
+    sums[:ny, :nx] = values
+    counts[:ny, :nx] = finite
+    shape = (by, binsize, bx, binsize)
+    total = sums.reshape(shape).sum(axis=(1, 3))
+    number = counts.reshape(shape).sum(axis=(1, 3))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(number > 0, total / number, np.nan)
 
 
 def _subtract_background(binned: np.ndarray, box: int) -> np.ndarray:
@@ -189,7 +200,10 @@ def _subtract_background(binned: np.ndarray, box: int) -> np.ndarray:
         return binned
     filled = np.where(finite, binned, np.median(binned[finite]))
     box = max(3, min(box, *binned.shape) | 1)
-    background = ndimage.median_filter(filled, size=box, mode="reflect")
+    # separable running median (rows, then columns), as astroscrappy's sepmed:
+    # 2 x box values per pixel instead of box**2, 7x faster at box 15
+    background = ndimage.median_filter(filled, size=(1, box), mode="reflect")
+    background = ndimage.median_filter(background, size=(box, 1), mode="reflect")
     return np.where(finite, binned - background, np.nan)
 
 
@@ -207,6 +221,56 @@ def _quiet_acstools() -> Iterator[None]:
     finally:
         for lg, level in zip(loggers, levels):
             lg.setLevel(level)
+
+
+def _nanmedian_columns(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Median of the finite values of each column and their number.
+
+    One sort per call (NaN sort last) instead of ``np.nanmedian``, which on
+    short columns falls back on masked arrays and costs ten times more.
+    """
+    ordered = np.sort(values, axis=0)
+    count = np.count_nonzero(np.isfinite(values), axis=0)
+    columns = np.arange(values.shape[1])
+    low = np.maximum((count - 1) // 2, 0)
+    high = np.minimum(count // 2, values.shape[0] - 1)
+    median = 0.5 * (ordered[low, columns] + ordered[high, columns])
+    median[count == 0] = np.nan
+    return median, count
+
+
+def _median_radon(image: np.ndarray, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Median Radon transform of ``image`` (NaN = no data) and its line lengths.
+
+    The geometry of ``acstools.utils_findsat_mrt.radon`` (the image padded to a
+    square of its diagonal, rotated about the centre, medians along columns;
+    row ``i`` is rho = ``i - (n / 2 - 0.5)``, column ``j`` is ``theta[j]``), with
+    nearest-pixel sampling from precomputed indices and sort-based medians:
+    about 10x faster than acstools' bilinear ``skimage.warp`` + masked-array
+    median. Outside the image counts as no data (acstools counts it as zeros).
+    """
+    diagonal = math.sqrt(2) * max(image.shape)
+    pad = [math.ceil(diagonal - s) for s in image.shape]
+    before = [(s + p) // 2 - s // 2 for s, p in zip(image.shape, pad)]
+    padded = np.pad(
+        image, [(b, p - b) for b, p in zip(before, pad)], constant_values=np.nan
+    )
+    n = padded.shape[0]
+    flat = np.append(padded.ravel(), np.nan).astype(np.float32)  # n*n: outside
+    centre = n // 2
+    grid = np.arange(n, dtype=np.float64) - centre
+    rows, cols = grid[:, None], grid[None, :]
+    mrt = np.full((n, len(theta)), np.nan)
+    length = np.zeros((n, len(theta)))
+    for index, angle in enumerate(np.deg2rad(theta)):
+        cos_a, sin_a = math.cos(angle), math.sin(angle)
+        # output (row, col) -> input pixel, as skimage.warp with acstools' matrix
+        src_row = np.rint(cos_a * rows - sin_a * cols + centre).astype(np.intp)
+        src_col = np.rint(sin_a * rows + cos_a * cols + centre).astype(np.intp)
+        inside = (src_row >= 0) & (src_row < n) & (src_col >= 0) & (src_col < n)
+        take = np.where(inside, src_row * n + src_col, n * n)
+        mrt[:, index], length[:, index] = _nanmedian_columns(flat[take])
+    return mrt, length
 
 
 def _mrt_peaks(snr: np.ndarray, threshold: float, separation: int) -> np.ndarray:
@@ -285,6 +349,7 @@ def detect_trails(
     max_binned_pix: int,
     max_width_pix: float = 75,
     theta_step: float,
+    min_mrt_snr: float | None = None,
     min_persistence: float = 0.5,
     persistence_chunk_pix: float = 400,
     max_candidates: int = 20,
@@ -330,6 +395,12 @@ def detect_trails(
         Widest trail kept (full-resolution pixels).
     theta_step : float
         Angular step of the Radon transform, degrees.
+    min_mrt_snr : float, optional
+        S/N of an MRT peak to be a candidate (default ``threshold``). The
+        MRT's S/N model (1.25 sigma / sqrt(length)) is optimistic: on demo
+        CCDs without a trail, noise and star-field peaks reach S/N 7-11 and
+        some pass acstools' profile test as wide false trails; real trails
+        stand at S/N 50-1000.
 
     ``threshold``, ``min_length_pix``, ``dilate_pix``, ``max_binned_pix`` and
     ``theta_step`` have no defaults: config ``step1.weights.trails`` holds them.
@@ -347,11 +418,7 @@ def detect_trails(
     ndarray of bool
         True on trail pixels.
     """
-    from acstools.findsat_mrt import TrailFinder
-    from acstools.utils_findsat_mrt import filter_sources, streak_endpoints
-    from astropy.table import Table
-
-    image = np.array(data, dtype=np.float64)
+    image = np.array(data, dtype=np.float32)
     shape = image.shape
     bad = ~np.isfinite(image)
     if mask is not None:
@@ -366,30 +433,32 @@ def detect_trails(
     binned = _bin_nanmean(image, binsize)
     binned = _subtract_background(binned, box=max(15, round(binned.shape[0] / 8)))
 
+    # acstools.findsat_mrt.TrailFinder's settings, scaled to the binning; its
+    # run_mrt() is replaced by _median_radon (same transform, same S/N model)
     min_length = max(5.0, min_length_pix / binsize)
-    with _quiet_acstools():
-        finder = TrailFinder(
-            binned,
-            processes=1,
-            min_length=min_length,
-            max_width=max(3.0, max_width_pix / binsize),
-            buffer=max(10, round(250 / binsize)),
-            threshold=threshold,
-            theta=np.arange(0.0, 180.0, theta_step),
-            save_catalog=False,
-            save_diagnostic=False,
-            plot=False,
-        )
-        finder.run_mrt()
-        snr = finder.mrt / finder.mrt_err
-        peaks = _mrt_peaks(snr, threshold, separation=10)
-        if len(peaks) == 0:
-            return out
-        order = np.argsort(-snr[peaks[:, 0], peaks[:, 1]], kind="stable")
-        peaks = peaks[order[:max_candidates]]
+    max_width = max(3.0, max_width_pix / binsize)
+    buffer = max(10, round(250 / binsize))
+    theta_grid = np.arange(0.0, 180.0, theta_step)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mrt, length = _median_radon(binned, theta_grid)
+        mrt[length < min_length] = np.nan
+        stddev = np.nanmedian(np.abs(binned)) / 0.67449
+        with np.errstate(divide="ignore", invalid="ignore"):
+            snr = mrt / (1.25 * stddev / np.sqrt(length))
+    peaks = _mrt_peaks(snr, threshold if min_mrt_snr is None else min_mrt_snr, separation=10)
+    if len(peaks) == 0:
+        return out  # no candidate: acstools is not even imported
+    order = np.argsort(-snr[peaks[:, 0], peaks[:, 1]], kind="stable")
+    peaks = peaks[order[:max_candidates]]
+    rho_grid = np.arange(mrt.shape[0]) - (mrt.shape[0] / 2 - 0.5)
 
-        theta = finder.theta[peaks[:, 1]]
-        rho = finder.rho[peaks[:, 0]]
+    from acstools.utils_findsat_mrt import filter_sources, streak_endpoints
+    from astropy.table import Table
+
+    with _quiet_acstools():
+        theta = theta_grid[peaks[:, 1]]
+        rho = rho_grid[peaks[:, 0]]
         sources = Table(
             {
                 "id": np.arange(1, len(peaks) + 1),
@@ -416,9 +485,9 @@ def detect_trails(
                     filter_sources(
                         binned,
                         sources["endpoints"][index : index + 1],
-                        max_width=finder.max_width,
-                        buffer=finder.buffer,
-                        min_length=finder.min_length,
+                        max_width=max_width,
+                        buffer=buffer,
+                        min_length=min_length,
                         minsnr=threshold,
                         check_persistence=True,
                         min_persistence=min_persistence,
@@ -520,6 +589,7 @@ def write_defect_map(
     trails: Mapping[str, Any],
     mask_path: str | Path | None = None,
     use_datasec: bool = True,
+    threads: int = 1,
 ) -> dict[str, dict[str, int]]:
     """Write the 8-bit defect map (MEF) of an exposure for WeightWatcher.
 
@@ -543,6 +613,11 @@ def write_defect_map(
     use_datasec : bool
         Run the detections on the header's ``DATASEC`` only (MegaCam CCDs carry
         overscan columns that would otherwise look like trails).
+    threads : int
+        CCDs analysed at once (threads: the detections release the GIL). Each
+        holds one CCD in float32 plus astroscrappy's work arrays (about
+        0.5 GB on a 2048 x 4612 CCD). astroscrappy's own OpenMP threads
+        should be 1 (``OMP_NUM_THREADS``): they spin and double its CPU time.
 
     Returns
     -------
@@ -561,53 +636,74 @@ def write_defect_map(
         primary.header[f"FLAGBIT{bit.bit_length() - 1}"] = (bit, name)
     primary.writeto(out_path, overwrite=True)
 
+    def read(hdu: Any, index: int) -> tuple[Any, str, np.ndarray, np.ndarray]:
+        """Pixels and known-bad mask of one CCD (main thread: FITS reads are not thread-safe)."""
+        header = hdu.header
+        extname = str(header.get("EXTNAME", f"EXT{index + 1}")).strip()
+        data = np.asarray(hdu.data, dtype=np.float32)
+        del hdu.data  # each CCD is read once and not kept (36 CCDs in float: GBs)
+        known = np.zeros(data.shape, dtype=bool)
+        if mask_hdul is not None:
+            bpm = np.asarray(mask_hdul[extname].data)
+            del mask_hdul[extname].data
+            if bpm.shape != data.shape:
+                raise ValueError(f"{mask_path}[{extname}] is {bpm.shape}, image is {data.shape}")
+            known |= bpm < 0.5
+        return header, extname, data, known
+
+    def analyse(
+        header: Any, extname: str, data: np.ndarray, known: np.ndarray
+    ) -> tuple[str, np.ndarray, dict[str, int]]:
+        saturate = _header_float(header, "SATURATE")
+        flags = np.zeros(data.shape, dtype=np.uint8)
+        rows, cols = headers.section_slices(header.get("DATASEC") if use_datasec else None, data.shape)
+        flags[rows, cols] = defect_flags(
+            data[rows, cols],
+            known[rows, cols],
+            gain=float(header.get("GAIN", 1.0) or 1.0),
+            readnoise=float(header.get("RDNOISE", 5.0) or 5.0),
+            saturate=saturate,
+            cosmics=cosmics,
+            trails=trails,
+        )
+        # outside DATASEC: saturation and non-finite still flagged
+        outside = np.ones(data.shape, dtype=bool)
+        outside[rows, cols] = False
+        flags[outside & saturation_mask(data, saturate)] |= FLAG_BITS["saturated"]
+        flags[outside & ~np.isfinite(data)] |= FLAG_BITS["nonfinite"]
+        ccd_counts = {
+            name: int(np.count_nonzero(flags & FLAG_BITS[name]))
+            for name in ("saturated", "cosmic_ray", "trail", "nonfinite")
+        }
+        ccd_counts["npix"] = int(flags.size)
+        return extname, flags, ccd_counts
+
+    def write(extname: str, flags: np.ndarray, ccd_counts: dict[str, int]) -> None:
+        counts[extname] = ccd_counts
+        out_header = fits.Header()
+        out_header["EXTNAME"] = extname
+        out_header["NSATUR"] = (ccd_counts["saturated"], "pixels flagged saturated (2)")
+        out_header["NCOSMIC"] = (ccd_counts["cosmic_ray"], "pixels flagged cosmic ray (4)")
+        out_header["NTRAIL"] = (ccd_counts["trail"], "pixels flagged trail (8)")
+        out_header["NNONFIN"] = (ccd_counts["nonfinite"], "pixels flagged non-finite (32)")
+        fits.append(out_path, flags, out_header)
+
     with fits.open(exposure_path) as hdul, _open_optional(mask_path) as mask_hdul:
-        for index, hdu in enumerate(headers.image_hdus(hdul)):
-            header = hdu.header
-            extname = str(header.get("EXTNAME", f"EXT{index + 1}")).strip()
-            data = np.asarray(hdu.data, dtype=np.float32)
-            known = np.zeros(data.shape, dtype=bool)
-            if mask_hdul is not None:
-                bpm = np.asarray(mask_hdul[extname].data)
-                if bpm.shape != data.shape:
-                    raise ValueError(
-                        f"{mask_path}[{extname}] is {bpm.shape}, image is {data.shape}"
-                    )
-                known |= bpm < 0.5
-            flags = np.zeros(data.shape, dtype=np.uint8)
-            rows, cols = headers.section_slices(header.get("DATASEC") if use_datasec else None, data.shape)
-            flags[rows, cols] = defect_flags(
-                data[rows, cols],
-                known[rows, cols],
-                gain=float(header.get("GAIN", 1.0) or 1.0),
-                readnoise=float(header.get("RDNOISE", 5.0) or 5.0),
-                saturate=_header_float(header, "SATURATE"),
-                cosmics=cosmics,
-                trails=trails,
-            )
-            # outside DATASEC: saturation and non-finite still flagged
-            outside = np.ones(data.shape, dtype=bool)
-            outside[rows, cols] = False
-            flags[outside & saturation_mask(data, _header_float(header, "SATURATE"))] |= (
-                FLAG_BITS["saturated"]
-            )
-            flags[outside & ~np.isfinite(data)] |= FLAG_BITS["nonfinite"]
-
-            ccd_counts = {
-                name: int(np.count_nonzero(flags & FLAG_BITS[name]))
-                for name in ("saturated", "cosmic_ray", "trail", "nonfinite")
-            }
-            ccd_counts["npix"] = int(flags.size)
-            counts[extname] = ccd_counts
-
-            out_header = fits.Header()
-            out_header["EXTNAME"] = extname
-            out_header["NSATUR"] = (ccd_counts["saturated"], "pixels flagged saturated (2)")
-            out_header["NCOSMIC"] = (ccd_counts["cosmic_ray"], "pixels flagged cosmic ray (4)")
-            out_header["NTRAIL"] = (ccd_counts["trail"], "pixels flagged trail (8)")
-            out_header["NNONFIN"] = (ccd_counts["nonfinite"], "pixels flagged non-finite (32)")
-            fits.append(out_path, flags, out_header)
-            del data, flags, known
+        ccds = list(headers.image_hdus(hdul))
+        if threads <= 1:
+            for index, hdu in enumerate(ccds):
+                write(*analyse(*read(hdu, index)))
+        else:
+            # CCDs in parallel threads (astroscrappy, scipy.ndimage and numpy
+            # release the GIL), at most `threads` CCDs in memory, written in order
+            with ThreadPoolExecutor(max_workers=threads) as pool:
+                pending: deque[Future] = deque()
+                for index, hdu in enumerate(ccds):
+                    pending.append(pool.submit(analyse, *read(hdu, index)))
+                    if len(pending) >= threads:
+                        write(*pending.popleft().result())
+                while pending:
+                    write(*pending.popleft().result())
     return counts
 
 

@@ -1,4 +1,4 @@
-"""Rule calibrate_stack: SCAMP astrometric and photometric calibration of one stack."""
+"""Rule solve_astrometry: SCAMP once over an astrometric list shared by planned products."""
 
 import sys
 
@@ -7,8 +7,10 @@ sys.stderr = log
 
 from spica.astromatic.scamp import run_scamp  # noqa: E402
 from spica.provenance import write_command  # noqa: E402
-from spica.release.planning import read_exposure_list  # noqa: E402
 
+if not snakemake.input.catalogs:
+    raise ValueError(f"{snakemake.wildcards.solution} is not a SCAMP solution of the plan of "
+                     f"{snakemake.wildcards.release}")
 run = run_scamp(
     snakemake.params.bin,
     snakemake.input.config,
@@ -16,8 +18,8 @@ run = run_scamp(
     refcat=snakemake.input.refcat,
     xml_out=snakemake.output.xml,
     products=snakemake.output.products,
-    stem=snakemake.wildcards.stem,
-    stack_list=read_exposure_list(snakemake.input.stack),
+    stem=snakemake.wildcards.solution,  # check plots <solution>_<plot>_<n>.png
+    stack_list=[],  # each product checks the heads of its own stack list on delivery
     overrides=snakemake.params.overrides,
     log=log,
 )
