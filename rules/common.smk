@@ -184,10 +184,18 @@ def _accepted(inventory, mtime):
     return accepted
 
 
+@functools.lru_cache(maxsize=None)
+def _read_verdict(path, mtime):
+    """A ``_check.json``, read once per version of the file."""
+    return json.loads(Path(path).read_text())
+
+
 def get_verdict(wildcards):
-    """The integrity verdict JSON of an accepted exposure."""
+    """The integrity verdict JSON of an accepted exposure (the flat and the mask
+    functions both ask for it: it is read once per version of the file)."""
     checkpoints.make_inventory.get()
-    return json.loads(paths.step1_path(RESULTS, wildcards.expnum, "check").read_text())
+    path = paths.step1_path(RESULTS, wildcards.expnum, "check")
+    return _read_verdict(str(path), path.stat().st_mtime_ns)
 
 
 def staged_calibration(raw_path):
