@@ -1,14 +1,27 @@
 #!/usr/bin/env python
 """Step 1 cost per exposure: time in the AstrOmatic tools vs in our Python.
 
-Reads the Snakemake benchmark files of a finished step 1 run
-(``benchmarks/step1/<expnum>p/<rule>.tsv``) and prints, per exposure and in
-total, the CPU seconds spent in tool rules and in Python rules, their ratio
-and that ratio against the issue-10 target (python/tools <= 0.25). CPU time
-(the ``cpu_time`` column), not wall time: other jobs share the machine. A job
-too short for Snakemake's sampler (``cpu_time`` 0, under about a second)
-counts its wall time instead. Run it after ``bin/spica demo`` (from the
-repository root)::
+Reads a finished step 1 run's benchmarks (``benchmarks/step1/<expnum>p/``) and
+prints, per exposure, per step and in total, the CPU seconds spent in the tools
+and in our Python, their ratio and that ratio against the issue-10 target
+(python/tools <= 0.25). CPU time, not wall time: other jobs share the machine.
+
+Two layouts are read:
+
+* the merged rules (``reduce_exposure``, ``assess_quality``): each job's
+  ``<rule>.steps.json`` (:mod:`spica.step1.timing`) splits it into steps. A
+  ``tool`` step's children CPU is the tools' time; everything else is our
+  Python: python steps in full, a tool step's own CPU (the Python around the
+  subprocess), and the job's start-up (interpreter, imports: the job's
+  benchmark ``cpu_time`` minus the sum of its steps, 0 if negative);
+* the old one rule per step layout (``mask_defects.tsv``,
+  ``make_weight_map.tsv``...; no ``.steps.json``): a tool rule's whole
+  ``cpu_time`` is the tools', a Python rule's is ours.
+
+A job without a ``.steps.json`` is read the old way (``check_exposure`` always
+is: all Python). A ``cpu_time`` of 0 (a job shorter than Snakemake's sampler,
+about a second) counts its wall time instead. Run it after ``bin/spica demo``
+(from the repository root)::
 
     .venv/bin/python bench/step1.py [--workdir .]
 
@@ -20,6 +33,7 @@ or let it run the small demo first in a scratch directory::
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
@@ -28,24 +42,64 @@ from pathlib import Path
 import pandas as pd
 
 TARGET = 0.25  # issue 10: our Python <= 0.25 x the tools' time per exposure
+#: Old layout: a rule that is one tool run (its whole CPU is the tool's).
 TOOL_RULES = {"make_weight_map": "WeightWatcher", "extract_sources": "SExtractor",
               "model_psf": "PSFEx"}
+#: Old layout and check_exposure: Python rules.
 PYTHON_RULES = {"check_exposure": "integrity", "mask_defects": "cosmics+trails",
                 "assess_quality": "QA plots+XML"}
 REPO = Path(__file__).resolve().parents[1]
 
 
-def collect(workdir: Path) -> pd.DataFrame:
-    """One row per (exposure, rule) with the CPU seconds, wall seconds and peak memory."""
+def _benchmark(tsv: Path) -> tuple[float, float, float]:
+    """(CPU seconds, wall seconds, peak RSS MB) of one Snakemake benchmark file."""
+    table = pd.read_csv(tsv, sep="\t")
+    wall = float(table["s"].iloc[0])
+    cpu = float(pd.to_numeric(table["cpu_time"], errors="coerce").fillna(0).iloc[0])
+    rss = float(pd.to_numeric(table["max_rss"], errors="coerce").fillna(0).iloc[0])
+    return (cpu if cpu > 0 else wall), wall, rss
+
+
+def split_job(tsv: Path) -> list[dict]:
+    """Rows (exposure, rule, step, kind, seconds, wall, max_rss_mb) of one job.
+
+    ``kind`` is ``"tools"`` or ``"python"``; with a ``.steps.json`` beside the
+    benchmark, one row per step and kind (a tool step gives a tools row and a
+    python row, its own CPU) plus a ``startup`` python row; without, one row.
+    """
+    exposure, rule = tsv.parent.name, tsv.stem
+    cpu, wall, rss = _benchmark(tsv)
+    steps_file = tsv.with_name(f"{rule}.steps.json")
+    base = {"exposure": exposure, "rule": rule, "max_rss_mb": rss}
+    if not steps_file.is_file():
+        kind = "tools" if rule in TOOL_RULES else "python"
+        step = TOOL_RULES.get(rule) or PYTHON_RULES.get(rule) or rule
+        return [{**base, "step": step, "kind": kind, "seconds": cpu, "wall": wall}]
+    steps = json.loads(steps_file.read_text())["steps"]
     rows = []
-    for tsv in sorted((workdir / "benchmarks" / "step1").glob("*p/*.tsv")):
-        table = pd.read_csv(tsv, sep="\t")
-        wall = float(table["s"].iloc[0])
-        cpu = float(pd.to_numeric(table["cpu_time"], errors="coerce").fillna(0).iloc[0])
-        rows.append({"exposure": tsv.parent.name, "rule": tsv.stem,
-                     "seconds": cpu if cpu > 0 else wall, "wall": wall,
-                     "max_rss_mb": float(pd.to_numeric(table["max_rss"], errors="coerce").iloc[0])})
-    return pd.DataFrame(rows)
+    for step in steps:
+        if step["kind"] == "tool":
+            rows.append({**base, "step": step["name"], "kind": "tools",
+                         "seconds": step["cpu_children_s"], "wall": step["wall_s"]})
+            rows.append({**base, "step": f"{step['name']} (python side)", "kind": "python",
+                         "seconds": step["cpu_self_s"], "wall": 0.0})
+        else:
+            rows.append({**base, "step": step["name"], "kind": "python",
+                         "seconds": step["cpu_self_s"] + step["cpu_children_s"],
+                         "wall": step["wall_s"]})
+    measured = sum(step["cpu_self_s"] + step["cpu_children_s"] for step in steps)
+    rows.append({**base, "step": f"{rule} start-up", "kind": "python",
+                 "seconds": max(cpu - measured, 0.0),
+                 "wall": max(wall - sum(step["wall_s"] for step in steps), 0.0)})
+    return rows
+
+
+def collect(workdir: Path) -> pd.DataFrame:
+    """One row per (exposure, rule, step, kind): CPU seconds, wall seconds, peak memory."""
+    rows = [row for tsv in sorted((workdir / "benchmarks" / "step1").glob("*p/*.tsv"))
+            for row in split_job(tsv)]
+    return pd.DataFrame(rows, columns=["exposure", "rule", "step", "kind", "seconds", "wall",
+                                       "max_rss_mb"])
 
 
 def run_small_demo(workdir: Path) -> None:
@@ -59,6 +113,32 @@ def run_small_demo(workdir: Path) -> None:
                    check=True)
 
 
+def report(runs: pd.DataFrame) -> float:
+    """Print the tables; return the total python/tools ratio."""
+    # exposures quarantined after check_exposure ran no tool: left out
+    full = runs.groupby("exposure")["kind"].transform(lambda k: (k == "tools").any())
+    runs = runs[full]
+    n = runs["exposure"].nunique()
+    per_step = (runs.groupby(["rule", "step", "kind"], sort=False)[["seconds", "wall"]]
+                .agg(["mean", "max"]))
+    print(f"CPU seconds (and wall) per exposure, by rule and step ({n} exposures)")
+    print(per_step.round(2).to_string())
+    split = runs.pivot_table(index="exposure", columns="kind", values="seconds", aggfunc="sum")
+    split["python/tools"] = split["python"] / split["tools"]
+    split["x target"] = split["python/tools"] / TARGET
+    print("\nper exposure (CPU s)")
+    print(split.round(2).to_string())
+    total = runs.groupby("kind")["seconds"].sum()
+    ratio = total["python"] / total["tools"]
+    print(f"\nexposures: {n}  tools: {total['tools']:.1f} s CPU  "
+          f"python: {total['python']:.1f} s CPU  ratio python/tools = {ratio:.2f}  "
+          f"(target {TARGET}: {ratio / TARGET:.2f} x target)")
+    jobs = runs.drop_duplicates(["exposure", "rule"])
+    print(f"peak memory of a step 1 job: {jobs['max_rss_mb'].max():.0f} MB "
+          f"({jobs.loc[jobs['max_rss_mb'].idxmax(), 'rule']})")
+    return ratio
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=Path("."))
@@ -69,26 +149,11 @@ def main() -> int:
         workdir = Path(tempfile.mkdtemp(prefix="spica-bench-"))
         run_small_demo(workdir)
     runs = collect(workdir)
-    if runs.empty:
-        print(f"no step 1 benchmark files under {workdir}/benchmarks/step1", file=sys.stderr)
+    if runs.empty or not (runs["kind"] == "tools").any():
+        print(f"no step 1 benchmark files of a tool under {workdir}/benchmarks/step1",
+              file=sys.stderr)
         return 1
-    runs["kind"] = runs["rule"].map(lambda r: "tools" if r in TOOL_RULES else "python")
-    # exposures quarantined after check_exposure have no tool rule: left out
-    full = runs.groupby("exposure")["kind"].transform(lambda k: (k == "tools").any())
-    runs = runs[full]
-    per_rule = runs.groupby("rule")[["seconds", "wall"]].agg(["mean", "max"])
-    print("CPU seconds (and wall) per exposure, by rule")
-    print(per_rule.round(2).to_string())
-    split = runs.pivot_table(index="exposure", columns="kind", values="seconds", aggfunc="sum")
-    split["python/tools"] = split["python"] / split["tools"]
-    print("\nper exposure")
-    print(split.round(2).to_string())
-    total = runs.groupby("kind")["seconds"].sum()
-    ratio = total["python"] / total["tools"]
-    print(f"\nexposures: {split.shape[0]}  tools: {total['tools']:.1f} s CPU  "
-          f"python: {total['python']:.1f} s CPU  ratio python/tools = {ratio:.2f}  "
-          f"(target {TARGET}: {ratio / TARGET:.2f} x target)")
-    print(f"peak memory of a step 1 job: {runs['max_rss_mb'].max():.0f} MB")
+    report(runs)
     return 0
 
 

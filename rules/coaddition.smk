@@ -108,7 +108,8 @@ rule make_dust_map:
 
 rule write_provenance:
     """The stack's command file (``_cmd.txt``) and processing XML (inputs, checksums,
-    software versions, configuration files, non-default options)."""
+    software versions, configuration files, non-default options). The astrometric
+    list's catalogues and heads are a param: their changes reach it through scamp_cmd."""
     input:
         unpack(get_provenance_inputs),
         plan=ancient_plan(),
@@ -119,6 +120,7 @@ rule write_provenance:
     params:
         software=software("write_provenance", tools=["scamp", "swarp", "sextractor", "psfex", "weightwatcher"]),
         options=get_provenance_options,
+        astrometric=get_provenance_files,
     log:
         "logs/releases/{release}/{stem}/write_provenance.log",
     conda:

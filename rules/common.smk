@@ -13,7 +13,7 @@ from spica import __version__ as SPICA_VERSION
 from spica import paths
 from spica.astromatic import psfex, sextractor
 from spica.coaddition.grid import stack_grid
-from spica.release.planning import done_products, read_plan
+from spica.release.planning import done_products, read_plan, stale_solutions
 from spica.step1.inventory import discover_exposures, find_calibration_file, read_inventory
 from spica.registry import empty_survey_message, read_metadata
 from spica.tools import resolve_tools, script_code_hash
@@ -117,6 +117,20 @@ def step1(key):
     return paths.step1_pattern(RESULTS, key)
 
 
+@functools.lru_cache(maxsize=None)
+def _step1_format(key):
+    """The :func:`step1` pattern of ``key`` as a bound ``str.format`` (built once per key)."""
+    return step1(key).format
+
+
+def step1_files(expnums, key):
+    """Paths (str) of step 1 product ``key`` of several exposures, in their order: the
+    :func:`spica.paths.step1_path` names, formatted from one pattern (input functions
+    list hundreds of thousands of them at survey scale, pathlib is 10x slower)."""
+    pattern = _step1_format(key)
+    return [pattern(expnum=int(expnum)) for expnum in expnums]
+
+
 def step1_log(name):
     """Log path mirroring the ``expnum`` wildcard."""
     return f"logs/step1/{{expnum}}p/{name}.log"
@@ -164,7 +178,7 @@ def get_raw_exposure(wildcards):
 
 def get_check_files(wildcards=None):
     """The integrity verdict of every incoming exposure."""
-    return [paths.step1_path(RESULTS, expnum, "check") for expnum in sorted(INCOMING.files)]
+    return step1_files(sorted(INCOMING.files), "check")
 
 
 def accepted_exposures():
@@ -226,18 +240,20 @@ def get_raw_calibration(wildcards):
 
 def get_step1_products(wildcards):
     """Every delivered step 1 product of every accepted exposure."""
-    return [
-        str(paths.step1_path(RESULTS, expnum, key))
-        for expnum in accepted_exposures()
-        for key in paths.STEP1_PRODUCTS
-    ]
+    return _step1_products(tuple(accepted_exposures()))
+
+
+@functools.lru_cache(maxsize=2)
+def _step1_products(expnums):
+    """The delivered step 1 products of ``expnums``, exposure by exposure (once per inventory)."""
+    formats = [_step1_format(key) for key in paths.STEP1_PRODUCTS]
+    return [pattern(expnum=expnum) for expnum in expnums for pattern in formats]
 
 
 def get_step1_for_registry(wildcards):
     """QA summaries and diagnostics of every accepted exposure."""
     return {
-        key: [str(paths.step1_path(RESULTS, expnum, key)) for expnum in accepted_exposures()]
-        for key in ("qa_xml", "diag")
+        key: step1_files(accepted_exposures(), key) for key in ("qa_xml", "diag")
     }
 
 
@@ -337,12 +353,12 @@ def get_stack_lists(wildcards):
 
 def get_astrometric_catalogs(wildcards):
     """Step 1 catalogues of a stack's astrometric list."""
-    return [str(paths.step1_path(RESULTS, e, "ldac")) for e in get_stack_lists(wildcards)["astrometric"]]
+    return step1_files(get_stack_lists(wildcards)["astrometric"], "ldac")
 
 
 def get_astrometric_aheads(wildcards):
     """The ``.ahead`` files SCAMP reads beside those catalogues."""
-    return [str(paths.step1_path(RESULTS, e, "ahead")) for e in get_stack_lists(wildcards)["astrometric"]]
+    return step1_files(get_stack_lists(wildcards)["astrometric"], "ahead")
 
 
 def get_solution_list(wildcards):
@@ -363,12 +379,12 @@ def get_solution_list(wildcards):
 
 def get_solution_catalogs(wildcards):
     """Step 1 catalogues of a solution's astrometric list."""
-    return [str(paths.step1_path(RESULTS, e, "ldac")) for e in get_solution_list(wildcards)]
+    return step1_files(get_solution_list(wildcards), "ldac")
 
 
 def get_solution_aheads(wildcards):
     """The ``.ahead`` files SCAMP reads beside those catalogues."""
-    return [str(paths.step1_path(RESULTS, e, "ahead")) for e in get_solution_list(wildcards)]
+    return step1_files(get_solution_list(wildcards), "ahead")
 
 
 def get_solution_id(wildcards):
@@ -393,12 +409,12 @@ def get_stack_exposures(wildcards):
 
 def get_stack_aheads(wildcards):
     """The ``.ahead`` files of a stack list (photometric flags of its exposures)."""
-    return [str(paths.step1_path(RESULTS, e, "ahead")) for e in sorted(get_stack_lists(wildcards)["stack"])]
+    return step1_files(sorted(get_stack_lists(wildcards)["stack"]), "ahead")
 
 
 def get_stack_weights(wildcards):
     """Step 1 weight maps of a stack list, in list order."""
-    return [str(paths.step1_path(RESULTS, e, "weight")) for e in sorted(get_stack_lists(wildcards)["stack"])]
+    return step1_files(sorted(get_stack_lists(wildcards)["stack"]), "weight")
 
 
 def product_grid(product):
@@ -468,15 +484,23 @@ def get_provenance_inputs(wildcards):
     }
     # the tile's other filters enter the chi-squared image
     others = [s for s in get_plan(release).tiles()[tile] if s != stem]
+    # the astrometric list's catalogues and .ahead files are not inputs here (params,
+    # get_provenance_files): solve_astrometry reads them, and a change reruns it, then
+    # the product's scamp_cmd (an input above); as inputs they multiplied the DAG by the
+    # list length (~400 exposures a stack, 2 files each, at survey scale)
     found.update(
         exposures=get_stack_exposures(wildcards),
         weights=get_stack_weights(wildcards),
-        catalogs=get_astrometric_catalogs(wildcards),
-        aheads=get_astrometric_aheads(wildcards),
         tile_stacks=[product(key, of=other) for other in others for key in ("image", "weight")],
         configs=[str(astromatic_file(key)) for key in PROVENANCE_CONFIGS],
     )
     return found
+
+
+def get_provenance_files(wildcards):
+    """Param: the files of a product's astrometric list its provenance lists and checksums
+    (catalogues and ``.ahead`` files, in list order)."""
+    return {"catalogs": get_astrometric_catalogs(wildcards), "aheads": get_astrometric_aheads(wildcards)}
 
 
 def get_provenance_options(wildcards):
@@ -501,6 +525,12 @@ def get_done_products(wildcards):
     """Param: names of the planned products already made (see
     :func:`spica.release.planning.done_products`)."""
     return done_products(get_plan(wildcards.release), RESULTS)
+
+
+def get_stale_solutions(wildcards):
+    """Param: the release's SCAMP solution folders no planned product uses (see
+    :func:`spica.release.planning.stale_solutions`), listed by the pending view."""
+    return stale_solutions(get_plan(wildcards.release), RESULTS)
 
 
 def release_files(release, *keys):

@@ -54,6 +54,7 @@ rule report_pending:
         report=release_file("pending"),
     params:
         done=get_done_products,
+        stale=get_stale_solutions,
         longest=config["planning"]["longest_stacks"],
         software=software("report_pending"),
     log:

@@ -1,6 +1,9 @@
 # Step 1, the data-ingestion context (seed 2.1 and 3.1): QualityFITS-in.
-# Per exposure: integrity check -> defect masks -> WeightWatcher weight/flag
-# maps -> SExtractor catalogue -> PSFEx model -> QA plots, diagnostics, XML.
+# Per exposure, three jobs: the integrity check (before the inventory checkpoint);
+# reduce_exposure (defect masks -> WeightWatcher weight/flag maps -> SExtractor
+# catalogue -> PSFEx model, one job: each Snakemake job costs planning time and a
+# cluster submission, 7,000 exposures); QA plots, diagnostics, XML (assess_quality,
+# apart so that a QA fix reruns only QA). Both after the check form group "step1".
 
 _SEX = config["step1"]["sextractor"]
 _PSFEX = config["step1"]["psfex"]
@@ -62,115 +65,57 @@ rule stage_calibration:
         "../scripts/stage_calibration.py"
 
 
-rule mask_defects:
-    """Cosmic rays (astroscrappy), satellite trails (acstools), saturation, NaN."""
+rule reduce_exposure:
+    """Defect masks (cosmic rays, trails, saturation, NaN) -> WeightWatcher weight/flag
+    maps -> SExtractor catalogue -> PSFEx model: one job (spica.step1.reduce); the
+    defect map is private to it (written beside the products, deleted at the end)."""
     input:
         exposure=get_raw_exposure,
+        flat=get_flat,
         mask=get_mask,
+        ww_config=astromatic_file("step1_ww"),
+        sex_config=astromatic_file("step1_sex"),
+        param_config=astromatic_file("step1_param"),
+        conv_config=astromatic_file("conv"),
+        nnw_config=astromatic_file("nnw"),
+        psfex_config=astromatic_file("step1_psfex"),
     output:
-        defects=temp(step1("defects")),
+        weight=step1("weight"),
+        flag=step1("flag"),
+        ww_xml=step1("ww_xml"),
+        ldac=step1("ldac"),
+        sex_xml=step1("sex_xml"),
+        minibkg=step1("minibkg"),
+        psf=step1("psf"),
+        psfex_xml=step1("psfex_xml"),
     params:
+        binaries={
+            "weightwatcher": tool("weightwatcher"),
+            "sextractor": tool("sextractor"),
+            "psfex": tool("psfex"),
+        },
         cosmics=_WEIGHTS["cosmics"],
         trails=_WEIGHTS["trails"],
-        software=software("mask_defects"),
-    threads: 2  # CCDs analysed side by side (spica.step1.defects.write_defect_map)
+        flat_range=_WEIGHTS["flat_range"],
+        sextractor_options=sextractor.step1_options(_SEX, pixel_scale=config["survey"]["pixel_scale"]),
+        psfex_options=psfex.step1_options(_PSFEX),
+        software=software("reduce_exposure", tools=["weightwatcher", "sextractor", "psfex"]),
+    threads: 2  # CCDs analysed side by side by the defect step (write_defect_map)
     group:
         "step1"
     resources:
         mem_mb=3000,
     log:
-        step1_log("mask_defects"),
+        log=step1_log("reduce_exposure"),
+        steps="benchmarks/step1/{expnum}p/reduce_exposure.steps.json",
     benchmark:
-        "benchmarks/step1/{expnum}p/mask_defects.tsv"
-    conda:
-        "../envs/spica.yaml"
-    script:
-        "../scripts/mask_defects.py"
-
-
-rule make_weight_map:
-    """WeightWatcher: weight = flat with flagged pixels at 0; 8-bit flag map."""
-    input:
-        exposure=get_raw_exposure,
-        flat=get_flat,
-        mask=get_mask,
-        defects=step1("defects"),
-        config=astromatic_file("step1_ww"),
-    output:
-        weight=step1("weight"),
-        flag=step1("flag"),
-        xml=step1("ww_xml"),
-    params:
-        bin=tool("weightwatcher"),
-        flat_range=_WEIGHTS["flat_range"],
-        software=software("make_weight_map", tools=["weightwatcher"]),
-    group:
-        "step1"
-    log:
-        step1_log("make_weight_map"),
-    benchmark:
-        "benchmarks/step1/{expnum}p/make_weight_map.tsv"
+        "benchmarks/step1/{expnum}p/reduce_exposure.tsv"
     conda:
         "../envs/astromatic.yaml"
     script:
-        # a script, not shell: inputs are checked first (WeightWatcher silently
+        # a script, not shell: WeightWatcher's inputs are checked first (it silently
         # writes wrong maps from mismatched MEFs) and single-CCD outputs repaired
-        "../scripts/make_weight_map.py"
-
-
-rule extract_sources:
-    """SExtractor catalogue (FITS-LDAC) with the weight and flag maps."""
-    input:
-        exposure=get_raw_exposure,
-        weight=step1("weight"),
-        flag=step1("flag"),
-        config=astromatic_file("step1_sex"),
-        param=astromatic_file("step1_param"),
-        conv=astromatic_file("conv"),
-        nnw=astromatic_file("nnw"),
-    output:
-        ldac=step1("ldac"),
-        xml=step1("sex_xml"),
-        minibkg=step1("minibkg"),
-    params:
-        bin=tool("sextractor"),
-        options=sextractor.step1_options(_SEX, pixel_scale=config["survey"]["pixel_scale"]),
-        software=software("extract_sources", tools=["sextractor"]),
-    group:
-        "step1"
-    log:
-        step1_log("extract_sources"),
-    benchmark:
-        "benchmarks/step1/{expnum}p/extract_sources.tsv"
-    conda:
-        "../envs/astromatic.yaml"
-    script:
-        "../scripts/extract_sources.py"
-
-
-rule model_psf:
-    """PSFEx: one PSF model per CCD (FWHM, elongation over the focal plane)."""
-    input:
-        ldac=step1("ldac"),
-        config=astromatic_file("step1_psfex"),
-    output:
-        psf=step1("psf"),
-        xml=step1("psfex_xml"),
-    params:
-        bin=tool("psfex"),
-        psf_dir=get_step1_dir,
-        options=psfex.step1_options(_PSFEX),
-        software=software("model_psf", tools=["psfex"]),
-    group:
-        "step1"
-    log:
-        step1_log("model_psf"),
-    benchmark:
-        "benchmarks/step1/{expnum}p/model_psf.tsv"
-    conda:
-        "../envs/astromatic.yaml"
-    script:
-        "../scripts/model_psf.py"
+        "../scripts/reduce_exposure.py"
 
 
 rule assess_quality:
@@ -195,7 +140,8 @@ rule assess_quality:
     group:
         "step1"
     log:
-        step1_log("assess_quality"),
+        log=step1_log("assess_quality"),
+        steps="benchmarks/step1/{expnum}p/assess_quality.steps.json",
     benchmark:
         "benchmarks/step1/{expnum}p/assess_quality.tsv"
     conda:

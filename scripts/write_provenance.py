@@ -16,8 +16,11 @@ write_provenance(
            ("co-addition (SWarp)", inputs.swarp_cmd),
            ("chi-squared image (SWarp)", inputs.chi2_cmd),
            ("dual-image catalogue (SExtractor)", inputs.sex_cmd)],
-    inputs={"exposure": inputs.exposures, "weight": inputs.weights, "catalogue": inputs.catalogs,
-            "ahead": inputs.aheads, "tile_stack": inputs.tile_stacks, "reference": [inputs.refcat]},
+    # the astrometric list's files come as a param (not DAG inputs: see the rule)
+    inputs={"exposure": inputs.exposures, "weight": inputs.weights,
+            "catalogue": snakemake.params.astrometric["catalogs"],
+            "ahead": snakemake.params.astrometric["aheads"],
+            "tile_stack": inputs.tile_stacks, "reference": [inputs.refcat]},
     configs=inputs.configs,
     software={k: str(v) for k, v in snakemake.params.software.items() if k != "code"},
     options=snakemake.params.options,

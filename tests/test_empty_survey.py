@@ -101,7 +101,7 @@ def test_an_all_quarantined_survey_runs_to_the_end(empty_run):
     output = run.stdout + run.stderr
     assert MESSAGE in output  # Snakemake's own output says why nothing is made
     assert "the plan of T0002 is empty, nothing to build" in output
-    assert "Job stats" in output and "extract_sources" not in output and "coadd_stack" not in output
+    assert "Job stats" in output and "reduce_exposure" not in output and "coadd_stack" not in output
     workdir = empty_run["workdir"]
     assert MESSAGE in (workdir / "logs" / "registry" / "build_registry.log").read_text()
     assert "empty plan: no exposure selected for T0002 (2 in the registry, 0 passed" in (

@@ -147,11 +147,13 @@ def script_imports(script: Path) -> dict[str, list[str]]:
 
 
 def test_rules_were_parsed():
-    assert len(JOB_RULES) >= 25, sorted(JOB_RULES)
-    assert RULE_TABLE["make_weight_map"]["tools"] == ["weightwatcher"]
-    assert RULE_TABLE["make_weight_map"]["script"] == "../scripts/make_weight_map.py"
-    assert RULE_TABLE["extract_sources"]["script"] == "../scripts/extract_sources.py"
-    assert RULE_TABLE["extract_sources"]["tools"] == ["sextractor"]
+    assert len(JOB_RULES) >= 24, sorted(JOB_RULES)
+    # step 1: the defect masks and the three tools are one job per exposure
+    assert RULE_TABLE["reduce_exposure"]["tools"] == ["psfex", "sextractor", "weightwatcher"]
+    assert RULE_TABLE["reduce_exposure"]["recorded"] == ["psfex", "sextractor", "weightwatcher"]
+    assert RULE_TABLE["reduce_exposure"]["script"] == "../scripts/reduce_exposure.py"
+    assert RULE_TABLE["reduce_exposure"]["conda"] == "../envs/astromatic.yaml"
+    assert not {"mask_defects", "make_weight_map", "extract_sources", "model_psf"} & set(RULE_TABLE)
     assert RULE_TABLE["coadd_stack"]["tools"] == ["swarp"]
     assert RULE_TABLE["coadd_stack"]["recorded"] == ["scamp", "swarp"]
 

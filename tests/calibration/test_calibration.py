@@ -315,7 +315,7 @@ def scamp_run(tmp_path_factory):
     simulate_survey(config, root, small=True)
     raw = root / config["inputs"]["exposures"]
     meta = pd.read_csv(root / config["inputs"]["metadata"]).set_index("expnum")
-    # as rules/step1.smk extract_sources
+    # as rules/step1.smk reduce_exposure (its SExtractor step)
     options = {**sextractor.step1_options(config["step1"]["sextractor"], pixel_scale=config["survey"]["pixel_scale"]),
                "VERBOSE_TYPE": "QUIET"}
     work = root / "work"

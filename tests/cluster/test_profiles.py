@@ -127,15 +127,15 @@ def test_step1_jobs_get_the_cluster_profiles_resources(small_inputs, cluster_env
     dry = snakemake(workdir, "--profile", "cluster", "-n", "qualityfits_in", env=cluster_env)
     assert dry.returncode == 0, dry.stderr[-3000:]
     jobs = dry_run_resources(dry.stdout + dry.stderr)
-    for rule in ("mask_defects", "make_weight_map", "extract_sources", "model_psf",
-                 "assess_quality", "build_registry"):
+    assert not {"mask_defects", "make_weight_map", "extract_sources", "model_psf"} & set(jobs)
+    for rule in ("reduce_exposure", "assess_quality", "build_registry"):
         assert jobs.get(rule), f"{rule} not in the dry-run"
         for _, resources in jobs[rule]:
             for key, value in expected_resources(rule).items():
                 assert resources.get(key) == value, (rule, key, resources)
     # the rule's own mem_mb (3000, what every run needs) gives way to the profile's
-    assert jobs["mask_defects"][0][1]["mem_mb"] == str(_profile()["set-resources"]
-                                                        ["mask_defects"]["mem_mb"])
+    assert jobs["reduce_exposure"][0][1]["mem_mb"] == str(_profile()["set-resources"]
+                                                           ["reduce_exposure"]["mem_mb"])
 
 
 @pytest.mark.tools

@@ -7,7 +7,7 @@ trimmed to the two D3 r exposures; the same inputs run locally at the same time
 (:func:`tests.cluster.conftest.local_run`).
 
 * Step 1 (``qualityfits_in``): while one exposure's step 1 group job is in
-  ``mask_defects``, it is killed with ``scancel``; the run goes on with the
+  ``reduce_exposure`` (the defect masks, its first step), it is killed with ``scancel``; the run goes on with the
   other exposure and fails. A dry-run then lists exactly that exposure's step 1
   jobs again (nothing of it counts as done), and the next run redoes them.
 * The D3 r stack (plan, lists, SCAMP, SWarp) then runs through SLURM too.
@@ -50,8 +50,11 @@ from tests.cluster.conftest import (
 
 pytestmark = [pytest.mark.slurm, pytest.mark.tools, pytest.mark.e2e]
 
-STEP1_GROUP = ("mask_defects", "make_weight_map", "extract_sources", "model_psf",
-               "assess_quality")
+#: The rules of the step 1 group: the reduction (defects, WeightWatcher, SExtractor,
+#: PSFEx in one job) and the QA.
+STEP1_GROUP = ("reduce_exposure", "assess_quality")
+#: The rules the reduction replaced (one job each, before the merge).
+OLD_STEP1_RULES = ("mask_defects", "make_weight_map", "extract_sources", "model_psf")
 #: ``Job <id> has been submitted with SLURM jobid <n> (log: <path>)``
 _SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) \(log: (\S+)\)\.?$", re.MULTILINE)
 #: Test-only speed-up: the plugin's first status check after 1 s (default 40 s)
@@ -68,22 +71,22 @@ def _label(logfile: str) -> str:
     return parts[parts.index("slurm_logs") + 1]
 
 
-def _cancel_in_mask_defects(workdir: Path, process: subprocess.Popen, timeout: float = 400):
-    """``scancel`` the first step 1 group job seen inside ``mask_defects``; (jobid, expnum)."""
+def _cancel_in_reduce_exposure(workdir: Path, process: subprocess.Popen, timeout: float = 400):
+    """``scancel`` the first step 1 group job seen inside ``reduce_exposure``; (jobid, expnum)."""
     deadline = time.monotonic() + timeout
     logs = workdir / ".snakemake" / "slurm_logs"
     while time.monotonic() < deadline and process.poll() is None:
         for log in logs.glob("group_step1*/**/*.log"):
             text = log.read_text(errors="replace")
             # the group's own Snakemake announces each job as it starts ("localrule")
-            started = re.search(r"^localrule mask_defects:.*?wildcards: expnum=(\d+)", text,
+            started = re.search(r"^localrule reduce_exposure:.*?wildcards: expnum=(\d+)", text,
                                 re.DOTALL | re.MULTILINE)
-            if started and "(Rule: mask_defects)" not in text:
+            if started and "(Rule: reduce_exposure)" not in text:
                 jobid = log.stem
                 subprocess.run(["scancel", jobid], check=True)
                 return jobid, int(started[1])
         time.sleep(0.3)
-    raise AssertionError("no step 1 group job was seen in mask_defects")
+    raise AssertionError("no step 1 group job was seen in reduce_exposure")
 
 
 @pytest.fixture(scope="session")
@@ -95,7 +98,7 @@ def slurm_run(slurm, local_run, small_inputs, cluster_env, tmp_path_factory) -> 
     first = snakemake(workdir, "--profile", "cluster", *FAST, "qualityfits_in",
                       env=cluster_env, wait=False, log=first_log)
     try:
-        killed_jobid, killed_expnum = _cancel_in_mask_defects(workdir, first)
+        killed_jobid, killed_expnum = _cancel_in_reduce_exposure(workdir, first)
         first.wait(timeout=900)
     finally:
         if first.poll() is None:
@@ -145,13 +148,13 @@ def _counts(labels) -> dict[str, int]:
 
 
 def test_step1_of_an_exposure_is_two_slurm_jobs(slurm_run):
-    """check_exposure, then one group job for mask_defects ... assess_quality (not six jobs)."""
+    """check_exposure, then one group job for reduce_exposure and assess_quality."""
     first = _counts(submissions(slurm_run["first_log"]).values())
     groups = {label: n for label, n in first.items() if label.startswith("group_step1")}
     assert list(groups.values()) == [len(KEEP)], first
     assert groups.popitem()[0] == "group_step1_" + "_".join(sorted(STEP1_GROUP))
     assert first["rule_check_exposure"] == len(KEEP)
-    assert not any(f"rule_{rule}" in first for rule in STEP1_GROUP)
+    assert not any(f"rule_{rule}" in first for rule in (*STEP1_GROUP, *OLD_STEP1_RULES))
     print(f"\nstep 1 submissions for {len(KEEP)} exposures: {sum(first.values())} "
           f"({first})")
 

@@ -270,3 +270,92 @@ def test_true_mapping_roundtrip_and_distortion():
     p, q = sim.distort(u, v, k)
     shift = np.hypot(p - u, q - v)
     assert shift[0] == 0 and 3.0 < shift[2] < 7.0
+
+
+# --------------------------------------------------------------------------
+# Full-size MegaCam exposures (config/demo-fullsize.yaml), CCD by CCD
+# --------------------------------------------------------------------------
+
+
+def _fullsize_config(mosaic: dict | None = None) -> dict:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_fullsize", ROOT / "bench" / "fullsize.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    cfg = bench.merged_config()  # the overlay merged over config/config.yaml, as Snakemake does
+    if mosaic:
+        cfg["demo"]["mosaic"] = {**cfg["demo"]["mosaic"], **mosaic}
+    return cfg
+
+
+def test_fullsize_overlay_is_megacam_on_the_real_grid():
+    cfg = _fullsize_config()
+    schema = yaml.safe_load((ROOT / "config" / "schemas" / "demo.schema.yaml").read_text())
+    jsonschema.validate(cfg["demo"], schema)
+    assert cfg["demo"]["mosaic"] == {"nx": 9, "ny": 4, "ccd_nx": 2048, "ccd_ny": 4612, "gap_x": 70, "gap_y": 70}
+    assert cfg["survey"]["pixel_scale"] == 0.186 and cfg["survey"]["tile_size_deg"] == 1.0
+    assert int(cfg["survey"]["tile_size_deg"] * 3600 / cfg["survey"]["pixel_scale"]) == 19354
+    plans = plan_survey({**cfg, "demo": {**DEFAULTS, **cfg["demo"]}})
+    assert [(p.obj, p.band, p.fate) for p in plans] == [("D3", "r", "good"), ("D3", "r", "good")]
+    assert [p.satellite_trail for p in plans] == [False, True]
+
+
+def test_streamed_exposure_equals_the_in_memory_one(tmp_path):
+    """A cut-down mosaic written CCD by CCD has the bytes of the whole-HDUList write."""
+    from spica.demo.generate import exposure_hdulist, render_ccds, render_exposure
+
+    cfg = _fullsize_config({"nx": 3, "ny": 2, "ccd_nx": 128, "ccd_ny": 288, "gap_x": 9, "gap_y": 9})
+    cfg["demo"] = {**DEFAULTS, **cfg["demo"]}
+    cfg["demo"]["stars"] = {**cfg["demo"]["stars"], "per_ccd": 20.0}  # densities per CCD: tiny CCDs here
+    cfg["demo"]["galaxies"] = {**cfg["demo"]["galaxies"], "per_ccd": 20.0}
+    plans = plan_survey(cfg)
+    sky = make_sky(cfg, plans)
+    p = plans[1]  # the one with a satellite trail
+    ccds = render_ccds(p, sky, cfg)
+    first = next(ccds)  # a generator: one CCD at a time
+    assert first.k == 0 and first.image.shape == (288, 128)
+    assert [c.k for c in ccds] == [1, 2, 3, 4, 5]
+    rows = write_exposure(p, cfg, sky, tmp_path)
+    images, wcs, truth, defects = render_exposure(p, sky, cfg)
+    assert rows == {"ccd": truth, "defects": defects}
+    assert any(d["kind"] == "satellite_trail" for d in defects)
+    whole = tmp_path / "whole.fits"
+    exposure_hdulist(p, images, wcs, cfg).writeto(whole, output_verify="silentfix")
+    streamed = tmp_path / f"{p.expnum}p.fits"
+    assert _sha(streamed) == _sha(whole)
+    with fits.open(streamed) as hdul:
+        assert len(hdul) == 7 and hdul[0].header["NEXTEND"] == 6
+    raw = streamed.read_bytes()[2880 : 2880 * 12].decode("ascii", "replace")
+    assert "BITPIX  =                   16" in raw and "BZERO   =                32768" in raw
+    assert "BSCALE  =                    1" in raw
+
+
+def test_one_full_size_ccd(tmp_path):
+    """CCD 0 of a full MegaCam exposure: 2048 x 4612, int16 + BZERO, header geometry."""
+    import tracemalloc
+
+    from spica.demo.generate import exposure_ccd_hdu, render_ccds
+
+    cfg = _fullsize_config()
+    cfg["demo"] = {**DEFAULTS, **cfg["demo"]}
+    plans = plan_survey(cfg)
+    sky = make_sky(cfg, plans)
+    tracemalloc.start()
+    c = next(render_ccds(plans[0], sky, cfg))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert c.image.shape == (4612, 2048)
+    # one CCD's arrays, not 36 (36 float64 CCDs are 2.7 GB)
+    assert peak < 1.2e9, peak
+    hdu = exposure_ccd_hdu(plans[0], c.k, c.image, c.wcs, cfg)
+    path = tmp_path / "ccd00.fits"
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(path)
+    with fits.open(path, do_not_scale_image_data=True) as hdul:
+        h = hdul[1].header
+        assert (h["BITPIX"], h["BZERO"], h["BSCALE"]) == (16, 32768, 1)
+        assert (h["NAXIS1"], h["NAXIS2"]) == (2048, 4612)
+        assert h["DETSEC"] == "[1:2048,14047:18658]"  # top-left CCD of 4 rows of 4612 + 3 gaps of 70
+        assert abs(h["CD2_2"] * 3600 - 0.186) < 1e-3
+    assert c.truth["n_sources"] > 1000
+    assert sum(d["kind"] == "cosmic_ray" for d in c.defects) > 400

@@ -3,6 +3,7 @@ flags, the registry, and what a step 1 configuration change reruns."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -148,19 +149,45 @@ def test_registry_holds_exposures_grades_and_quarantine(step1):
 def test_rerun_after_a_change_touches_only_what_it_affects(step1):
     nothing = snakemake(step1["workdir"], "-n", "qualityfits_in")
     assert "Nothing to be done" in nothing.stdout + nothing.stderr
-    # a PSFEx setting changes: PSF models, the QA that reads them and the
-    # registry rerun; integrity, masks, weights and catalogues do not
+    # a PSFEx setting changes: the one reduction job of each exposure (defect masks,
+    # weights, catalogue and PSF are one job, reduce_exposure), the QA that reads
+    # it and the registry rerun; the integrity checks and calibration copies do not
     override = step1["workdir"] / "psfex-change.yaml"
     override.write_text("step1:\n  psfex:\n    min_snr: 25.0\n")  # deep-merged over config.yaml
     changed = snakemake(step1["workdir"], "-n", "qualityfits_in", overrides=override)
     counts = job_counts(changed.stdout + changed.stderr)
     n = len(accepted_exposures(step1))
-    assert counts == {"model_psf": n, "assess_quality": n, "build_registry": 1,
-                      "qualityfits_in": 1}, counts
-    # a SExtractor setting changes: catalogues and everything after them rerun,
-    # not the integrity check, the defect masks or the weight maps
+    rerun = {"reduce_exposure": n, "assess_quality": n, "build_registry": 1, "qualityfits_in": 1}
+    assert counts == rerun, counts
+    # a SExtractor setting changes: the same jobs
     override.write_text("step1:\n  sextractor:\n    detect_thresh: 2.0\n")
     changed = snakemake(step1["workdir"], "-n", "qualityfits_in", overrides=override)
-    counts = job_counts(changed.stdout + changed.stderr)
-    assert counts == {"extract_sources": n, "model_psf": n, "assess_quality": n,
-                      "build_registry": 1, "qualityfits_in": 1}, counts
+    assert job_counts(changed.stdout + changed.stderr) == rerun
+    # a QA setting changes: QA and the registry only, not the reduction
+    override.write_text("step1:\n  grading:\n    max_fwhm_arcsec: 1.5\n")
+    changed = snakemake(step1["workdir"], "-n", "qualityfits_in", overrides=override)
+    assert job_counts(changed.stdout + changed.stderr) == {
+        "assess_quality": n, "build_registry": 1, "qualityfits_in": 1}
+
+
+def test_reduce_exposure_leaves_no_defect_map_and_times_its_steps(step1):
+    """The defect map is private to reduce_exposure (deleted); each job's
+    ``.steps.json`` names its four steps, tools with their subprocess CPU."""
+    for expnum in accepted_exposures(step1)["expnum"]:
+        assert not step1_product(step1, expnum, "defects").exists(), expnum
+        bench = step1["workdir"] / "benchmarks" / "step1" / paths.exposure_name(expnum)
+        reduce = json.loads((bench / "reduce_exposure.steps.json").read_text())
+        assert reduce["rule"] == "reduce_exposure" and reduce["expnum"] == str(expnum)
+        assert [(s["name"], s["kind"]) for s in reduce["steps"]] == [
+            ("defects", "python"), ("weightwatcher", "tool"), ("sextractor", "tool"),
+            ("psfex", "tool")]
+        for step in reduce["steps"]:
+            assert min(step["wall_s"], step["cpu_self_s"], step["cpu_children_s"]) >= 0, step
+        by_name = {step["name"]: step for step in reduce["steps"]}
+        # the tools run as children, waited for (PSFEx takes seconds on the demo)
+        assert by_name["psfex"]["cpu_children_s"] > 0.5, (expnum, by_name["psfex"])
+        assert by_name["defects"]["cpu_children_s"] == 0.0
+        assert reduce["steps"][0]["cpu_self_s"] > 0  # cosmic rays and trails are our CPU
+        assert reduce["total"]["cpu_children_s"] >= sum(s["cpu_children_s"] for s in reduce["steps"]) - 0.01
+        quality = json.loads((bench / "assess_quality.steps.json").read_text())
+        assert [s["name"] for s in quality["steps"]] == ["qa"]

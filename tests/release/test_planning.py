@@ -26,6 +26,7 @@ from spica.release.planning import (
     Plan,
     assign_stacks,
     pending_report,
+    stale_solutions,
     plan_release,
     read_plan,
     write_plan,
@@ -484,6 +485,22 @@ def test_pending_report(cfg, real_survey):
     longest = lines[lines.index(next(l for l in lines if "Longest stack remaining" in l)) + 1]
     assert longest.split()[0].startswith("CFHTLS_D_r_0225") and longest.split()[-1] == "2"
     assert len(lines) == lines.index(longest) + 1
+
+
+def test_stale_solutions_are_listed_in_the_pending_view(cfg, demo_survey, tmp_path):
+    plan = plan_of(demo_exposures(), cfg, demo_survey)
+    solutions = sorted(plan.solutions())
+    assert stale_solutions(plan, tmp_path) == []  # no _scamp folder yet
+    folder = tmp_path / "releases" / "T0002" / "_scamp"
+    (folder / solutions[0] / "scamp").mkdir(parents=True)
+    old = solutions[0].rsplit("_", 1)[0] + "_0123abcd"  # an earlier list of that product
+    (folder / old / "scamp").mkdir(parents=True)
+    (folder / "notes.txt").write_text("a file, not a solution")
+    assert stale_solutions(plan, tmp_path) == [old]
+    report = pending_report(plan, longest=1, stale=[old])
+    assert report.splitlines()[-2:] == [
+        "Stale SCAMP solutions (1): no planned product uses them", f"  {old}"]
+    assert "Stale" not in pending_report(plan, longest=1)
 
 
 def test_read_plan_done_and_unprefixed(cfg, demo_survey, tmp_path):

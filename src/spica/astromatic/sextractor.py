@@ -2,7 +2,7 @@
 
 Fixed settings live in the configuration files (``config/astromatic/step1.sex``,
 ``release.sex``); :func:`arguments` adds the files of one run and the
-options of the pipeline configuration. Step 1 (rule ``extract_sources``) runs
+options of the pipeline configuration. Step 1 (rule ``reduce_exposure``) runs
 one exposure with its weight and flag maps and a MINIBACKGROUND check image;
 the release catalogue (:func:`spica.coaddition.catalogue.extract_dual`) runs
 in dual-image mode, detecting on the chi-squared image and measuring on a stack.

@@ -20,7 +20,7 @@ import stat
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 from astropy.io import fits
@@ -43,7 +43,13 @@ __all__ = [
     "ccd_properties",
     "make_flat",
     "bad_columns",
+    "RenderedCCD",
+    "flat_ccd",
+    "render_ccds",
     "render_exposure",
+    "exposure_primary_hdu",
+    "exposure_ccd_hdu",
+    "MefWriter",
     "write_exposure",
     "exposure_hdulist",
     "refcat_hdulist",
@@ -79,6 +85,7 @@ DEFAULTS: dict[str, Any] = {
     "low_flat_pixels_per_ccd": 20,
     "vignetting": 0.12,
     "truncate_fraction": 0.6,
+    "plan": "default",
     "refcat": {"mag_max": 21.0, "mag_min": 12.0, "sigma_arcsec": 0.25, "sigma_knee_mag": 99.0, "epoch": 1985.0},
 }
 
@@ -294,18 +301,35 @@ def bad_columns(seed: int, mosaic: sim.Mosaic, semester: str, n_per_ccd: int) ->
     return cols
 
 
-@functools.lru_cache(maxsize=4)
+def flat_ccd(
+    seed: int, mosaic: sim.Mosaic, crunid: str, band: str, k: int, vignetting: float, n_low: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """CCD ``k`` of the Elixir flat of a camera run and band: float32 array and low pixels.
+
+    Each CCD has its own seeded stream, so one CCD is made without the others.
+    Small mosaics (under 4 Mpixel in all) are cached: the demo reuses its flats.
+    """
+    if mosaic.nccd * mosaic.ccd_nx * mosaic.ccd_ny <= 4_000_000:
+        return _flat_ccd_cached(seed, mosaic, crunid, band, k, vignetting, n_low)
+    return sim.flat_field(rng_for(seed, "flat", crunid, band, k), mosaic, k, vignetting, n_low)
+
+
+@functools.lru_cache(maxsize=256)
+def _flat_ccd_cached(
+    seed: int, mosaic: sim.Mosaic, crunid: str, band: str, k: int, vignetting: float, n_low: int
+) -> tuple[np.ndarray, np.ndarray]:
+    return sim.flat_field(rng_for(seed, "flat", crunid, band, k), mosaic, k, vignetting, n_low)
+
+
 def make_flat(
     seed: int, mosaic: sim.Mosaic, crunid: str, band: str, vignetting: float, n_low: int
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """The Elixir flat of a camera run and band: per-CCD float32 arrays and low pixels."""
-    flats, lows = [], []
-    for k in range(mosaic.nccd):
-        rng = rng_for(seed, "flat", crunid, band, k)
-        f, low = sim.flat_field(rng, mosaic, k, vignetting, n_low)
-        flats.append(f)
-        lows.append(low)
-    return flats, lows
+    """The whole Elixir flat of a camera run and band: per-CCD float32 arrays and low pixels.
+
+    Holds every CCD: the writer uses :func:`flat_ccd` CCD by CCD.
+    """
+    pairs = [flat_ccd(seed, mosaic, crunid, band, k, vignetting, n_low) for k in range(mosaic.nccd)]
+    return [f for f, _ in pairs], [low for _, low in pairs]
 
 
 def _flat_name(crunid: str, band: str, nccd: int) -> str:
@@ -413,6 +437,16 @@ def _primary_cards(p: PlannedExposure, mosaic: sim.Mosaic) -> list[fits.Card]:
 # --------------------------------------------------------------------------
 
 
+class RenderedCCD(NamedTuple):
+    """One simulated CCD of an exposure (see :func:`render_ccds`)."""
+
+    k: int
+    image: np.ndarray
+    wcs: dict[str, float]
+    truth: dict[str, Any] | None
+    defects: list[dict[str, Any]]
+
+
 def _odd(n: float, lo: int, hi: int) -> int:
     v = int(np.clip(math.ceil(n), lo, hi))
     return v if v % 2 else v + 1
@@ -469,23 +503,21 @@ def _render_sources(
         ).reshape(image.shape)
 
 
-def render_exposure(
-    p: PlannedExposure,
-    sky: dict[str, np.ndarray],
-    config: dict,
-) -> tuple[list[np.ndarray], list[dict[str, float]], list[dict[str, Any]], list[dict[str, Any]]]:
-    """Simulate the detrended CCD images of one exposure.
+def render_ccds(p: PlannedExposure, sky: dict[str, np.ndarray], config: dict) -> Iterator[RenderedCCD]:
+    """Simulate the detrended CCD images of one exposure, one CCD at a time.
 
-    Returns
-    -------
-    images : list of numpy.ndarray
-        Detrended float64 DN per CCD (saturated pixels at 65535, bad columns 0).
-    wcs : list of dict
-        Header WCS keywords per CCD.
-    ccd_truth : list of dict
-        Per-CCD truth (header WCS error, FWHM at the CCD centre).
-    defects : list of dict
-        Defect positions (1-based pixels).
+    A generator: each CCD is rendered when the caller asks for the next one,
+    so a caller that writes and drops each CCD holds one CCD's arrays at a
+    time (a full MegaCam exposure is 36 CCDs of 2048 x 4612 pixels, 2.7 GB
+    in float64). The random stream is consumed in CCD order, as before, so
+    the output does not depend on how the CCDs are consumed.
+
+    Yields
+    ------
+    RenderedCCD
+        CCD index, detrended float64 DN (saturated pixels at 65535, bad
+        columns 0), header WCS keywords, per-CCD truth (header WCS error,
+        FWHM at the CCD centre) and defect positions (1-based pixels).
     """
     demo = demo_settings(config)
     seed = int(demo["seed"])
@@ -497,9 +529,6 @@ def render_exposure(
     kdist = float(demo["distortion_edge_pix"]) / r_edge**3
     beta = float(demo["psf_beta"])
     props = ccd_properties(seed, mosaic.nccd)
-    flats, lows = make_flat(
-        seed, mosaic, p.crunid, p.band, float(demo["vignetting"]), int(demo["low_flat_pixels_per_ccd"])
-    )
     badcols = bad_columns(seed, mosaic, p.semester, int(demo["bad_columns_per_ccd"]))
 
     # header WCS errors
@@ -544,8 +573,8 @@ def render_exposure(
     sky_mag_pix = fs.sky_mag - 2.5 * math.log10(s * s)
     sky_dn = sim.mag_to_dn(sky_mag_pix, p.exptime, fs.phot_c, 0.0, 1.0, 0.0) * rng.uniform(1.0, 1.4)
 
-    images, wcs_list, ccd_truth, defects = [], [], [], []
     for k in range(mosaic.nccd):
+        defects: list[dict[str, Any]] = []
         pr = props[k]
         shape = (mosaic.ccd_ny, mosaic.ccd_nx)
         x, y = mosaic.focal_to_ccd(k, u, v)
@@ -567,7 +596,11 @@ def render_exposure(
                 defects.append({"expnum": p.expnum, "extname": f"ccd{k:02d}", "kind": "satellite_trail", "id": 0,
                                 "x": round(seg[0], 2), "y": round(seg[1], 2), "x2": round(seg[2], 2), "y2": round(seg[3], 2),
                                 "value": 1.8 * 2.3548})
-        flat = flats[k].astype(float)
+        flat32, low = flat_ccd(
+            seed, mosaic, p.crunid, p.band, k, float(demo["vignetting"]), int(demo["low_flat_pixels_per_ccd"])
+        )
+        flat = flat32.astype(float)
+        del flat32
         raw = sim.add_noise(rng, expected * flat, pr["GAIN"], pr["RDNOISE"])
         cx, cy, cv, ch = sim.cosmic_rays(rng, shape, int(rng.poisson(demo["cosmic_rays_per_ccd"])))
         np.add.at(raw, (cy, cx), cv)
@@ -576,21 +609,21 @@ def render_exposure(
         img[satmask] = 65535.0
         for c in badcols[k]:
             img[:, c - 1] = 0.0
-        images.append(img)
+        del raw, expected, flat
         wcs_e = g_e + jit[k, 0]
         wcs_n = g_n + jit[k, 1]
         if k == p.wrong_wcs_ccd:
             wa = rng.uniform(0, 2 * math.pi)
             wcs_e += float(demo["wrong_wcs_offset_arcsec"]) * math.cos(wa)
             wcs_n += float(demo["wrong_wcs_offset_arcsec"]) * math.sin(wa)
-        wcs_list.append(sim.header_wcs(mosaic, k, p.ra, p.dec, wcs_e, wcs_n, rot))
-        ccd_truth.append({
+        wcs_k = sim.header_wcs(mosaic, k, p.ra, p.dec, wcs_e, wcs_n, rot)
+        truth_k = {
             "expnum": p.expnum, "extname": f"ccd{k:02d}",
             "wcs_offset_east_arcsec": round(wcs_e, 4), "wcs_offset_north_arcsec": round(wcs_n, 4),
             "wcs_rotation_deg": round(rot, 6), "wrong_wcs": k == p.wrong_wcs_ccd,
             "fwhm_px": round(fwhm_c, 4), "fwhm_arcsec": round(fwhm_c * s, 4),
             "sky_dn": round(sky_dn, 3), "n_sources": int(sel.sum()),
-        })
+        }
         ext = f"ccd{k:02d}"
         for i, (xmin, xmax, ymin, ymax) in enumerate(sim.label_regions(satmask)):
             defects.append({"expnum": p.expnum, "extname": ext, "kind": "saturated", "id": i,
@@ -602,34 +635,58 @@ def render_exposure(
         for c in badcols[k]:
             defects.append({"expnum": p.expnum, "extname": ext, "kind": "bad_column", "id": int(c),
                             "x": int(c), "y": 0, "xmin": int(c), "xmax": int(c), "ymin": 1, "ymax": mosaic.ccd_ny})
-        for i, (lx, ly) in enumerate(lows[k]):
+        for i, (lx, ly) in enumerate(low):
             defects.append({"expnum": p.expnum, "extname": ext, "kind": "low_flat", "id": i,
                             "x": int(lx), "y": int(ly)})
-    return images, wcs_list, ccd_truth, defects
+        yield RenderedCCD(k, img, wcs_k, truth_k, defects)
+        del img
 
 
-def _render_flat_exposure(p: PlannedExposure, config: dict) -> list[np.ndarray]:
-    """A dome-flat-like OBJECT-less frame (OBSTYPE FLAT): bright uniform level with noise."""
+def render_exposure(
+    p: PlannedExposure,
+    sky: dict[str, np.ndarray],
+    config: dict,
+) -> tuple[list[np.ndarray], list[dict[str, float]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Simulate every CCD of one exposure and return them all (small mosaics only).
+
+    Holds every CCD in float64: for a full-size mosaic use :func:`render_ccds`.
+
+    Returns
+    -------
+    images : list of numpy.ndarray
+        Detrended float64 DN per CCD (saturated pixels at 65535, bad columns 0).
+    wcs : list of dict
+        Header WCS keywords per CCD.
+    ccd_truth : list of dict
+        Per-CCD truth (header WCS error, FWHM at the CCD centre).
+    defects : list of dict
+        Defect positions (1-based pixels).
+    """
+    images, wcs, truth, defects = [], [], [], []
+    for c in render_ccds(p, sky, config):
+        images.append(c.image)
+        wcs.append(c.wcs)
+        truth.append(c.truth)
+        defects.extend(c.defects)
+    return images, wcs, truth, defects
+
+
+def _render_flat_exposure(p: PlannedExposure, config: dict) -> Iterator[RenderedCCD]:
+    """A dome-flat-like OBJECT-less frame (OBSTYPE FLAT): bright uniform level with noise, CCD by CCD."""
     demo = demo_settings(config)
     mosaic = mosaic_from_config(config)
     rng = rng_for(int(demo["seed"]), "exposure", p.expnum)
     props = ccd_properties(int(demo["seed"]), mosaic.nccd)
-    out = []
     for k in range(mosaic.nccd):
         level = np.full((mosaic.ccd_ny, mosaic.ccd_nx), 25000.0)
-        out.append(sim.add_noise(rng, level, props[k]["GAIN"], props[k]["RDNOISE"]))
-    return out
+        img = sim.add_noise(rng, level, props[k]["GAIN"], props[k]["RDNOISE"])
+        del level
+        yield RenderedCCD(k, img, sim.header_wcs(mosaic, k, p.ra, p.dec, 0.0, 0.0, 0.0), None, [])
+        del img
 
 
-def exposure_hdulist(
-    p: PlannedExposure,
-    images: list[np.ndarray],
-    wcs: list[dict[str, float]],
-    config: dict,
-    *,
-    float32: bool = False,
-) -> fits.HDUList:
-    """Assemble the MEF: empty primary + one ``ccdNN`` extension per CCD."""
+def exposure_primary_hdu(p: PlannedExposure, config: dict) -> fits.PrimaryHDU:
+    """The empty primary HDU of an exposure MEF (observing keywords, pointing)."""
     demo = demo_settings(config)
     mosaic = mosaic_from_config(config)
     props = ccd_properties(int(demo["seed"]), mosaic.nccd)
@@ -643,51 +700,74 @@ def exposure_hdulist(
     primary.header.insert("AIRMASS", _card("CRVAL2", p.dec, "WCS Ref value (DEC in decimal degrees)", ".5f"))
     primary.header.insert("AIRMASS", _card("CTYPE1", "RA---TAN", "WCS Coordinate type"))
     primary.header.insert("AIRMASS", _card("CTYPE2", "DEC--TAN", "WCS Coordinate type"))
-    hdus: list[Any] = [primary]
+    return primary
+
+
+def exposure_ccd_hdu(
+    p: PlannedExposure, k: int, img: np.ndarray, wcs: dict[str, float], config: dict, *, float32: bool = False
+) -> fits.ImageHDU:
+    """The ``ccdNN`` extension of CCD ``k``: int16 + BZERO 32768 (Elixir), or float32."""
+    demo = demo_settings(config)
+    mosaic = mosaic_from_config(config)
+    props = ccd_properties(int(demo["seed"]), mosaic.nccd)
+    pcards = _primary_cards(p, mosaic)
     nccd = mosaic.nccd
+    ext = f"ccd{k:02d}"
+    data = img.astype(np.float32) if float32 else sim.to_uint16(img)
+    hdu = fits.ImageHDU(data=data)
+    h = hdu.header
+    h["EXTNAME"] = (ext, "Extension name")
+    h["EXTVER"] = (k, "Now matches the CCD number in the mosaic")
+    for c in pcards:
+        if c.keyword in ("IMRED_FF", "IMRED_MK", "FILENAME"):
+            continue
+        h.append(c)
+    h["FILENAME"] = (f"{p.expnum}p{k:02d}", "Current filename after processing")
+    pr = props[k]
+    extra = [
+        _card("AMPNAME", f"{k:02d}a + {k:02d}b", "List of amplifiers names for this image"),
+        _card("CCDSIZE", f"[1:{mosaic.ccd_nx},1:{mosaic.ccd_ny}]", "Detector imaging area size"),
+        _card("DETSEC", mosaic.detsec(k), "Mosaic area of the entire readout"),
+        _card("DATASEC", f"[1:{mosaic.ccd_nx},1:{mosaic.ccd_ny}]", "Imaging area of the entire CCD"),
+        _card("MAXLIN", pr["MAXLIN"], "Level at 1% linearity departure (ADU)"),
+        _card("SATURATE", pr["SATURATE"], "Pixel saturation level (ADU)"),
+        _card("GAIN", pr["GAIN"], "Converting gain (e-/ADU)", ".4f"),
+        _card("GAINA", pr["GAINA"], "Converting gain of A amplifier (e-/ADU)", ".4f"),
+        _card("GAINB", pr["GAINB"], "Converting gain of B amplifier (e-/ADU)", ".4f"),
+        _card("RDNOISE", pr["RDNOISE"], "Read noise (electrons) = Average [A,B] amps"),
+        _card("RDNOISEA", pr["RDNOISEA"], "Read noise (electrons) A amplifier"),
+        _card("RDNOISEB", pr["RDNOISEB"], "Read noise (electrons) B amplifier"),
+        _card("CTYPE1", "RA---TAN", "WCS Coordinate type"),
+        _card("CTYPE2", "DEC--TAN", "WCS Coordinate type"),
+        _card("CRVAL1", wcs["CRVAL1"], "WCS Ref value (RA in decimal degrees)", ".10f"),
+        _card("CRVAL2", wcs["CRVAL2"], "WCS Ref value (DEC in decimal degrees)", ".10f"),
+        _card("CRPIX1", wcs["CRPIX1"], "WCS Coordinate reference pixel", ".10f"),
+        _card("CRPIX2", wcs["CRPIX2"], "WCS Coordinate reference pixel", ".10f"),
+        _card("CD1_1", wcs["CD1_1"], "WCS Coordinate scale matrix", ".5E"),
+        _card("CD1_2", wcs["CD1_2"], "WCS Coordinate scale matrix", ".5E"),
+        _card("CD2_1", wcs["CD2_1"], "WCS Coordinate scale matrix", ".5E"),
+        _card("CD2_2", wcs["CD2_2"], "WCS Coordinate scale matrix", ".5E"),
+        _card("IMRED_MK", f"{_mask_name(p.semester, nccd)}.fits[{ext}]", "Mask of bad pixels (0/1) input file"),
+        _card("IMRED_FF", f"{_flat_name(p.crunid, p.band, nccd)}.fits[{ext}]", "Flat-field frame input file"),
+        _card("IMRED_NF", True, "Normalized flat-field"),
+    ]
+    for c in extra:
+        h.append(c)
+    return hdu
+
+
+def exposure_hdulist(
+    p: PlannedExposure,
+    images: list[np.ndarray],
+    wcs: list[dict[str, float]],
+    config: dict,
+    *,
+    float32: bool = False,
+) -> fits.HDUList:
+    """Assemble the MEF in memory: empty primary + one ``ccdNN`` extension per CCD (small mosaics)."""
+    hdus: list[Any] = [exposure_primary_hdu(p, config)]
     for k, img in enumerate(images):
-        ext = f"ccd{k:02d}"
-        data = img.astype(np.float32) if float32 else sim.to_uint16(img)
-        hdu = fits.ImageHDU(data=data)
-        h = hdu.header
-        h["EXTNAME"] = (ext, "Extension name")
-        h["EXTVER"] = (k, "Now matches the CCD number in the mosaic")
-        for c in pcards:
-            if c.keyword in ("IMRED_FF", "IMRED_MK", "FILENAME"):
-                continue
-            h.append(c)
-        h["FILENAME"] = (f"{p.expnum}p{k:02d}", "Current filename after processing")
-        pr = props[k]
-        extra = [
-            _card("AMPNAME", f"{k:02d}a + {k:02d}b", "List of amplifiers names for this image"),
-            _card("CCDSIZE", f"[1:{mosaic.ccd_nx},1:{mosaic.ccd_ny}]", "Detector imaging area size"),
-            _card("DETSEC", mosaic.detsec(k), "Mosaic area of the entire readout"),
-            _card("DATASEC", f"[1:{mosaic.ccd_nx},1:{mosaic.ccd_ny}]", "Imaging area of the entire CCD"),
-            _card("MAXLIN", pr["MAXLIN"], "Level at 1% linearity departure (ADU)"),
-            _card("SATURATE", pr["SATURATE"], "Pixel saturation level (ADU)"),
-            _card("GAIN", pr["GAIN"], "Converting gain (e-/ADU)", ".4f"),
-            _card("GAINA", pr["GAINA"], "Converting gain of A amplifier (e-/ADU)", ".4f"),
-            _card("GAINB", pr["GAINB"], "Converting gain of B amplifier (e-/ADU)", ".4f"),
-            _card("RDNOISE", pr["RDNOISE"], "Read noise (electrons) = Average [A,B] amps"),
-            _card("RDNOISEA", pr["RDNOISEA"], "Read noise (electrons) A amplifier"),
-            _card("RDNOISEB", pr["RDNOISEB"], "Read noise (electrons) B amplifier"),
-            _card("CTYPE1", "RA---TAN", "WCS Coordinate type"),
-            _card("CTYPE2", "DEC--TAN", "WCS Coordinate type"),
-            _card("CRVAL1", wcs[k]["CRVAL1"], "WCS Ref value (RA in decimal degrees)", ".10f"),
-            _card("CRVAL2", wcs[k]["CRVAL2"], "WCS Ref value (DEC in decimal degrees)", ".10f"),
-            _card("CRPIX1", wcs[k]["CRPIX1"], "WCS Coordinate reference pixel", ".10f"),
-            _card("CRPIX2", wcs[k]["CRPIX2"], "WCS Coordinate reference pixel", ".10f"),
-            _card("CD1_1", wcs[k]["CD1_1"], "WCS Coordinate scale matrix", ".5E"),
-            _card("CD1_2", wcs[k]["CD1_2"], "WCS Coordinate scale matrix", ".5E"),
-            _card("CD2_1", wcs[k]["CD2_1"], "WCS Coordinate scale matrix", ".5E"),
-            _card("CD2_2", wcs[k]["CD2_2"], "WCS Coordinate scale matrix", ".5E"),
-            _card("IMRED_MK", f"{_mask_name(p.semester, nccd)}.fits[{ext}]", "Mask of bad pixels (0/1) input file"),
-            _card("IMRED_FF", f"{_flat_name(p.crunid, p.band, nccd)}.fits[{ext}]", "Flat-field frame input file"),
-            _card("IMRED_NF", True, "Normalized flat-field"),
-        ]
-        for c in extra:
-            h.append(c)
-        hdus.append(hdu)
+        hdus.append(exposure_ccd_hdu(p, k, img, wcs[k], config, float32=float32))
     return fits.HDUList(hdus)
 
 
@@ -857,30 +937,56 @@ def _exposure_row(p: PlannedExposure, pixel_scale: float) -> dict[str, Any]:
     }
 
 
+class MefWriter:
+    """Write a multi-extension FITS file one HDU at a time (the primary first).
+
+    Each extension is appended and flushed, then dropped: memory holds one
+    CCD, whatever the number of extensions. The bytes are those
+    ``HDUList.writeto`` writes for the same HDUs.
+    """
+
+    def __init__(self, path: Path, primary: fits.PrimaryHDU) -> None:
+        _remove(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fits.HDUList([primary]).writeto(path, output_verify="silentfix")
+        self.path = path
+
+    def append(self, hdu: fits.ImageHDU) -> None:
+        """Append one extension to the file."""
+        with fits.open(self.path, mode="append") as hdul:
+            hdul.append(hdu)
+            hdul.flush(output_verify="silentfix")
+
+
 def _build_exposure(args: tuple[PlannedExposure, dict, dict[str, np.ndarray], str]) -> dict[str, Any]:
-    """Worker: render and write one exposure; returns its truth rows."""
+    """Worker: render and write one exposure CCD by CCD; returns its truth rows."""
     p, config, sky, exp_dir = args
     demo = demo_settings(config)
     mosaic = mosaic_from_config(config)
     path = Path(exp_dir) / exposure_filename(p.expnum)
-    if p.obstype != "OBJECT":
-        images = _render_flat_exposure(p, config)
-        wcs = [sim.header_wcs(mosaic, k, p.ra, p.dec, 0.0, 0.0, 0.0) for k in range(mosaic.nccd)]
-        ccd_truth, defects = [], []
-    else:
-        images, wcs, ccd_truth, defects = render_exposure(p, sky, config)
+    ccds = _render_flat_exposure(p, config) if p.obstype != "OBJECT" else render_ccds(p, sky, config)
     float32 = p.broken == "all_nan_ccd"
+    k_nan = mosaic.nccd // 2
+    primary = exposure_primary_hdu(p, config)
+    if p.broken == "missing_filter":
+        primary.header.remove("FILTER", ignore_missing=True)
+    writer = MefWriter(path, primary)
+    ccd_truth: list[dict[str, Any]] = []
+    defects: list[dict[str, Any]] = []
+    for c in ccds:
+        if c.truth is not None:
+            ccd_truth.append(c.truth)
+        defects.extend(c.defects)
+        if p.broken == "nextend_lie" and c.k == mosaic.nccd - 1:
+            continue  # the last extension is missing, NEXTEND says it is there
+        img = np.full_like(c.image, np.nan) if float32 and c.k == k_nan else c.image
+        hdu = exposure_ccd_hdu(p, c.k, img, c.wcs, config, float32=float32)
+        if p.broken == "missing_filter":
+            hdu.header.remove("FILTER", ignore_missing=True)
+        writer.append(hdu)
+        del c, img, hdu
     if float32:
-        k_nan = mosaic.nccd // 2
-        images[k_nan] = np.full_like(images[k_nan], np.nan)
         defects.append({"expnum": p.expnum, "extname": f"ccd{k_nan:02d}", "kind": "all_nan", "id": 0})
-    hdul = exposure_hdulist(p, images, wcs, config, float32=float32)
-    if p.broken == "nextend_lie":
-        del hdul[-1]
-    elif p.broken == "missing_filter":
-        for h in hdul:
-            h.header.remove("FILTER", ignore_missing=True)
-    _write_hdul(hdul, path)
     if p.broken == "truncated":
         size = path.stat().st_size
         cut = int(size * float(demo["truncate_fraction"])) - 1234
@@ -982,7 +1088,6 @@ def simulate_survey(
     # Elixir flats and masks named by IMRED_FF / IMRED_MK
     nccd = mosaic.nccd
     for crunid, band in sorted({(p.crunid, p.band) for p in plans}):
-        flats, _ = make_flat(seed, mosaic, crunid, band, float(demo["vignetting"]), int(demo["low_flat_pixels_per_ccd"]))
         ph = fits.PrimaryHDU()
         ph.header["NEXTEND"] = (nccd, "Number of extensions")
         ph.header["OBJECT"] = ("Flat-field", "Frame type")
@@ -992,15 +1097,16 @@ def simulate_survey(
         ph.header["CRUNID"] = (crunid, "Elixir camera run ID")
         ph.header["FILTER"] = (next(f for f in sim.FILTERS if sim.band_of(f) == band), "Name of filter in position")
         ph.header["FILENAME"] = (_flat_name(crunid, band, nccd), "Master frame filename")
-        hdus = [ph]
-        for k, f in enumerate(flats):
+        path = paths["calibrations"] / f"{_flat_name(crunid, band, nccd)}.fits"
+        writer = MefWriter(path, ph)
+        for k in range(nccd):
+            f, _ = flat_ccd(seed, mosaic, crunid, band, k, float(demo["vignetting"]), int(demo["low_flat_pixels_per_ccd"]))
             e = fits.ImageHDU(data=f)
             e.header["EXTNAME"] = (f"ccd{k:02d}", "CCD number in the mosaic")
             e.header["EXTVER"] = (k, "Matches the CCD number in the mosaic")
             e.header["DETSEC"] = (mosaic.detsec(k), "Mosaic area of the entire readout")
-            hdus.append(e)
-        path = paths["calibrations"] / f"{_flat_name(crunid, band, nccd)}.fits"
-        _write_hdul(fits.HDUList(hdus), path)
+            writer.append(e)
+            del f, e
         _finish(path, "flat", root, files)
     for semester in sorted({p.semester for p in plans}):
         cols = bad_columns(seed, mosaic, semester, int(demo["bad_columns_per_ccd"]))
@@ -1012,7 +1118,8 @@ def simulate_survey(
         ph.header["DETECTOR"] = ("MegaCam", "Camera name")
         ph.header["INSTRUME"] = ("MegaPrime", "Instrument")
         ph.header["FILENAME"] = (_mask_name(semester, nccd), "Master frame filename")
-        hdus = [ph]
+        path = paths["calibrations"] / f"{_mask_name(semester, nccd)}.fits"
+        writer = MefWriter(path, ph)
         for k in range(nccd):
             m = np.ones((mosaic.ccd_ny, mosaic.ccd_nx), np.int16)
             for c in cols[k]:
@@ -1022,9 +1129,8 @@ def simulate_survey(
             e.header["EXTVER"] = (k, "Matches the CCD number in the mosaic")
             for i, c in enumerate(cols[k]):
                 e.header[f"MASK_{i:03d}"] = (f"[{c}:{c},1:{mosaic.ccd_ny}]", "Bad pixels area definition")
-            hdus.append(e)
-        path = paths["calibrations"] / f"{_mask_name(semester, nccd)}.fits"
-        _write_hdul(fits.HDUList(hdus), path)
+            writer.append(e)
+            del m, e
         _finish(path, "mask", root, files)
 
     # observing metadata and human grades

@@ -26,6 +26,7 @@ __all__ = [
     "semester_of",
     "run_ids",
     "mjd_of",
+    "PLANS",
     "plan_survey",
     "human_grades",
 ]
@@ -202,6 +203,16 @@ _SMALL_ROWS: list[tuple[str, str, str, str, str, dict]] = [
     ("vw", "VW", "W3-3-1", "r.MP9601", "2004-04-22", {}),
 ]
 
+# full-size MegaCam exposures (config/demo-fullsize.yaml, demo.plan: fullsize): two good
+# D3 r exposures of one tile, one with a satellite trail; enough for step 1, SCAMP and one stack
+_FULLSIZE_ROWS: list[tuple[str, str, str, str, str, dict]] = [
+    ("d3r1", "D", "D3", "r.MP9601", "2004-03-21", {}),
+    ("d3r2", "D", "D3", "r.MP9601", "2004-03-22", {"satellite_trail": True}),
+]
+
+#: Observing plans by ``demo.plan`` (``small=True`` always takes the small one).
+PLANS = {"default": _DEFAULT_ROWS, "small": _SMALL_ROWS, "fullsize": _FULLSIZE_ROWS}
+
 _EXPTIME = {
     "D": {"u": 600.0, "g": 300.0, "r": 300.0, "i": 360.0, "z": 360.0},
     "W": {"u": 600.0, "g": 500.0, "r": 500.0, "i": 620.0, "z": 540.0},
@@ -234,7 +245,8 @@ def plan_survey(config: dict, *, small: bool = False) -> list[PlannedExposure]:
         The whole configuration (``survey:`` and ``demo:`` sections; the
         ``demo:`` section with defaults already applied).
     small
-        Tiny survey for the end-to-end test.
+        Tiny survey for the end-to-end test (else ``demo.plan``: ``default``,
+        ``small`` or ``fullsize``, default ``default``).
 
     Returns
     -------
@@ -253,7 +265,7 @@ def plan_survey(config: dict, *, small: bool = False) -> list[PlannedExposure]:
     wide_names = list(wide)
     dither = float(demo["dither_arcsec"])
 
-    rows = _SMALL_ROWS if small else _DEFAULT_ROWS
+    rows = _SMALL_ROWS if small else PLANS[str(demo.get("plan", "default"))]
     plans: list[PlannedExposure] = []
     for i, (key, comp, target, filt, date_obs, special) in enumerate(rows):
         rng = rng_for(seed, "plan", key)

@@ -56,11 +56,13 @@ from astropy.coordinates import SkyCoord, search_around_sky
 
 from spica.paths import (
     RELEASE_FILES,
+    SOLUTIONS_FOLDER,
     chi2_stem,
     exposure_name,
     image_by_image_name,
     parse_exposure_name,
     product_path,
+    release_path,
     release_stem,
     solution_id,
     stack_name,
@@ -90,6 +92,7 @@ __all__ = [
     "read_exposure_list",
     "pending_report",
     "done_products",
+    "stale_solutions",
 ]
 
 #: Geometric criteria added by :func:`assign_stacks`, after ``spica.release.selection.CRITERIA``.
@@ -722,13 +725,14 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
-def pending_report(plan: Plan, *, longest: int) -> str:
+def pending_report(plan: Plan, *, longest: int, stale: Iterable[str] = ()) -> str:
     """Render the seed's "Pending processes (N)" view of the stacks not yet done.
 
     The table (Image, Stack Mode, Release Version, Survey, Filter, Ra, Dec,
     Node, Scamp files, Swarp files), then the number of remaining stacks by
     survey, by node and by filter (full FILTER names), then the ``longest``
-    remaining stacks by number of Swarp files.
+    remaining stacks by number of Swarp files, then, only if there are any,
+    the ``stale`` SCAMP solution folders (:func:`stale_solutions`).
     """
     pending = plan.stacks[plan.stacks["status"] != "done"].sort_values("name", kind="stable")
     lines = [f"Pending processes ({len(pending)})", ""]
@@ -755,6 +759,10 @@ def pending_report(plan: Plan, *, longest: int) -> str:
     lines += [""] + _table(["Image", "Node", "Longest stack remaining"],
                            [[str(s["name"]), str(s["node"]), str(int(s["n_swarp"]))]
                             for _, s in top.head(max(longest, 0)).iterrows()])
+    stale = sorted(stale)
+    if stale:  # left by an earlier plan (a regrade renamed them): safe to delete
+        lines += ["", f"Stale SCAMP solutions ({len(stale)}): no planned product uses them"]
+        lines += [f"  {name}" for name in stale]
     return "\n".join(lines) + "\n"
 
 
@@ -780,3 +788,26 @@ def done_products(
     """
     return sorted(product.name for product in plan.products().values()
                   if exists(product_path(results, plan.release, product.stem, "image")))
+
+
+def stale_solutions(plan: Plan, results: str | Path) -> list[str]:
+    """SCAMP solution folders of the release that no planned product uses, sorted.
+
+    A solution is named after its astrometric list (:func:`spica.paths.solution_id`),
+    so a regrade that changes a list gives it a new folder and leaves the old one
+    (``<results>/releases/T0002/_scamp/<old id>/``) behind: no rule owns it any more.
+    The "Pending processes" view lists them (they are not deleted: a solution is
+    hours of SCAMP on a Deep field, and the astronomer may revert the grade).
+
+    Parameters
+    ----------
+    plan
+        The plan of the release (its ``release`` names the folder).
+    results
+        The results tree.
+    """
+    folder = release_path(results, plan.release, "plan").parent / SOLUTIONS_FOLDER
+    if not folder.is_dir():
+        return []
+    wanted = set(plan.solutions())
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name not in wanted)

@@ -20,6 +20,7 @@ Array functions here are pure; :func:`write_defect_map` is the I/O edge.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import warnings
@@ -33,6 +34,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from spica import headers
+from spica.step1._blocks import block_sum as _block_sum
 
 __all__ = [
     "FLAG_BITS",
@@ -115,8 +117,9 @@ def detect_cosmics(
     sigfrac: float,
     objlim: float,
     niter: int,
+    engine: str = "sparse",
 ) -> np.ndarray:
-    """Detect cosmic-ray hits with L.A.Cosmic (``astroscrappy.detect_cosmics``).
+    """Detect cosmic-ray hits with L.A.Cosmic (van Dokkum 2001).
 
     Parameters
     ----------
@@ -138,73 +141,102 @@ def detect_cosmics(
         detection limit in sigma, fraction of it for neighbouring pixels,
         contrast limit between Laplacian and fine structure (protects compact
         stars), number of iterations.
+    engine : {"sparse", "astroscrappy"}
+        ``"sparse"`` (config ``step1.weights.cosmics.engine``): L.A.Cosmic
+        evaluated at the candidate pixels only
+        (:func:`spica.step1._lacosmic.detect_cosmics_sparse`, about 20x
+        faster on a MegaCam CCD); ``"astroscrappy"``: astroscrappy's
+        whole-image filters (the reference implementation, same settings).
 
     Returns
     -------
     ndarray of bool
         True on cosmic-ray pixels.
     """
-    import astroscrappy
-
-    image = np.array(data, dtype=np.float32)  # a copy: astroscrappy wants float32
+    image = np.array(data, dtype=np.float32)  # a copy: filled, and cleaned in place
     bad = ~np.isfinite(image)
-    if bad.any():
-        fill = np.median(image[~bad]) if (~bad).any() else 0.0
-        image[bad] = fill
+    has_bad = bool(bad.any())
+    if has_bad:
+        image[bad] = np.median(image[~bad]) if not bad.all() else 0.0
     inmask = bad if mask is None else (bad | np.asarray(mask, dtype=bool))
-    crmask, _ = astroscrappy.detect_cosmics(
-        image,
-        inmask=inmask,
-        sigclip=float(sigclip),
-        sigfrac=float(sigfrac),
-        objlim=float(objlim),
-        gain=float(gain),
-        readnoise=float(readnoise),
-        satlevel=float(satlevel) if satlevel and satlevel > 0 else float(np.inf),
-        niter=int(niter),
-        verbose=False,
-    )
-    return np.asarray(crmask, dtype=bool) & ~bad
+    level = float(satlevel) if satlevel and satlevel > 0 else float(np.inf)
+    settings = dict(sigclip=float(sigclip), sigfrac=float(sigfrac), objlim=float(objlim),
+                    gain=float(gain), readnoise=float(readnoise), satlevel=level, niter=int(niter))
+    if engine == "sparse":
+        from spica.step1._lacosmic import detect_cosmics_sparse
+
+        crmask = detect_cosmics_sparse(image, inmask, overwrite=True, **settings)
+    elif engine == "astroscrappy":
+        import astroscrappy
+
+        crmask, _ = astroscrappy.detect_cosmics(image, inmask=inmask, verbose=False, **settings)
+        crmask = np.asarray(crmask, dtype=bool)
+    else:
+        raise ValueError(f"unknown cosmic-ray engine {engine!r}: 'sparse' or 'astroscrappy'")
+    if has_bad:
+        crmask &= ~bad
+    return crmask
 
 
-def _bin_nanmean(image: np.ndarray, binsize: int) -> np.ndarray:
-    """Block-average ``image`` by ``binsize``, ignoring NaN, padding the edges.
+#: acstools' width (6 sigma of a Gaussian fit to the trail's binned, rotated
+#: cross-section, in binned pixels) of an unresolved trail: a trail straddles
+#: two binned pixels, rotation interpolation spreads it further, and the fit
+#: gives 4.5-5.5 (measured on full-size MegaCam CCDs, binned 19 x 19). The
+#: width test never rejects below this, however coarse the binning.
+_UNRESOLVED_WIDTH = 8.0
 
-    Sums and counts per block (one pass, float64 accumulators) instead of
-    ``np.nanmean`` on a padded copy: the same values, a fraction of the time on
-    a full 2048 x 4612 CCD.
-    """
+def _bin_masked_mean(data: np.ndarray, bad: np.ndarray, binsize: int) -> np.ndarray:
+    """Block-average ``data`` by ``binsize`` over the pixels not ``bad`` (NaN where none)."""
     if binsize == 1:
-        return np.array(image, dtype=np.float64)
-    ny, nx = image.shape
-    by, bx = -(-ny // binsize), -(-nx // binsize)
-    finite = np.isfinite(image)
-    values = np.where(finite, image, 0.0)
-    sums = np.zeros((by * binsize, bx * binsize))
-    counts = np.zeros((by * binsize, bx * binsize))
-    sums[:ny, :nx] = values
-    counts[:ny, :nx] = finite
-    shape = (by, binsize, bx, binsize)
-    total = sums.reshape(shape).sum(axis=(1, 3))
-    number = counts.reshape(shape).sum(axis=(1, 3))
+        return np.where(bad, np.nan, np.asarray(data, dtype=np.float64))
+    values = np.where(bad, np.float32(0), np.asarray(data, dtype=np.float32))
+    good = ~bad
+    total = _block_sum(_block_sum(values, binsize, 0, np.float32), binsize, 1, np.float64)
+    number = _block_sum(_block_sum(good.view(np.uint8), binsize, 0, np.uint16), binsize, 1, np.int32)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(number > 0, total / number, np.nan)
 
 
 def _subtract_background(binned: np.ndarray, box: int) -> np.ndarray:
-    """Remove a running-median background (kills gradients that fake trails)."""
-    from scipy import ndimage
+    """Remove a running-median background (kills gradients that fake trails).
 
+    A separable running median (rows, then columns, as astroscrappy's sepmed:
+    2 x box values per pixel instead of box**2), edges mirrored as
+    ``scipy.ndimage.median_filter(mode="reflect")``; numpy only, so a CCD
+    without a trail candidate never imports scipy.
+    """
     finite = np.isfinite(binned)
     if not finite.any():
         return binned
     filled = np.where(finite, binned, np.median(binned[finite]))
     box = max(3, min(box, *binned.shape) | 1)
-    # separable running median (rows, then columns), as astroscrappy's sepmed:
-    # 2 x box values per pixel instead of box**2, 7x faster at box 15
-    background = ndimage.median_filter(filled, size=(1, box), mode="reflect")
-    background = ndimage.median_filter(background, size=(box, 1), mode="reflect")
+    background = _running_median(filled, box, axis=1)
+    background = _running_median(background, box, axis=0)
     return np.where(finite, binned - background, np.nan)
+
+
+def _running_median(values: np.ndarray, size: int, axis: int) -> np.ndarray:
+    """Running median of odd ``size`` along ``axis``, edges mirrored (scipy's "reflect")."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    half = size // 2
+    pad = [(0, 0), (0, 0)]
+    pad[axis] = (half, half)
+    windows = sliding_window_view(np.pad(values, pad, mode="symmetric"), size, axis=axis)
+    return np.partition(windows, half, axis=-1)[..., half]
+
+
+def _running_max(values: np.ndarray, size: int) -> np.ndarray:
+    """Square maximum filter of odd ``size``, edges repeated (scipy's "nearest"): rows then columns."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    half = size // 2
+    out = values
+    for axis in (0, 1):
+        pad = [(0, 0), (0, 0)]
+        pad[axis] = (half, half)
+        out = sliding_window_view(np.pad(out, pad, mode="edge"), size, axis=axis).max(axis=-1)
+    return out
 
 
 @contextmanager
@@ -223,23 +255,25 @@ def _quiet_acstools() -> Iterator[None]:
             lg.setLevel(level)
 
 
-def _nanmedian_columns(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Median of the finite values of each column and their number.
+def _nanmedian_rows(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Median of the finite values of each row and their number.
 
     One sort per call (NaN sort last) instead of ``np.nanmedian``, which on
-    short columns falls back on masked arrays and costs ten times more.
+    short rows falls back on masked arrays and costs ten times more.
     """
-    ordered = np.sort(values, axis=0)
-    count = np.count_nonzero(np.isfinite(values), axis=0)
-    columns = np.arange(values.shape[1])
+    ordered = np.sort(values, axis=1)
+    count = np.count_nonzero(np.isfinite(values), axis=1)
+    rows = np.arange(values.shape[0])
     low = np.maximum((count - 1) // 2, 0)
-    high = np.minimum(count // 2, values.shape[0] - 1)
-    median = 0.5 * (ordered[low, columns] + ordered[high, columns])
+    high = np.minimum(count // 2, values.shape[1] - 1)
+    median = 0.5 * (ordered[rows, low] + ordered[rows, high])
     median[count == 0] = np.nan
     return median, count
 
 
-def _median_radon(image: np.ndarray, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _median_radon(
+    image: np.ndarray, theta: np.ndarray, *, cache: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """Median Radon transform of ``image`` (NaN = no data) and its line lengths.
 
     The geometry of ``acstools.utils_findsat_mrt.radon`` (the image padded to a
@@ -248,41 +282,115 @@ def _median_radon(image: np.ndarray, theta: np.ndarray) -> tuple[np.ndarray, np.
     nearest-pixel sampling from precomputed indices and sort-based medians:
     about 10x faster than acstools' bilinear ``skimage.warp`` + masked-array
     median. Outside the image counts as no data (acstools counts it as zeros).
+    ``cache=False`` does not keep the sampling pattern (one-off angles, such as
+    :func:`_refine_peak`'s, would evict the CCD grid's from the cache).
     """
-    diagonal = math.sqrt(2) * max(image.shape)
-    pad = [math.ceil(diagonal - s) for s in image.shape]
-    before = [(s + p) // 2 - s // 2 for s, p in zip(image.shape, pad)]
-    padded = np.pad(
-        image, [(b, p - b) for b, p in zip(before, pad)], constant_values=np.nan
-    )
-    n = padded.shape[0]
-    flat = np.append(padded.ravel(), np.nan).astype(np.float32)  # n*n: outside
-    centre = n // 2
-    grid = np.arange(n, dtype=np.float64) - centre
-    rows, cols = grid[:, None], grid[None, :]
+    sampler = _radon_samples if cache else _radon_samples.__wrapped__
+    n, before, samples = sampler(image.shape, tuple(float(t) for t in theta))
+    padded = np.full((n, n), np.nan, dtype=np.float32)
+    padded[before[0] : before[0] + image.shape[0], before[1] : before[1] + image.shape[1]] = image
+    flat = np.append(padded.ravel(), np.float32(np.nan))  # index n*n: outside
     mrt = np.full((n, len(theta)), np.nan)
     length = np.zeros((n, len(theta)))
-    for index, angle in enumerate(np.deg2rad(theta)):
+    for index, (c0, c1, take) in enumerate(samples):
+        mrt[c0:c1, index], length[c0:c1, index] = _nanmedian_rows(flat[take])
+    return mrt, length
+
+
+@functools.lru_cache(maxsize=4)
+def _radon_samples(
+    shape: tuple[int, int], theta: tuple[float, ...]
+) -> tuple[int, tuple[int, int], list[tuple[int, int, np.ndarray]]]:
+    """Sampling pattern of :func:`_median_radon` for an image shape: the same for every CCD.
+
+    Returns the side ``n`` of the padded square, the image's offset in it and,
+    per angle, the output columns ``c0:c1`` it reaches and the flat indices of
+    its samples laid out (column, row), ``n * n`` meaning outside the image.
+    Each angle only samples the bounding box of the rotated image (the rest of
+    the square is no data): 2-3x fewer samples than the full square.
+    """
+    diagonal = math.sqrt(2) * max(shape)
+    pad = [math.ceil(diagonal - s) for s in shape]
+    before = [(s + p) // 2 - s // 2 for s, p in zip(shape, pad)]
+    n = shape[0] + pad[0]
+    centre = n // 2
+    top, left = before[0] - centre, before[1] - centre
+    corners = np.array([[top, left], [top, left + shape[1] - 1],
+                        [top + shape[0] - 1, left],
+                        [top + shape[0] - 1, left + shape[1] - 1]], float)  # fmt: skip
+    index_type = np.int32 if n * n < 2**31 - 1 else np.intp
+    samples = []
+    for angle in np.deg2rad(theta):
         cos_a, sin_a = math.cos(angle), math.sin(angle)
-        # output (row, col) -> input pixel, as skimage.warp with acstools' matrix
+        # output (row, col) -> input pixel, as skimage.warp with acstools' matrix;
+        # the inverse rotation of the corners bounds the output rows and columns
+        out_rows = cos_a * corners[:, 0] + sin_a * corners[:, 1]
+        out_cols = -sin_a * corners[:, 0] + cos_a * corners[:, 1]
+        r0 = max(0, int(math.floor(out_rows.min())) - 1 + centre)
+        r1 = min(n, int(math.ceil(out_rows.max())) + 2 + centre)
+        c0 = max(0, int(math.floor(out_cols.min())) - 1 + centre)
+        c1 = min(n, int(math.ceil(out_cols.max())) + 2 + centre)
+        # samples laid out (column, row): the medians run along contiguous memory
+        rows = (np.arange(r0, r1, dtype=np.float64) - centre)[None, :]
+        cols = (np.arange(c0, c1, dtype=np.float64) - centre)[:, None]
         src_row = np.rint(cos_a * rows - sin_a * cols + centre).astype(np.intp)
         src_col = np.rint(sin_a * rows + cos_a * cols + centre).astype(np.intp)
         inside = (src_row >= 0) & (src_row < n) & (src_col >= 0) & (src_col < n)
-        take = np.where(inside, src_row * n + src_col, n * n)
-        mrt[:, index], length[:, index] = _nanmedian_columns(flat[take])
-    return mrt, length
+        take = np.where(inside, src_row * n + src_col, n * n).astype(index_type)
+        take.setflags(write=False)
+        samples.append((c0, c1, take))
+    return n, (before[0], before[1]), samples
 
 
 def _mrt_peaks(snr: np.ndarray, threshold: float, separation: int) -> np.ndarray:
     """Local maxima of the Radon S/N image above ``threshold``, as (row, col)."""
-    from scipy import ndimage
-
     snr = np.where(np.isfinite(snr), snr, 0.0)
     size = 2 * separation + 1
     # theta wraps around (0 deg == 180 deg with rho -> -rho); "nearest" is a
     # good enough edge treatment for finding peaks.
-    local_max = ndimage.maximum_filter(snr, size=size, mode="nearest")
+    local_max = _running_max(snr, size)
     return np.argwhere((snr == local_max) & (snr > threshold))
+
+
+def _refine_peak(
+    binned: np.ndarray,
+    row: int,
+    theta0: float,
+    theta_step: float,
+    min_length: float,
+    steps: int = 8,
+    reach: int = 3,
+) -> tuple[int, float]:
+    """Sharpen the angle of an MRT peak to ``theta_step / steps``.
+
+    The angle grid misses a trail's angle by up to ``theta_step / 2``: the
+    grid's line crosses the trail, moving ``length * tan(theta_step / 2)``
+    across it from end to end (up to 40 px on a 4612 px MegaCam CCD at 1 deg,
+    7 px on an 800 px demo CCD). The trail's binned cross-section then looks
+    several binned pixels wide (acstools' width test rejects it) and the
+    full-resolution band drawn along that line is too wide and misplaced. The
+    median Radon transform is recomputed at ``steps`` sub-steps on each side
+    of ``theta0``; its best line (largest ``median * sqrt(length)``, the S/N
+    up to a constant) within ``reach`` rows of ``row`` is returned.
+
+    Returns
+    -------
+    row : int
+        MRT row (rho index) of the refined line.
+    theta : float
+        Its angle, degrees.
+    """
+    fine = theta0 + theta_step * np.arange(-steps, steps + 1) / steps
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mrt, length = _median_radon(binned, fine, cache=False)
+        lo = max(0, row - reach)
+        score = mrt[lo : row + reach + 1] * np.sqrt(length[lo : row + reach + 1])
+        score[length[lo : row + reach + 1] < min_length] = np.nan
+    if not np.isfinite(score).any():
+        return row, float(theta0)
+    best_row, best_col = np.unravel_index(np.nanargmax(score), score.shape)
+    return lo + int(best_row), float(fine[best_col])
 
 
 def _signed_distance(
@@ -324,6 +432,11 @@ def _trail_extent(
         return None
     base = np.median(profile[outer])
     noise = 1.4826 * np.median(np.abs(profile[outer] - base))
+    if not noise > 0:
+        # integer data (raw ADU) along a long trail: the medians of thousands
+        # of pixels are all the same integer, their MAD is 0; their scatter
+        # (the quantisation) is then the noise
+        noise = float(np.std(profile[outer]))
     if not noise > 0:
         return None
     above = np.nan_to_num(profile - base, nan=-np.inf) > nsigma * noise
@@ -418,25 +531,24 @@ def detect_trails(
     ndarray of bool
         True on trail pixels.
     """
-    image = np.array(data, dtype=np.float32)
-    shape = image.shape
-    bad = ~np.isfinite(image)
+    data = np.asarray(data)
+    shape = data.shape
+    bad = ~np.isfinite(data)
     if mask is not None:
         bad |= np.asarray(mask, dtype=bool)
     out = np.zeros(shape, dtype=bool)
     if bad.all():
         return out
-    image[bad] = np.nan
 
     if binsize is None:
         binsize = max(1, math.ceil(max(shape) / max_binned_pix))
-    binned = _bin_nanmean(image, binsize)
+    binned = _bin_masked_mean(data, bad, binsize)
     binned = _subtract_background(binned, box=max(15, round(binned.shape[0] / 8)))
 
     # acstools.findsat_mrt.TrailFinder's settings, scaled to the binning; its
     # run_mrt() is replaced by _median_radon (same transform, same S/N model)
     min_length = max(5.0, min_length_pix / binsize)
-    max_width = max(3.0, max_width_pix / binsize)
+    max_width = max(_UNRESOLVED_WIDTH, max_width_pix / binsize)
     buffer = max(10, round(250 / binsize))
     theta_grid = np.arange(0.0, 180.0, theta_step)
     with warnings.catch_warnings():
@@ -456,9 +568,13 @@ def detect_trails(
     from acstools.utils_findsat_mrt import filter_sources, streak_endpoints
     from astropy.table import Table
 
+    # the angle grid's error smears a long trail: sharpen each candidate's line
+    refined = [_refine_peak(binned, int(r), float(theta_grid[c]), theta_step, min_length)
+               for r, c in peaks]
+    rho = rho_grid[[r for r, _ in refined]]
+    theta = np.array([t for _, t in refined])
+
     with _quiet_acstools():
-        theta = theta_grid[peaks[:, 1]]
-        rho = rho_grid[peaks[:, 0]]
         sources = Table(
             {
                 "id": np.arange(1, len(peaks) + 1),
@@ -478,13 +594,20 @@ def detect_trails(
         # One candidate at a time: acstools' profile fit raises ValueError
         # ("Initial guess is outside of provided bounds") on some candidates,
         # which must reject that candidate only, not the CCD.
+        # The refined line is vetted first; if acstools rejects it (seen on a
+        # vertical demo trail refined across the 0/180 deg wrap), the grid's.
+        grid_endpoints = [streak_endpoints(rho_grid[r], -theta_grid[c], binned.shape)
+                          for r, c in peaks]
         filtered = []
         for index in range(len(sources)):
-            try:
-                filtered.append(
-                    filter_sources(
+            kept = None
+            for attempt, endpoints in enumerate(
+                (sources["endpoints"][index], grid_endpoints[index])
+            ):
+                try:
+                    result = filter_sources(
                         binned,
-                        sources["endpoints"][index : index + 1],
+                        [endpoints],
                         max_width=max_width,
                         buffer=buffer,
                         min_length=min_length,
@@ -493,9 +616,14 @@ def detect_trails(
                         min_persistence=min_persistence,
                         persistence_chunk=max(10, round(persistence_chunk_pix / binsize)),
                     )
-                )
-            except (ValueError, RuntimeError):
-                filtered.append(None)
+                except (ValueError, RuntimeError):
+                    continue
+                kept = result
+                if result["status"][0] == 2:
+                    if attempt:
+                        sources["endpoints"][index] = endpoints
+                    break
+            filtered.append(kept)
         for column in ("width", "snr", "persistence", "status", "mean flux"):
             values = [np.nan if f is None or column not in f.colnames else f[column][0]
                       for f in filtered]
@@ -503,9 +631,13 @@ def detect_trails(
                 values = [0 if not np.isfinite(v) else int(v) for v in values]
             sources[column] = values
 
+    image: np.ndarray | None = None  # full resolution, NaN where bad: only for a kept trail
     for row in sources:
         if row["status"] != 2 or not np.isfinite(row["width"]):
             continue
+        if image is None:
+            image = np.array(data, dtype=np.float32)
+            image[bad] = np.nan
         # binned pixel centre i -> full-resolution coordinate (i + 0.5) b - 0.5
         (bx0, by0), (bx1, by1) = np.asarray(row["endpoints"], dtype=float)
         p0 = ((bx0 + 0.5) * binsize - 0.5, (by0 + 0.5) * binsize - 0.5)
@@ -558,26 +690,31 @@ def defect_flags(
     ndarray of uint8
     """
     data = np.asarray(data)
-    flags = np.zeros(data.shape, dtype=np.uint8)
-    nonfinite = ~np.isfinite(data)
+    finite = np.isfinite(data)
+    nonfinite = None if finite.all() else ~finite
+    del finite
     saturated = saturation_mask(data, saturate)
-    flags[saturated] |= FLAG_BITS["saturated"]
-    flags[nonfinite] |= FLAG_BITS["nonfinite"]
-    known = nonfinite if mask is None else (nonfinite | np.asarray(mask, dtype=bool))
+    flags = saturated.view(np.uint8) * np.uint8(FLAG_BITS["saturated"])
+    known = None if mask is None else np.asarray(mask, dtype=bool)
+    if nonfinite is not None:
+        np.bitwise_or(flags, FLAG_BITS["nonfinite"], out=flags, where=nonfinite)
+        known = nonfinite if known is None else (known | nonfinite)
 
     cosmics = dict(cosmics)
+    crs = None
     if cosmics.pop("enabled", True):
         crs = detect_cosmics(
             data, known, gain=gain, readnoise=readnoise, satlevel=saturate, **cosmics
         )
-        flags[crs] |= FLAG_BITS["cosmic_ray"]
-    else:
-        crs = np.zeros(data.shape, dtype=bool)
+        np.bitwise_or(flags, FLAG_BITS["cosmic_ray"], out=flags, where=crs)
 
     trails = dict(trails)
     if trails.pop("enabled", True):
-        trail = detect_trails(data, known | saturated | crs, **trails)
-        flags[trail] |= FLAG_BITS["trail"]
+        ignore = saturated if crs is None else (saturated | crs)
+        if known is not None:
+            ignore |= known
+        trail = detect_trails(data, ignore, **trails)
+        np.bitwise_or(flags, FLAG_BITS["trail"], out=flags, where=trail)
     return flags
 
 
@@ -636,41 +773,46 @@ def write_defect_map(
         primary.header[f"FLAGBIT{bit.bit_length() - 1}"] = (bit, name)
     primary.writeto(out_path, overwrite=True)
 
-    def read(hdu: Any, index: int) -> tuple[Any, str, np.ndarray, np.ndarray]:
+    def read(hdu: Any, index: int) -> tuple[Any, str, np.ndarray, np.ndarray | None]:
         """Pixels and known-bad mask of one CCD (main thread: FITS reads are not thread-safe)."""
         header = hdu.header
         extname = str(header.get("EXTNAME", f"EXT{index + 1}")).strip()
         data = np.asarray(hdu.data, dtype=np.float32)
         del hdu.data  # each CCD is read once and not kept (36 CCDs in float: GBs)
-        known = np.zeros(data.shape, dtype=bool)
+        known = None
         if mask_hdul is not None:
             bpm = np.asarray(mask_hdul[extname].data)
             del mask_hdul[extname].data
             if bpm.shape != data.shape:
                 raise ValueError(f"{mask_path}[{extname}] is {bpm.shape}, image is {data.shape}")
-            known |= bpm < 0.5
+            known = bpm < 0.5
         return header, extname, data, known
 
     def analyse(
-        header: Any, extname: str, data: np.ndarray, known: np.ndarray
+        header: Any, extname: str, data: np.ndarray, known: np.ndarray | None
     ) -> tuple[str, np.ndarray, dict[str, int]]:
         saturate = _header_float(header, "SATURATE")
-        flags = np.zeros(data.shape, dtype=np.uint8)
         rows, cols = headers.section_slices(header.get("DATASEC") if use_datasec else None, data.shape)
-        flags[rows, cols] = defect_flags(
+        inner = defect_flags(
             data[rows, cols],
-            known[rows, cols],
+            None if known is None else known[rows, cols],
             gain=float(header.get("GAIN", 1.0) or 1.0),
             readnoise=float(header.get("RDNOISE", 5.0) or 5.0),
             saturate=saturate,
             cosmics=cosmics,
             trails=trails,
         )
-        # outside DATASEC: saturation and non-finite still flagged
-        outside = np.ones(data.shape, dtype=bool)
-        outside[rows, cols] = False
-        flags[outside & saturation_mask(data, saturate)] |= FLAG_BITS["saturated"]
-        flags[outside & ~np.isfinite(data)] |= FLAG_BITS["nonfinite"]
+        if inner.shape == data.shape:
+            flags = inner
+        else:
+            # outside DATASEC: saturation and non-finite still flagged
+            outside = np.ones(data.shape, dtype=bool)
+            outside[rows, cols] = False
+            flags = np.zeros(data.shape, dtype=np.uint8)
+            flags[outside & saturation_mask(data, saturate)] |= FLAG_BITS["saturated"]
+            flags[outside & ~np.isfinite(data)] |= FLAG_BITS["nonfinite"]
+            flags[rows, cols] = inner
+        del inner
         ccd_counts = {
             name: int(np.count_nonzero(flags & FLAG_BITS[name]))
             for name in ("saturated", "cosmic_ray", "trail", "nonfinite")

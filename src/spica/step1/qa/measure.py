@@ -35,6 +35,7 @@ from astropy.table import Table
 from astropy.wcs import WCS, FITSFixedWarning
 
 from spica import headers
+from spica.step1._blocks import block_sum as _block_sum
 from spica.astromatic.psfex import read_psf_extensions, read_psf_models
 from spica.astromatic.sextractor import read_extension_data, read_ldac
 
@@ -306,9 +307,9 @@ def load_inputs(
                     else np.ones_like(sci)
                 )
                 fdata = (
-                    np.asarray(f_hdus[i].data[y1 - 1 : y2, x1 - 1 : x2]).astype(np.int32)
+                    np.asarray(f_hdus[i].data[y1 - 1 : y2, x1 - 1 : x2])
                     if i < len(f_hdus)
-                    else np.zeros(sci.shape, np.int32)
+                    else np.zeros(sci.shape, np.uint8)
                 )
                 header = hdu.header.copy()
                 head, cat = catalogs[i] if i < len(catalogs) else (fits.Header(), Table())
@@ -320,7 +321,7 @@ def load_inputs(
                         header=header,
                         geometry=g,
                         wcs=_celestial_wcs(header),
-                        thumb=block_mean(np.where(wdata > 0, sci, np.nan), binning),
+                        thumb=block_mean(sci, binning, good=wdata > 0),
                         weight_thumb=block_mean(wdata, binning),
                         minibkg=np.asarray(mini_hdus[i].data, float) if i < len(mini_hdus) else None,
                         flags=flag_fractions(fdata, wdata),
@@ -344,22 +345,31 @@ def load_inputs(
 # --------------------------------------------------------------------------
 # Pixel statistics
 # --------------------------------------------------------------------------
-def block_mean(image: np.ndarray, factor: int) -> np.ndarray:
-    """Bin ``image`` by ``factor`` (NaN-aware mean; edges padded with NaN)."""
+def block_mean(image: np.ndarray, factor: int, good: np.ndarray | None = None) -> np.ndarray:
+    """Bin ``image`` by ``factor`` (NaN-aware mean; edge blocks average what they hold).
+
+    Sums and counts by block (float32 within a block row, float64 across): a
+    few passes over the image, no padded copy, no ``np.nanmean``.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        2-D image.
+    factor : int
+        Block size.
+    good : numpy.ndarray of bool, optional
+        Pixels to average (default: the finite ones); a block without any is NaN.
+    """
     image = np.asarray(image, dtype=np.float32)
     if factor <= 1:
-        return image.copy()
-    ny, nx = image.shape
-    py, px = (-ny) % factor, (-nx) % factor
-    if py or px:
-        image = np.pad(image, ((0, py), (0, px)), constant_values=np.nan)
-    blocks = image.reshape(image.shape[0] // factor, factor, image.shape[1] // factor, factor)
-    with np.errstate(invalid="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return np.nanmean(blocks, axis=(1, 3)).astype(np.float32)
+        return image.copy() if good is None else np.where(good, image, np.float32(np.nan))
+    if good is None:
+        good = np.isfinite(image)
+    values = np.where(good, image, np.float32(0))
+    total = _block_sum(_block_sum(values, factor, 0, np.float32), factor, 1, np.float64)
+    count = _block_sum(_block_sum(good.view(np.uint8), factor, 0, np.uint16), factor, 1, np.int32)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / count, np.nan).astype(np.float32)
 
 
 def resample_nearest(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -373,6 +383,8 @@ def resample_nearest(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 def flag_fractions(flag: np.ndarray, weight: np.ndarray | None = None) -> dict[str, float]:
     """Fraction of pixels carrying each flag bit, and the masked fraction.
 
+    The flag map is kept in its own (8-bit) type: no int32 copy.
+
     Returns
     -------
     dict
@@ -381,21 +393,25 @@ def flag_fractions(flag: np.ndarray, weight: np.ndarray | None = None) -> dict[s
     """
     flag = np.asarray(flag)
     n = max(flag.size, 1)
-    out = {f"frac_{k}": float(np.count_nonzero(flag & bit)) / n for k, bit in FLAG_BITS.items()}
-    masked = flag != 0
+    counts = {k: int(np.count_nonzero(flag & bit)) for k, bit in FLAG_BITS.items()}
+    flagged = int(np.count_nonzero(flag))
+    out = {f"frac_{k}": float(c) / n for k, c in counts.items()}
     if weight is not None:
-        masked |= ~(np.asarray(weight) > 0)
-    out["frac_masked"] = float(np.count_nonzero(masked)) / n
+        # weight zero (or NaN) on an unflagged pixel
+        flagged += int(np.count_nonzero((flag == 0) & ~(np.asarray(weight) > 0)))
+    out["frac_masked"] = float(flagged) / n
     return out
 
 
 def weight_statistics(weight: np.ndarray) -> dict[str, float]:
     """Median, relative RMS and zero fraction of a weight map."""
-    w = np.asarray(weight, dtype=float)
-    good = w[np.isfinite(w) & (w > 0)]
+    w = np.asarray(weight)
+    if w.dtype.kind != "f":
+        w = w.astype(np.float32)
+    good = w[(w > 0) & (w < np.inf)]  # positive and finite (NaN compares False)
     if good.size == 0:
         return {"weight_median": 0.0, "weight_rms": 0.0, "frac_weight_zero": 1.0}
-    sub = good[:: max(1, good.size // 500_000)]
+    sub = good[:: max(1, good.size // 500_000)].astype(np.float64)
     med = float(np.median(sub))
     return {
         "weight_median": med,

@@ -1,0 +1,38 @@
+"""Rule reduce_exposure: defect masks, weight/flag maps, catalogue and PSF of one exposure."""
+
+import json
+import os
+import sys
+
+log = open(snakemake.log.log, "w")  # noqa: F821 (snakemake is injected)
+sys.stderr = log
+# The rule's threads analyse CCDs side by side; astroscrappy's own OpenMP
+# threads (Snakemake sets OMP_NUM_THREADS to the rule's threads) would spin
+# against them and double its CPU time: one each. Read when astroscrappy loads.
+os.environ["OMP_NUM_THREADS"] = "1"
+
+from spica.step1.reduce import OUTPUT_KEYS, reduce_exposure  # noqa: E402
+from spica.step1.timing import StepTimer  # noqa: E402
+
+timer = StepTimer(snakemake.rule, snakemake.wildcards.expnum)
+inputs, params = snakemake.input, snakemake.params
+try:
+    result = reduce_exposure(
+        inputs.exposure,
+        flat=inputs.flat,
+        mask=inputs.mask,
+        outputs={key: snakemake.output[key] for key in OUTPUT_KEYS},
+        configs={key: inputs[f"{key}_config"] for key in ("ww", "sex", "param", "conv", "nnw", "psfex")},
+        binaries=params.binaries,
+        cosmics=params.cosmics,
+        trails=params.trails,
+        flat_range=params.flat_range,
+        sextractor_options=params.sextractor_options,
+        psfex_options=params.psfex_options,
+        threads=snakemake.threads,
+        log=log,
+        timer=timer,
+    )
+finally:
+    timer.write(snakemake.log.steps)
+print(json.dumps(result["defects"], indent=1, default=str), file=log)
