@@ -5,9 +5,23 @@ from pathlib import Path
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 
-from spica.provenance import write_provenance  # noqa: E402
+from spica.paths import product_path  # noqa: E402
+from spica.provenance import CommandDelivery, write_provenance  # noqa: E402
 
 inputs = snakemake.input
+release, stem = snakemake.wildcards.release, snakemake.wildcards.stem
+results, transfer = snakemake.config["results"], snakemake.config["transfer"]
+
+
+def product(key):
+    return str(Path.cwd() / product_path(results, release, stem, key))
+
+
+# the compressed path (seed 3.4): inputs may come as .fits.fz; the products go out compressed
+delivery = CommandDelivery(inputs=[str(Path.cwd() / p) for p in [*inputs.exposures, *inputs.weights]],
+                    images=[product("image"), product("weight")], files=[product("ldac")],
+                    outgoing=transfer["outgoing"], folder=f"{release}/{stem}",
+                    quantize_level=transfer["quantize_level"])
 write_provenance(
     product=snakemake.wildcards.stem,
     release=snakemake.wildcards.release,
@@ -27,4 +41,5 @@ write_provenance(
     cmd_out=snakemake.output.cmd,
     xml_out=snakemake.output.xml,
     root=Path.cwd(),  # the workflow's folder: paths in the script are relative to it
+    delivery=delivery,
 )

@@ -28,7 +28,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-__all__ = ["ToolRun", "write_command", "read_command", "file_sha256", "render_script", "write_provenance"]
+__all__ = ["ToolRun", "CommandDelivery", "write_command", "read_command", "file_sha256", "render_script",
+           "write_provenance"]
 
 
 @dataclass
@@ -114,6 +115,71 @@ def file_sha256(path: str | Path, *, chunk: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
+@dataclass
+class CommandDelivery:
+    """The compressed path of a command file (seed 3.4): what it uncompresses and delivers.
+
+    The script starts by writing each input that is absent but present as
+    ``<input>.fz`` (RICE-compressed, as delivered) with funpack, and ends by
+    compressing ``images`` (fpack: lossless for integers, ``quantize_level``
+    for floats), then copying them and ``files`` into
+    ``${SPICA_OUTGOING:-<outgoing>}/<folder>/`` (``<outgoing>`` relative to
+    the folder the script runs from; the staging layout of
+    :mod:`spica.transfer.staging`). The fpack/funpack commands come from
+    :mod:`spica.transfer.fpack`, their one home.
+
+    Attributes
+    ----------
+    inputs : list of str
+        FITS inputs (absolute paths) to uncompress when they came compressed.
+    images : list of str
+        FITS images the script makes, compressed and copied.
+    files : list of str
+        Other products copied as they are (catalogues).
+    outgoing : str
+        The outgoing area, relative to the folder the script runs from.
+    folder : str
+        The delivery's folder inside it (``T0002/<stem>``).
+    quantize_level : float
+        fpack's ``-q`` for float images.
+    """
+
+    inputs: list[str]
+    images: list[str]
+    files: list[str]
+    outgoing: str
+    folder: str
+    quantize_level: float
+
+    def uncompress_lines(self, paths: _Paths) -> list[str]:
+        from spica.transfer.fpack import uncompress_arguments
+
+        lines = ["", "# inputs delivered RICE-compressed (<input>.fz): uncompressed beside them (funpack)"]
+        for source in self.inputs:
+            packed = str(source) + ".fz"
+            command = " ".join(paths.word(w) for w in uncompress_arguments(packed, source))
+            lines.append(f"[ -e {paths.word(source)} ] || [ ! -e {paths.word(packed)} ] || {command}")
+        return lines
+
+    def deliver_lines(self, paths: _Paths) -> list[str]:
+        from spica.transfer.fpack import compress_arguments
+
+        outgoing = shlex.quote(self.outgoing.rstrip("/"))
+        if not self.outgoing.startswith("/"):
+            outgoing = "$ROOT/" + outgoing
+        lines = ["", "# the products, RICE-compressed (fpack), copied to the outgoing area",
+                 f'OUTGOING="${{SPICA_OUTGOING:-{outgoing}}}"/{shlex.quote(self.folder)}',
+                 'mkdir -p "$OUTGOING"']
+        for image in self.images:
+            packed = str(image) + ".fz"
+            command = compress_arguments(image, packed, quantize_level=self.quantize_level)
+            lines += [f"rm -f {paths.word(packed)}", " ".join(paths.word(w) for w in command),
+                      f'cp {paths.word(packed)} "$OUTGOING"/']
+        for name in self.files:
+            lines.append(f'cp {paths.word(name)} "$OUTGOING"/')
+        return lines
+
+
 # ------------------------------------------------------------------ script
 _TOKEN = "\x00{}\x00"
 
@@ -162,6 +228,8 @@ def render_script(
     steps: Sequence[tuple[str, ToolRun]],
     configs: Sequence[str | Path],
     root: str | Path,
+    *,
+    delivery: CommandDelivery | None = None,
 ) -> str:
     """The shell script that repeats ``steps`` (see the module docstring).
 
@@ -175,6 +243,9 @@ def render_script(
         Configuration files the runs read: embedded in the script.
     root
         The folder the rules ran from: paths under it become ``${ROOT}/…``.
+    delivery
+        The compressed path (seed 3.4): inputs to uncompress first, products
+        to compress and copy to the outgoing area last. None: neither.
     """
     paths = _Paths(Path(root), configs)
     lines = [
@@ -193,6 +264,8 @@ def render_script(
     ]
     for config in configs:
         lines += _heredoc(f'"${{CONFIG}}/{Path(config).name}"', Path(config).read_text())
+    if delivery is not None:
+        lines += delivery.uncompress_lines(paths)
     for name, run in steps:
         work = run.cwd if run.scratch else None
         lines += ["", f"# {name}"]
@@ -229,6 +302,8 @@ def render_script(
                 "        hdul[0].header[key] = (value, comment)",
                 "SPICA_EOF",
             ]
+    if delivery is not None:
+        lines += delivery.deliver_lines(paths)
     return "\n".join(lines) + "\n"
 
 
@@ -244,6 +319,7 @@ def write_provenance(
     cmd_out: str | Path,
     xml_out: str | Path,
     root: str | Path = ".",
+    delivery: CommandDelivery | None = None,
 ) -> None:
     """Write ``<product>_cmd.txt`` (a shell script) and ``<product>.xml``.
 
@@ -269,6 +345,9 @@ def write_provenance(
         The two files to write.
     root
         The folder the rules ran from (paths in the script are relative to it).
+    delivery
+        The compressed path (:class:`CommandDelivery`): uncompress inputs first,
+        compress and copy the products to the outgoing area last.
     """
     runs = [(name, read_command(path)) for name, path in steps]
     root = Path(root).resolve()
@@ -296,4 +375,4 @@ def write_provenance(
                           size=str(resolved.stat().st_size), sha256=file_sha256(resolved))
     ET.indent(top)
     Path(xml_out).write_text(ET.tostring(top, encoding="unicode", xml_declaration=True) + "\n")
-    Path(cmd_out).write_text(render_script(product, release, runs, configs, root))
+    Path(cmd_out).write_text(render_script(product, release, runs, configs, root, delivery=delivery))

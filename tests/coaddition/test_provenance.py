@@ -16,9 +16,11 @@ from astropy.io import fits
 
 from spica.coaddition.stack import coadd_stack
 from spica.coaddition.grid import stack_grid
-from spica.provenance import ToolRun, file_sha256, read_command, render_script, write_command, write_provenance
+from spica.provenance import (CommandDelivery, ToolRun, file_sha256, read_command, render_script, write_command,
+                              write_provenance)
 
-from tests.coaddition.test_coaddition import GRID_DEC, GRID_RA, GRID_SIZE_DEG, SCALE, SWARP, _exposure, _inputs
+from spica.transfer.fpack import compress
+from tests.coaddition.test_coaddition import GRID_DEC, GRID_RA, GRID_SIZE_DEG, NOISE, SCALE, SWARP, _exposure, _inputs
 
 REPO = Path(__file__).resolve().parents[2]
 STACK_CONFIG = REPO / "config" / "astromatic" / "stack.swarp"
@@ -105,8 +107,15 @@ def test_script_stages_inputs_and_runs_relative_to_its_folder(tmp_path):
 
 @pytest.mark.tools
 @pytest.mark.skipif(SWARP is None, reason="SWarp/swarp not on PATH (bin/spica install)")
-def test_stack_rebuilds_from_its_command_file(tmp_path):
-    """``_cmd.txt`` alone, run in a folder holding only the inputs, gives the same stack."""
+@pytest.mark.parametrize("compressed", [False, True], ids=["plain", "compressed"])
+def test_stack_rebuilds_from_its_command_file(tmp_path, compressed):
+    """``_cmd.txt`` alone, run in a folder holding only the inputs, gives the same stack.
+
+    Compressed (seed 3.4): the inputs are there only as RICE ``.fits.fz``; the script
+    uncompresses them first and ends by compressing the stack and its weight into the
+    outgoing area."""
+    if compressed and not (shutil.which("fpack") and shutil.which("funpack")):
+        pytest.skip("fpack/funpack not on PATH (bin/spica install: libcfitsio-bin)")
     ran, rebuild = tmp_path / "ran", tmp_path / "rebuild"
     inputs = []
     for name, dx, dy, flxscale, seed in (("700001p", 0.0, 0.0, 1.0, 1), ("700002p", 3.4, -2.2, 0.5, 2)):
@@ -131,6 +140,10 @@ def test_stack_rebuilds_from_its_command_file(tmp_path):
         inputs={"exposure": sorted((ran / "raw").glob("*.fits"))}, configs=[STACK_CONFIG],
         software={"swarp": "2.41.5"}, options={"swarp": {"VERBOSE_TYPE": "QUIET"}},
         cmd_out=ran / "out" / "s_cmd.txt", xml_out=ran / "out" / "s.xml", root=ran,
+        delivery=CommandDelivery(inputs=[str(ran / p) for p in inputs if p.suffix == ".fits"],
+                          images=[str(ran / "out" / "s.fits"), str(ran / "out" / "s_weight.fits")],
+                          files=[str(ran / "out" / "s_swarp.xml")], outgoing="outgoing", folder="T0002/s",
+                          quantize_level=16) if compressed else None,
     )
     # the XML names inputs relative to the folder, with their checksums
     files = {f.get("name"): f.get("sha256") for f in ET.parse(ran / "out" / "s.xml").getroot().iter("FILE")
@@ -138,7 +151,10 @@ def test_stack_rebuilds_from_its_command_file(tmp_path):
     assert files == {str(p): file_sha256(ran / p) for p in inputs if p.parts[0] == "raw"}
     for relative in inputs:  # only the inputs, nothing SPICA made
         (rebuild / relative).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ran / relative, rebuild / relative)
+        if compressed and relative.suffix == ".fits":  # as delivered: RICE-compressed only
+            compress(ran / relative, rebuild / f"{relative}.fz", quantize_level=16)
+        else:
+            shutil.copy(ran / relative, rebuild / relative)
     (rebuild / "out").mkdir()
     env = {**os.environ, "PYTHON": sys.executable, "PATH": f"{Path(SWARP).parent}:{os.environ['PATH']}"}
     proc = subprocess.run(["sh", str(ran / "out" / "s_cmd.txt")], cwd=rebuild, env=env,
@@ -146,7 +162,21 @@ def test_stack_rebuilds_from_its_command_file(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in ("s.fits", "s_weight.fits"):
         original, rebuilt = fits.getdata(ran / "out" / name), fits.getdata(rebuild / "out" / name)
-        assert np.allclose(rebuilt, original, rtol=1e-6, atol=1e-6)
+        if compressed:  # inputs quantized at sigma/16: the stack moves by a fraction of its noise
+            assert np.std(rebuilt - original) < 0.05 * NOISE and np.abs(rebuilt - original).max() < NOISE
+            delivered = fits.getdata(rebuild / "outgoing" / "T0002" / "s" / f"{name}.fz", 1)
+            assert np.allclose(delivered, rebuilt, atol=0.1 * NOISE)  # the copy in the outgoing area
+        else:
+            assert np.allclose(rebuilt, original, rtol=1e-6, atol=1e-6)
+    if compressed:
+        assert sorted(p.name for p in (rebuild / "outgoing" / "T0002" / "s").iterdir()) == [
+            "s.fits.fz", "s_swarp.xml", "s_weight.fits.fz"]
+        script = (ran / "out" / "s_cmd.txt").read_text()
+        lines = script.splitlines()
+        first = [next(i for i, line in enumerate(lines) if test(line)) for test in (
+            lambda line: " funpack " in line, lambda line: line.startswith(Path(SWARP).name + " "),
+            lambda line: line.startswith("fpack "))]
+        assert first == sorted(first)  # uncompress, run, then compress and copy
     header = fits.getheader(rebuild / "out" / "s.fits")
     assert header["REL_DATE"] == "2006-01-15T10:20:30" and header["NCOMBINE"] == 2
     assert header["MAGZERO"] == 30.0 and header["IMCMB002"] == "700002p"

@@ -1,0 +1,133 @@
+"""The ``transfer:`` block of the configuration, resolved once for the transfer commands."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["REPO", "DEFAULT_CONFIGS", "TransferConfigError", "TransferSettings", "load_config"]
+
+#: The checkout holding the Snakefile and config/ (editable install: src/spica/transfer -> repo).
+REPO = Path(__file__).resolve().parents[3]
+#: The configuration files read when none is given (as the Snakefile does).
+DEFAULT_CONFIGS = (REPO / "config" / "config.yaml",)
+
+
+class TransferConfigError(ValueError):
+    """The configuration is missing, unreadable or fails its schema."""
+
+
+def _merge(base: dict, over: Mapping) -> dict:
+    """Deep-merge ``over`` into a copy of ``base`` (Snakemake's ``--configfile`` behaviour)."""
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_config(configfiles: Sequence[str | Path] = ()) -> dict:
+    """Read ``config/config.yaml`` and deep-merge ``configfiles`` over it, then validate.
+
+    Raises
+    ------
+    TransferConfigError
+        A file is missing or not YAML, or the merged configuration fails
+        ``config/schemas/config.schema.yaml``.
+    """
+    import jsonschema
+    import yaml
+
+    files = [DEFAULT_CONFIGS[0], *[Path(f) for f in configfiles if Path(f).resolve() != DEFAULT_CONFIGS[0]]]
+    config: dict = {}
+    for path in files:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as error:
+            raise TransferConfigError(f"configuration {path}: {error}") from error
+        config = _merge(config, loaded)
+    schema_path = REPO / "config" / "schemas" / "config.schema.yaml"
+    schema = yaml.safe_load(schema_path.read_text())
+    top = {key: value for key, value in config.items() if key not in ("releases", "planning", "demo")}
+    subschema = {**schema, "properties": {k: v for k, v in schema["properties"].items()
+                                          if k not in ("releases", "planning", "demo")}}
+    subschema["additionalProperties"] = False
+    try:
+        jsonschema.validate(top, subschema)
+    except jsonschema.ValidationError as error:
+        where = "/".join(str(p) for p in error.absolute_path) or "(top)"
+        raise TransferConfigError(f"configuration {where}: {error.message}") from error
+    config["_configfiles"] = [str(Path(f).resolve()) for f in files]
+    return config
+
+
+@dataclass(frozen=True)
+class TransferSettings:
+    """Everything the transfer commands read from the configuration, paths resolved.
+
+    Relative paths of the configuration are taken from ``root`` (the folder the
+    workflow runs in, as for Snakemake). See ``config/config.yaml`` ``transfer:``
+    for the meaning of each setting.
+    """
+
+    root: Path
+    results: Path
+    exposures: Path
+    registry_url: str
+    runid_programs: Mapping[str, str]
+    incoming: Path
+    settle_seconds: float
+    checksum_suffix: str | None
+    poll_seconds: float
+    step1_command: tuple[str, ...]
+    outgoing: Path
+    pi_outgoing: Path
+    quota_bytes: int
+    command: tuple[str, ...]
+    destination: Path
+    quantize_level: float
+    product_grades: Path
+    step1_products: tuple[str, ...]
+    release_products: tuple[str, ...]
+    configfiles: tuple[str, ...] = field(default=())
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], *, root: str | Path = ".") -> TransferSettings:
+        """Build the settings from a loaded configuration (:func:`load_config`)."""
+        root = Path(root).resolve()
+        t = config["transfer"]
+
+        def here(value: str) -> Path:
+            return (root / value).resolve()
+
+        url = config["registry"]["url"]
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+            url = "sqlite:///" + str(root / url[len("sqlite:///"):])
+        return cls(
+            root=root, results=here(config["results"]), exposures=here(config["inputs"]["exposures"]),
+            registry_url=url, runid_programs=dict(config["survey"]["runid_programs"]),
+            incoming=here(t["incoming"]), settle_seconds=float(t["settle_seconds"]),
+            checksum_suffix=t["checksum_suffix"], poll_seconds=float(t["poll_seconds"]),
+            step1_command=tuple(t["step1_command"]), outgoing=here(t["outgoing"]),
+            pi_outgoing=here(t["pi_outgoing"]), quota_bytes=int(t["quota_bytes"]),
+            command=tuple(t["command"]), destination=here(t["destination"]),
+            quantize_level=float(t["quantize_level"]), product_grades=here(t["product_grades"]),
+            step1_products=tuple(t["step1_products"]), release_products=tuple(t["release_products"]),
+            configfiles=tuple(config.get("_configfiles", [str(DEFAULT_CONFIGS[0])])),
+        )
+
+    def step1_argv(self) -> list[str]:
+        """The step 1 command with ``{python}``, ``{snakefile}`` and ``{configfiles}`` filled in
+        (``{configfiles}`` alone in a word becomes one word per configuration file)."""
+        argv: list[str] = []
+        for word in self.step1_command:
+            if word == "{configfiles}":
+                argv += list(self.configfiles)
+            else:
+                argv.append(word.format(python=sys.executable, snakefile=REPO / "Snakefile"))
+        return argv
