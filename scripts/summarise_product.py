@@ -16,5 +16,7 @@ written = summarise_product(
     accept_xml=snakemake.input.accept,
     scamp_xml=snakemake.input.scamp_xml,
     out=snakemake.output.summary,
+    qualityfits_out_diag=snakemake.input.qualityfits_out,
+    completeness=snakemake.input.completeness,
 )
 print(written, file=sys.stderr)

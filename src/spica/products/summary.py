@@ -22,6 +22,12 @@ photometric statistics. :func:`product_summary` builds them as one VOTable
 ``Astrometry``, ``Photometry``
     SCAMP's statistics per field group (internal / reference, all and high
     S/N): dispersions, chi2, detection counts.
+``QualityFITS_out``
+    the product's QualityFITS-out figures (seed 6.2, "SPICA/SCAMP/QualityFITS-out
+    output quality assessment summary table"): seeing, PSF FWHM and
+    elongation over the field, background, star and galaxy counts, galaxy-count
+    peak, masked fraction, 50 % and 80 % completeness magnitudes; one row (none
+    when QualityFITS-out was not given).
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ from astropy.table import Table
 from spica.astromatic.scamp import parse_scamp_xml
 from spica.calibration.accept import read_accept_summary
 from spica.paths import exposure_filename, parse_step1_name
+from spica.qualityfits_out.completeness import read_completeness
+from spica.qualityfits_out.figures import FIGURES, read_figures
 from spica.sky import format_dec_rounded, format_ra_rounded
 
 __all__ = [
@@ -51,7 +59,12 @@ __all__ = [
 ]
 
 #: Names of the tables of ``_spica.xml``, in file order.
-SUMMARY_TABLES = ("Stack", "Stacked_Files", "Astrometric_Files", "Filters", "Astrometry", "Photometry")
+SUMMARY_TABLES = ("Stack", "Stacked_Files", "Astrometric_Files", "Filters", "Astrometry", "Photometry",
+                  "QualityFITS_out")
+
+#: Completeness columns of ``QualityFITS_out`` after :data:`spica.qualityfits_out.figures.FIGURES`.
+_COMPLETENESS_COLUMNS = (("completeness_50_mag", "m50", "50 % completeness magnitude (simulated stars)"),
+                         ("completeness_80_mag", "m80", "80 % completeness magnitude (simulated stars)"))
 
 #: Registry export columns -> ``Stacked_Files`` columns (the seed's table, 6.2).
 _INPUT_COLUMNS = {
@@ -183,6 +196,22 @@ def _group_statistics(groups: pd.DataFrame, prefix: str) -> Table:
     return table
 
 
+def _quality_table(figures: dict | None, completeness: dict | None) -> Table:
+    """The ``QualityFITS_out`` table: one row of figures, or no row when not given."""
+    table = Table()
+    for name, unit, description in FIGURES:
+        value = [] if figures is None else [figures[name]]
+        table[name] = np.array(value, np.int64 if name.startswith(("n_", "psfex_")) else np.float64)
+        table[name].unit = unit or None
+        table[name].description = description
+    for name, key, description in _COMPLETENESS_COLUMNS:
+        value = [] if figures is None else [np.nan if completeness is None else completeness[key]]
+        table[name] = np.array(value, np.float64)
+        table[name].unit = "mag"
+        table[name].description = description
+    return table
+
+
 def product_summary(
     *,
     name: str,
@@ -193,6 +222,8 @@ def product_summary(
     astrometric_list: Sequence[int],
     accept: pd.DataFrame,
     scamp: dict,
+    quality: dict | None = None,
+    completeness: dict | None = None,
 ) -> dict[str, Table]:
     """The tables of a product's ``_spica.xml``, by name (:data:`SUMMARY_TABLES`).
 
@@ -213,6 +244,11 @@ def product_summary(
         :func:`spica.astrometry.read_accept_summary` of the product.
     scamp : dict
         :func:`spica.astrometry.parse_scamp_xml` of the product's SCAMP run.
+    quality : dict, optional
+        The product's QualityFITS-out figures (:func:`spica.qualityfits_out.figures.read_figures`).
+    completeness : dict, optional
+        Its completeness (:func:`spica.qualityfits_out.completeness.read_completeness`:
+        ``m50``, ``m80``).
 
     Returns
     -------
@@ -228,6 +264,7 @@ def product_summary(
         "Filters": _filters(astrometric),
         "Astrometry": _group_statistics(scamp["groups"], "astrom_"),
         "Photometry": _group_statistics(scamp["groups"], "phot_"),
+        "QualityFITS_out": _quality_table(quality, completeness),
     }
 
 
@@ -261,6 +298,8 @@ def summarise_product(
     accept_xml: str | Path,
     scamp_xml: str | Path,
     out: str | Path,
+    qualityfits_out_diag: str | Path | None = None,
+    completeness: str | Path | None = None,
 ) -> Path:
     """Read a product's files and write its summary ``_spica.xml`` (the file edge of
     :func:`product_summary`); return the path written."""
@@ -275,6 +314,8 @@ def summarise_product(
         astrometric_list=read_exposure_list(astrometric_list),
         accept=read_accept_summary(accept_xml),
         scamp=parse_scamp_xml(scamp_xml),
+        quality=read_figures(qualityfits_out_diag) if qualityfits_out_diag else None,
+        completeness=read_completeness(completeness) if completeness else None,
     )
     return write_product_summary(tables, out)
 

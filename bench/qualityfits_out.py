@@ -1,0 +1,77 @@
+#!/usr/bin/env python
+"""QualityFITS-out cost per release product against the SWarp time of that product
+(issue 12 target: QualityFITS-out <= 0.5 x SWarp).
+
+Reads a finished release's benchmarks (``<results>/benchmarks/releases/<release>/<stem>/``:
+``assess_product_quality.tsv`` and ``measure_completeness.tsv`` against
+``coadd_stack.tsv``) and prints, per product, the CPU seconds and wall seconds of
+QualityFITS-out (both jobs) and of SWarp, and their ratios against the target.
+CPU time is the figure of merit (other jobs share the machine); a ``cpu_time``
+of 0 (a job shorter than Snakemake's sampler) counts its wall time. Run it
+after ``bin/spica demo`` (from the repository root)::
+
+    .venv/bin/python bench/qualityfits_out.py [--workdir .] [--release T0002]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from spica import paths
+
+REPO = Path(__file__).resolve().parents[1]
+TARGET = 0.5
+QUALITYFITS_OUT_RULES = ("assess_product_quality", "measure_completeness")
+
+
+def _times(results: Path, release: str, stem: str, rule: str) -> tuple[float, float] | None:
+    """(cpu, wall) seconds of one job's benchmark, None if it has none."""
+    path = paths.run_record_path(results, "benchmark", "product", rule, release=release, stem=stem)
+    if not path.is_file():
+        return None
+    row = pd.read_csv(path, sep="\t").iloc[-1]
+    wall = float(row["s"])
+    cpu = float(row.get("cpu_time", 0.0) or 0.0)
+    return (cpu if cpu > 0 else wall), wall
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, default=Path("."))
+    parser.add_argument("--release", default="T0002")
+    parser.add_argument("--config", type=Path, default=REPO / "config" / "config.yaml")
+    args = parser.parse_args()
+    config = yaml.safe_load(args.config.read_text())
+    results = args.workdir / config["results"]
+    folder = paths.run_record_path(results, "benchmark", "release", "x", release=args.release).parent
+    stems = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    rows = []
+    for stem in stems:
+        swarp = _times(results, args.release, stem, "coadd_stack")
+        jobs = [_times(results, args.release, stem, rule) for rule in QUALITYFITS_OUT_RULES]
+        if swarp is None or any(job is None for job in jobs):
+            continue
+        cpu, wall = sum(job[0] for job in jobs), sum(job[1] for job in jobs)
+        rows.append({"product": stem, "qfo_cpu_s": cpu, "qfo_wall_s": wall, "swarp_cpu_s": swarp[0],
+                     "swarp_wall_s": swarp[1], "ratio_cpu": cpu / swarp[0], "ratio_wall": wall / swarp[1],
+                     **{f"{rule}_cpu_s": job[0] for rule, job in zip(QUALITYFITS_OUT_RULES, jobs)}})
+    if not rows:
+        print(f"no product of {args.release} with QualityFITS-out and SWarp benchmarks under {folder}",
+              file=sys.stderr)
+        return 1
+    table = pd.DataFrame(rows)
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(table.round(2).to_string(index=False))
+    worst = table["ratio_cpu"].max()
+    print(f"QualityFITS-out / SWarp CPU time: median {table['ratio_cpu'].median():.2f}, worst {worst:.2f} "
+          f"(target <= {TARGET}): {worst / TARGET:.1f}x the target")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
