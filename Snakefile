@@ -23,13 +23,16 @@ include: "rules/registry.smk"
 include: "rules/release.smk"
 include: "rules/calibration.smk"
 include: "rules/coaddition.smk"
+include: "rules/qualityfits_out.smk"
 
 
 rule qualityfits_in:
     """Step 1 for every exposure: weight/flag maps, catalogue, PSF, QA, registry."""
     default_target: True
     input:
-        get_step1_products,
+        # the registry reads every accepted exposure's QA summary and diagnostics, which
+        # are made from its other step 1 products: asking for those again only made
+        # Snakemake list ~26 more files per exposure (issue 10, section 5)
         inventory=INVENTORY,
         quarantine=QUARANTINE,
         registry=REGISTRY_EXPORT,

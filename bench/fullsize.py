@@ -15,7 +15,7 @@ In a scratch directory (argument, default a new temporary directory) this
        snakemake -s Snakefile --directory SCRATCH --cores 2 TARGET \\
            --configfile config/config.yaml config/demo-fullsize.yaml
 
-3. prints one line per rule from every ``benchmarks/**/*.tsv`` (whatever
+3. prints one line per rule from every ``results/benchmarks/**/*.tsv`` (whatever
    the rule names, old one-rule-per-step layout or merged ``reduce_exposure``):
    wall s, CPU s, peak memory MB (``max_rss``), disk of its outputs MB (the
    files of the job's folder for step 1, the stack files for SWarp), and the
@@ -46,9 +46,13 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from spica import paths as _paths
+
 REPO = Path(__file__).resolve().parents[1]
 OVERLAY = REPO / "config" / "demo-fullsize.yaml"
 BASE = REPO / "config" / "config.yaml"
+#: The run records' folder (``results: results``), relative to the scratch directory.
+BENCHMARKS = _paths.run_records_folder("results", "benchmark")
 MEM_TARGET_MB = 4096.0  # issue 10: no step 1 job above 4 GB on a full exposure
 RATIO_TARGET = 0.25  # issue 10: our Python <= 0.25 x the tools' time
 #: Rules that are one tool run (old layout, and step 2): their CPU is the tools'.
@@ -128,7 +132,7 @@ def _split(tsv: Path, rule: str, cpu: float) -> tuple[float, float, str, float]:
 def _disk_mb(scratch: Path, tsv: Path, rule: str) -> float:
     """Disk of a job's outputs (MB): its step 1 folder's files named for the rule's products,
     the stack files for SWarp; 0 when unknown."""
-    rel = tsv.relative_to(scratch / "benchmarks")
+    rel = tsv.relative_to(scratch / BENCHMARKS)
     results = scratch / "results"
     if rel.parts[0] == "step1":
         folder = results / "step1" / rel.parts[1]
@@ -150,16 +154,16 @@ def _disk_mb(scratch: Path, tsv: Path, rule: str) -> float:
 
 
 def collect(scratch: Path) -> pd.DataFrame:
-    """One row per job from every ``benchmarks/**/*.tsv``."""
+    """One row per job from every ``results/benchmarks/**/*.tsv``."""
     rows = []
-    for tsv in sorted((scratch / "benchmarks").rglob("*.tsv")):
+    for tsv in sorted((scratch / BENCHMARKS).rglob("*.tsv")):
         rule = tsv.stem
         wall, cpu, rss = _tsv(tsv)
         tools, python, source, steps_rss = _split(tsv, rule, cpu)
-        rows.append({"job": str(tsv.parent.relative_to(scratch / "benchmarks")), "rule": rule, "wall_s": wall,
+        rows.append({"job": str(tsv.parent.relative_to(scratch / BENCHMARKS)), "rule": rule, "wall_s": wall,
                      "cpu_s": cpu, "max_rss_mb": rss, "steps_rss_mb": steps_rss, "disk_mb": round(_disk_mb(scratch, tsv, rule), 3),
                      "tools_cpu_s": tools, "python_cpu_s": python, "split": source,
-                     "step1": rule in STEP1_RULES or tsv.relative_to(scratch / "benchmarks").parts[0] == "step1"})
+                     "step1": rule in STEP1_RULES or tsv.relative_to(scratch / BENCHMARKS).parts[0] == "step1"})
     return pd.DataFrame(rows)
 
 
@@ -171,7 +175,7 @@ def report(scratch: Path, sim: dict | None) -> None:
               f"wall {sim['wall_s']:.0f} s, CPU {sim['cpu_s']:.0f} s, peak {sim['max_rss_mb']:.0f} MB")
     jobs = collect(scratch)
     if jobs.empty:
-        print(f"no benchmark files under {scratch}/benchmarks")
+        print(f"no benchmark files under {scratch / BENCHMARKS}")
         return
     pd.set_option("display.width", 200)
     print("\nper job:")

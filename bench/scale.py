@@ -10,8 +10,8 @@ verdicts, the inventory, the quarantine list, the observing metadata and the
 registry export. It then plans release T0002 for real (``snakemake plan_T0002``,
 the ``plan_release`` checkpoint on the 7,042 registry rows) and times::
 
-    snakemake -n -q qualityfits_in
-    snakemake -n -q release_T0002
+    snakemake -n qualityfits_in --quiet rules reason host
+    snakemake -n release_T0002 --quiet rules reason host
 
 (wall and CPU time, peak RSS of the Snakemake process and its children, from
 ``/usr/bin/time -v``), printing each against the targets of issue 10 section 5
@@ -23,7 +23,12 @@ the whole step 1 DAG (3 jobs per exposure and the checkpoint's second pass).
 Snakemake runs with ``--rerun-triggers mtime``: the placeholders have no
 Snakemake metadata (without it Snakemake reruns them as "code changed"). Usage::
 
-    .venv/bin/python bench/scale.py [--scratch DIR] [--rebuild] [--profile]
+    .venv/bin/python bench/scale.py [--scratch DIR] [--rebuild] [--profile] [--fraction F]
+
+``--fraction 0.1`` builds a tenth of the survey (every component scaled), for a
+quick measure; it does not extrapolate linearly (fixed start-up, astrometric
+lists shrinking faster than the fraction). The 1-minute load average is printed
+beside each figure: the machine is shared.
 
 ``--profile`` also writes ``<scratch>/<target>.prof`` (cProfile of Snakemake's
 main, read with ``python -m pstats``). The survey is rebuilt only when the
@@ -84,35 +89,40 @@ def _wide_targets() -> list[dict]:
     return targets
 
 
-def survey_table(deep_fields: list[dict], seed: int = 7) -> pd.DataFrame:
+def survey_table(deep_fields: list[dict], seed: int = 7, fraction: float = 1.0) -> pd.DataFrame:
     """The registry export of the survey: one row per exposure.
 
     About one exposure in eight fails a T0002 criterion (seeing, airmass,
     grade C or D), so the selection has work to do; the rest are chosen so
-    that T0002 plans about 2,300 stacks and images.
+    that T0002 plans about 2,300 stacks and images. ``fraction`` < 1 scales
+    every component (Deep exposures per field, Wide targets, Pre-W, VW, PI),
+    so that the planned products and the astrometric list entries scale
+    about linearly with it.
     """
     rng = np.random.default_rng(seed)
     rows = []
+    n_deep, n_prew, n_vw = (round(n * fraction) for n in (N_DEEP, N_PREW, N_VW))
+    wide = _wide_targets()[:round(len(_wide_targets()) * fraction)]
 
     def add(survey_runid, obj, band, ra, dec, good=True):
         rows.append({"runid": survey_runid, "object": obj, "band": band, "filter": FILTERS[band],
                      "ra_deg": ra % 360, "dec_deg": dec, "good": good})
 
     for field in deep_fields:  # Deep: 1,500 exposures, 75 per field and filter
-        for k in range(N_DEEP // len(deep_fields)):
+        for k in range(n_deep // len(deep_fields)):
             add("04AL01", field["name"], BANDS[k % 5], field["ra"] + rng.normal(0, 0.05),
                 field["dec"] + rng.normal(0, 0.05), good=k % 8 != 7)
-    for target in _wide_targets():  # Wide: 144 targets x 5 filters x 5 exposures
+    for target in wide:  # Wide: 144 targets x 5 filters x 5 exposures
         for band in BANDS:
             for k in range(N_WIDE_PER_STACK):
                 add("04AL04", target["name"], band, target["ra"] + rng.normal(0, 0.02),
                     target["dec"] + rng.normal(0, 0.02), good=k != 4 or rng.random() < 0.4)
-    for k in range(N_PREW):  # Wide pre-survey: one exposure per pointing, in W3
+    for k in range(n_prew):  # Wide pre-survey: one exposure per pointing, in W3
         add("03AL04", f"PW{k:03d}", "ri"[k % 2], 205 + 0.5 * (k % 30), 50 + 0.5 * (k // 30))
-    for k in range(N_VW):  # Very Wide: image by image, a strip at 0.3 deg steps, g r i
+    for k in range(n_vw):  # Very Wide: image by image, a strip at 0.3 deg steps, g r i
         add("04AL03", f"VW{k // 3:04d}", "gri"[k % 3], 150 + 0.3 * (k // 3) % 140,
             20 + 0.25 * ((k // 3) // 467), good=k % 9 != 8)
-    n_pi = N_EXPOSURES - len(rows)
+    n_pi = round(N_EXPOSURES * fraction) - len(rows)
     for k in range(n_pi):  # PI: half in the T0002 PI program, half not asked for
         add(PI_RUNID if k % 2 else "04AC99", f"PI{k:03d}", "r", 60 + 0.1 * k, -30.0)
     table = pd.DataFrame(rows)
@@ -138,7 +148,7 @@ def _touch(path: Path, mtime: float) -> None:
     os.utime(path, (mtime, mtime))
 
 
-def build_survey(scratch: Path) -> dict:
+def build_survey(scratch: Path, fraction: float = 1.0) -> dict:
     """Write the survey, its step 1 outputs and the configuration overlay into ``scratch``.
 
     Returns
@@ -147,11 +157,15 @@ def build_survey(scratch: Path) -> dict:
         Counts by survey component.
     """
     cfhtls = yaml.safe_load((REPO / "config" / "cfhtls.yaml").read_text())
-    table = survey_table(cfhtls["survey"]["deep_fields"])
+    table = survey_table(cfhtls["survey"]["deep_fields"], fraction=fraction)
     raw, results = scratch / "raw", scratch / "results"
-    t0 = time.time() - 3600  # raw inputs; then every step 1 stage a minute later
-    stage = {"check": t0 + 60, "inventory": t0 + 120, "reduce": t0 + 180, "assess": t0 + 240,
-             "registry": t0 + 300}
+    # raw inputs two hours ago; every step 1 stage in the last five minutes, a minute
+    # apart, so that the repository's configuration files (inputs of reduce_exposure,
+    # edited when the checkout was made) are older than the outputs made from them
+    now = time.time()
+    t0 = now - 7200
+    stage = {"check": now - 300, "inventory": now - 240, "reduce": now - 180,
+             "assess": now - 120, "registry": now - 60}
     flat, mask = "13AQ01_g.flat.fits", "13AQ01.mask.fits"
     for name in (flat, mask):
         _touch(raw / "elixir" / name, t0)
@@ -204,7 +218,9 @@ def snakemake_command(scratch: Path, *args: str, profile: Path | None = None) ->
         if profile else [sys.executable, "-m", "snakemake"]
     # the target first: -q takes optional values and would swallow it; the placeholders
     # have no Snakemake metadata (code, params), so only modification times decide
-    return [*runner, "-s", str(REPO / "Snakefile"), "--directory", str(scratch), *args, "-q",
+    # --quiet rules reason host: the job stats table (progress) stays, parsed by job_counts
+    return [*runner, "-s", str(REPO / "Snakefile"), "--directory", str(scratch), *args,
+            "--quiet", "rules", "reason", "host",
             "--rerun-triggers", "mtime",
             "--configfile", str(REPO / "config" / "cfhtls.yaml"), str(scratch / "overlay.yaml")]
 
@@ -225,12 +241,18 @@ def timed(command: list[str]) -> dict:
             "stderr": done.stderr}
 
 
-def job_counts(stdout: str) -> Counter:
-    """Jobs per rule from ``snakemake -n -q`` (its job stats table)."""
+def job_counts(output: str) -> Counter:
+    """Jobs per rule from the dry-run's "Job stats" table (Snakemake logs it on stderr:
+    reading stdout only found nothing), from its header to its ``total`` line."""
     counts: Counter = Counter()
-    for line in stdout.splitlines():
+    in_table = False
+    for line in output.splitlines():
         parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
+        if line.startswith("Job stats:"):
+            in_table = True
+        elif in_table and parts and parts[0] == "total":
+            break
+        elif in_table and len(parts) == 2 and parts[1].isdigit():
             counts[parts[0]] = int(parts[1])
     return counts
 
@@ -256,12 +278,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rebuild", action="store_true", help="rebuild the survey")
     parser.add_argument("--profile", action="store_true", help="cProfile each dry-run")
     parser.add_argument("--targets", nargs="+", default=["qualityfits_in", "release_T0002"])
+    parser.add_argument("--fraction", type=float, default=1.0,
+                        help="build this fraction of the T0007 survey (every component scaled; "
+                             "a survey already built is kept unless --rebuild)")
     args = parser.parse_args(argv)
     scratch = (args.scratch or Path(tempfile.mkdtemp(prefix="spica-scale-"))).resolve()
     scratch.mkdir(parents=True, exist_ok=True)
     if args.rebuild or not (scratch / "overlay.yaml").is_file():
         start = time.perf_counter()
-        counts = build_survey(scratch)
+        counts = build_survey(scratch, fraction=args.fraction)
         print(f"survey: {sum(counts.values())} exposures {counts} in {scratch} "
               f"({time.perf_counter() - start:.0f} s)")
     if not (scratch / "results" / "releases" / "T0002" / "T0002_plan.csv").is_file():
@@ -274,16 +299,18 @@ def main(argv: list[str] | None = None) -> int:
           f"entries {summary['astrometric_entries']} over products, "
           f"{summary['solution_entries']} over solutions")
     print(f"{'dry-run':<16}{'jobs':>8}{'wall s':>9}{'cpu s':>9}{'ms/job':>8}{'cpu/30s':>9}"
-          f"{'RSS MB':>8}{'RSS/2GB':>9}")
+          f"{'RSS MB':>8}{'RSS/2GB':>9}{'load':>6}")
     for target in args.targets:
         profile = scratch / f"{target}.prof" if args.profile else None
+        load = os.getloadavg()[0]  # the machine is shared: the 1-minute load beside each figure
         run = timed(snakemake_command(scratch, target, "-n", profile=profile))
-        counts = job_counts(run["stdout"])
+        load = max(load, os.getloadavg()[0])
+        counts = job_counts(run["stdout"] + run["stderr"])
         jobs = sum(counts.values())
         per_job = f"{1000 * run['cpu'] / jobs:.2f}" if jobs else "-"  # 0: all up to date
         print(f"{target:<16}{jobs:>8}{run['wall']:>9.1f}{run['cpu']:>9.1f}"
               f"{per_job:>8}{run['cpu'] / TARGET_SECONDS:>9.2f}"
-              f"{run['rss_mb']:>8.0f}{run['rss_mb'] / TARGET_MB:>9.2f}")
+              f"{run['rss_mb']:>8.0f}{run['rss_mb'] / TARGET_MB:>9.2f}{load:>6.1f}")
         print("    " + ", ".join(f"{rule} {n}" for rule, n in counts.most_common()))
     return 0
 

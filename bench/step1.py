@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Step 1 cost per exposure: time in the AstrOmatic tools vs in our Python.
 
-Reads a finished step 1 run's benchmarks (``benchmarks/step1/<expnum>p/``) and
+Reads a finished step 1 run's benchmarks (``results/benchmarks/step1/<expnum>p/``) and
 prints, per exposure, per step and in total, the CPU seconds spent in the tools
 and in our Python, their ratio and that ratio against the issue-10 target
 (python/tools <= 0.25). CPU time, not wall time: other jobs share the machine.
@@ -41,6 +41,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from spica import paths
+
 TARGET = 0.25  # issue 10: our Python <= 0.25 x the tools' time per exposure
 #: Old layout: a rule that is one tool run (its whole CPU is the tool's).
 TOOL_RULES = {"make_weight_map": "WeightWatcher", "extract_sources": "SExtractor",
@@ -49,6 +51,9 @@ TOOL_RULES = {"make_weight_map": "WeightWatcher", "extract_sources": "SExtractor
 PYTHON_RULES = {"check_exposure": "integrity", "mask_defects": "cosmics+trails",
                 "assess_quality": "QA plots+XML"}
 REPO = Path(__file__).resolve().parents[1]
+#: The run records' folder of the demo configuration (``results: results``), relative to
+#: the work directory: ``results/benchmarks`` (spica.paths.RUN_RECORDS).
+BENCHMARKS = paths.run_records_folder("results", "benchmark")
 
 
 def _benchmark(tsv: Path) -> tuple[float, float, float]:
@@ -96,7 +101,7 @@ def split_job(tsv: Path) -> list[dict]:
 
 def collect(workdir: Path) -> pd.DataFrame:
     """One row per (exposure, rule, step, kind): CPU seconds, wall seconds, peak memory."""
-    rows = [row for tsv in sorted((workdir / "benchmarks" / "step1").glob("*p/*.tsv"))
+    rows = [row for tsv in sorted((workdir / BENCHMARKS / "step1").glob("*p/*.tsv"))
             for row in split_job(tsv)]
     return pd.DataFrame(rows, columns=["exposure", "rule", "step", "kind", "seconds", "wall",
                                        "max_rss_mb"])
@@ -150,7 +155,7 @@ def main() -> int:
         run_small_demo(workdir)
     runs = collect(workdir)
     if runs.empty or not (runs["kind"] == "tools").any():
-        print(f"no step 1 benchmark files of a tool under {workdir}/benchmarks/step1",
+        print(f"no step 1 benchmark files of a tool under {workdir / BENCHMARKS}/step1",
               file=sys.stderr)
         return 1
     report(runs)

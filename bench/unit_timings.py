@@ -15,7 +15,7 @@ and their ratio (> 1: slower than the target)::
   and PSFEx have run (skipped without them);
 * with ``--workdir`` (a finished small-demo run, e.g. ``bin/spica demo`` or
   a ``SPICA_E2E_WORKDIR``): SCAMP per astrometric solution, from the Snakemake
-  benchmark files ``benchmarks/releases/<release>/_scamp/<solution>/solve_astrometry.tsv``
+  benchmark files ``results/benchmarks/releases/<release>/_scamp/<solution>/solve_astrometry.tsv``
   (no target: reported only).
 """
 
@@ -30,6 +30,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
+
+from spica import paths
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the tests' synthetic inputs: tests.step1.*
@@ -88,7 +90,7 @@ def time_assessment(repeat: int) -> dict[str, float]:
 
 def scamp_seconds(workdir: Path) -> dict[str, float]:
     """SCAMP's seconds per astrometric solution of a finished run (its solve_astrometry benchmarks)."""
-    found = sorted((workdir / "benchmarks" / "releases").glob("*/_scamp/*/solve_astrometry.tsv"))
+    found = sorted((workdir / paths.run_records_folder("results", "benchmark") / "releases").glob("*/_scamp/*/solve_astrometry.tsv"))
     return {f"SCAMP, {tsv.parent.name}": float(pd.read_csv(tsv, sep="\t")["s"].iloc[0])
             for tsv in found}
 

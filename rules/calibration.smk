@@ -15,7 +15,7 @@ rule write_ahead:
         photometric=get_photometric_flag,
         software=software("write_ahead"),
     log:
-        step1_log("write_ahead"),
+        run_log("exposure", "write_ahead"),
     conda:
         "../envs/spica.yaml"
     script:
@@ -25,9 +25,9 @@ rule write_ahead:
 rule solve_astrometry:
     """SCAMP over one astrometric list shared by planned products: heads (WCS + FLXSCALE), XML, check plots."""
     input:
+        # the catalogues and .ahead files are params (get_solution_catalogs): the plan
+        # waits for them, and get_solution_state reruns SCAMP when one is remade
         plan=ancient_plan(),
-        catalogs=get_solution_catalogs,
-        aheads=get_solution_aheads,
         refcat=config["inputs"]["refcat"],
         config=astromatic_file("scamp"),
     output:
@@ -35,15 +35,17 @@ rule solve_astrometry:
         cmd=solution_file("scamp_cmd"),
         products=directory(SOLUTION_PRODUCTS),
     params:
+        catalogs=get_solution_catalogs,
+        step1_state=get_solution_state,
         bin=tool("scamp"),
         overrides=config["calibration"]["scamp_overrides"],
         software=software("solve_astrometry", tools=["scamp"]),
     resources:
         mem_mb=4000,  # SCAMP pattern matching: ~1.2 GB for 8 exposures
     log:
-        "logs/releases/{release}/_scamp/{solution}/solve_astrometry.log",
+        run_log("solution", "solve_astrometry"),
     benchmark:
-        "benchmarks/releases/{release}/_scamp/{solution}/solve_astrometry.tsv"
+        run_benchmark("solution", "solve_astrometry")
     conda:
         "../envs/astromatic.yaml"
     script:
@@ -66,7 +68,7 @@ rule deliver_calibration:
         solution=get_solution_id,
         software=software("deliver_calibration"),
     log:
-        "logs/releases/{release}/{stem}/deliver_calibration.log",
+        run_log("product", "deliver_calibration"),
     conda:
         "../envs/spica.yaml"
     script:
@@ -88,9 +90,11 @@ rule accept_calibration:
         pixel_scale=config["survey"]["pixel_scale"],
         tolerance=config["calibration"]["max_pixel_scale_error"],
         max_reference_sigma=config["calibration"]["max_reference_sigma_arcsec"],
+        conditional=get_conditional_exposures,
+        max_focal_plane_offset=config["calibration"]["max_focal_plane_offset_arcsec"],
         software=software("accept_calibration"),
     log:
-        "logs/releases/{release}/{stem}/accept_calibration.log",
+        run_log("product", "accept_calibration"),
     conda:
         "../envs/spica.yaml"
     script:
@@ -112,7 +116,7 @@ rule deliver_heads:
     wildcard_constraints:
         stem=paths.STACK_STEM_RE,
     log:
-        "logs/releases/{release}/{stem}/deliver_heads.log",
+        run_log("product", "deliver_heads"),
     conda:
         "../envs/spica.yaml"
     script:
@@ -126,7 +130,7 @@ use rule deliver_heads as deliver_image_heads with:
     wildcard_constraints:
         stem=paths.IMAGE_STEM_RE,
     log:
-        "logs/releases/{release}/{stem}/deliver_image_heads.log",
+        run_log("product", "deliver_image_heads"),
 
 
 rule deliver_image_ahead:
@@ -140,7 +144,7 @@ rule deliver_image_ahead:
     wildcard_constraints:
         stem=paths.IMAGE_STEM_RE,
     log:
-        "logs/releases/{release}/{stem}/deliver_image_ahead.log",
+        run_log("product", "deliver_image_ahead"),
     conda:
         "../envs/spica.yaml"
     script:
@@ -158,7 +162,7 @@ rule register_calibration:
         url=config["registry"]["url"],
         software=software("register_calibration"),
     log:
-        "logs/releases/{release}/register_calibration.log",
+        run_log("release", "register_calibration"),
     conda:
         "../envs/spica.yaml"
     script:

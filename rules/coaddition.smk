@@ -25,9 +25,9 @@ rule coadd_stack:
         software=software("coadd_stack", tools=["swarp", "scamp"]),
     threads: 2
     log:
-        "logs/releases/{release}/{stem}/coadd_stack.log",
+        run_log("product", "coadd_stack"),
     benchmark:
-        "benchmarks/releases/{release}/{stem}/coadd_stack.tsv"
+        run_benchmark("product", "coadd_stack")
     conda:
         "../envs/astromatic.yaml"
     script:
@@ -51,9 +51,9 @@ rule make_chi2:
         overrides=config["coaddition"]["swarp_overrides"],
         software=software("make_chi2", tools=["swarp"]),
     log:
-        "logs/releases/{release}/{chi2}/make_chi2.log",
+        run_log("tile", "make_chi2"),
     benchmark:
-        "benchmarks/releases/{release}/{chi2}/make_chi2.tsv"
+        run_benchmark("tile", "make_chi2")
     conda:
         "../envs/astromatic.yaml"
     script:
@@ -80,9 +80,9 @@ rule extract_stack_catalogue:
         options=get_catalogue_options,
         software=software("extract_stack_catalogue", tools=["sextractor"]),
     log:
-        "logs/releases/{release}/{stem}/extract_stack_catalogue.log",
+        run_log("product", "extract_stack_catalogue"),
     benchmark:
-        "benchmarks/releases/{release}/{stem}/extract_stack_catalogue.tsv"
+        run_benchmark("product", "extract_stack_catalogue")
     conda:
         "../envs/astromatic.yaml"
     script:
@@ -99,7 +99,7 @@ rule make_dust_map:
         source=config["catalogues"]["dust_map"],
         software=software("make_dust_map"),
     log:
-        "logs/releases/{release}/{stem}/make_dust_map.log",
+        run_log("product", "make_dust_map"),
     conda:
         "../envs/spica.yaml"
     script:
@@ -122,7 +122,7 @@ rule write_provenance:
         options=get_provenance_options,
         astrometric=get_provenance_files,
     log:
-        "logs/releases/{release}/{stem}/write_provenance.log",
+        run_log("product", "write_provenance"),
     conda:
         "../envs/spica.yaml"
     script:
@@ -130,7 +130,8 @@ rule write_provenance:
 
 
 rule summarise_product:
-    """The SPICA summary (seed 4.4, 6.2): the stack, its stacked and astrometric files, SCAMP statistics."""
+    """The SPICA summary (seed 4.4, 6.2): the stack, its stacked and astrometric files, SCAMP statistics,
+    the QualityFITS-out figures."""
     input:
         plan=ancient_plan(),
         image=product_file("image"),
@@ -139,13 +140,15 @@ rule summarise_product:
         accept=product_file("scamp_accept"),
         scamp_xml=product_file("scamp_xml"),
         registry=ancient(REGISTRY_EXPORT),
+        qualityfits_out=product_file("diag"),  # rules/qualityfits_out.smk
+        completeness=product_file("comptness_table"),
     output:
         summary=product_file("summary"),
     params:
         name=get_stack_name,
         software=software("summarise_product"),
     log:
-        "logs/releases/{release}/{stem}/summarise_product.log",
+        run_log("product", "summarise_product"),
     conda:
         "../envs/spica.yaml"
     script:
@@ -162,7 +165,7 @@ rule make_stack_thumbnails:
     params:
         software=software("make_thumbnails"),
     log:
-        "logs/releases/{release}/{stem}/make_stack_thumbnails.log",
+        run_log("product", "make_stack_thumbnails"),
     conda:
         "../envs/spica.yaml"
     script:
@@ -179,7 +182,7 @@ rule make_chi2_thumbnail:
     params:
         software=software("make_thumbnails"),
     log:
-        "logs/releases/{release}/{chi2}/make_chi2_thumbnail.log",
+        run_log("tile", "make_chi2_thumbnail"),
     conda:
         "../envs/spica.yaml"
     script:

@@ -3,7 +3,9 @@
 # the logic behind these functions is in the library (spica.paths for the file
 # names, spica.release.planning.Plan for what a release plans).
 import functools
+import hashlib
 import json
+import os
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -15,7 +17,7 @@ from spica.astromatic import psfex, sextractor
 from spica.coaddition.grid import stack_grid
 from spica.release.planning import done_products, read_plan, stale_solutions
 from spica.step1.inventory import discover_exposures, find_calibration_file, read_inventory
-from spica.registry import empty_survey_message, read_metadata
+from spica.registry import empty_survey_message, read_metadata, sqlite_file
 from spica.tools import resolve_tools, script_code_hash
 
 RESULTS = config["results"]
@@ -85,7 +87,23 @@ def _script_hash(script):
 
 def software(script=None, tools=()):
     """Provenance param: package version, a hash of the ``spica`` code the rule's
-    script imports (derived from the script itself) and the tool versions."""
+    script imports (derived from the script itself) and the tool versions.
+
+    A function of the job, evaluated (once per rule, cached) only for the rules the
+    run lists: hashing all 25 scripts' imports at parse time cost every dry-run
+    1.7-10 s of CPU (issue 10, section 5); the value is the same dict.
+    """
+    return functools.partial(_software_param, script, tuple(tools))
+
+
+def _software_param(script, tools, wildcards):
+    """The :func:`software` param of a job of the rule running ``script``."""
+    return dict(_software(script, tools))
+
+
+@functools.lru_cache(maxsize=None)
+def _software(script, tools):
+    """The :func:`software` param of a rule (one dict per rule, shared by its jobs)."""
     return {
         "spica": SPICA_VERSION,
         "code": _script_hash(script) if script else "",
@@ -100,6 +118,19 @@ if not INCOMING.files:
         f"SPICA: no exposures in {config['inputs']['exposures']!r}; "
         "for the demo survey run `bin/spica demo` (or `spica-demo --config config/config.yaml`)"
     )
+# the databases a run writes (the registry, the monitor's job events): an SQLite file
+# must sit in its results tree, or two surveys run from one checkout (another
+# ``results:``) would write one file
+for _key, _url, _default in (("registry.url", config["registry"]["url"], "registry.sqlite"),
+                             ("monitor.url", config.get("monitor", {}).get("url"),
+                              "logs/events.sqlite")):
+    _file = sqlite_file(_url) if _url else None
+    if _file is not None and paths.outside_results(RESULTS, _file):
+        raise WorkflowError(
+            f"SPICA: {_key} {_url!r} is a file outside this run's results tree {RESULTS!r}: "
+            f"another survey run from this checkout would write it too; set {_key} to "
+            f"sqlite:///{Path(RESULTS) / _default} (or a database server)"
+        )
 STEP1_DIR = Path(RESULTS) / "step1"
 CALIBRATIONS = Path(RESULTS) / "calibrations"
 INVENTORY = str(STEP1_DIR / "inventory.csv")
@@ -131,9 +162,24 @@ def step1_files(expnums, key):
     return [pattern(expnum=int(expnum)) for expnum in expnums]
 
 
-def step1_log(name):
-    """Log path mirroring the ``expnum`` wildcard."""
-    return f"logs/step1/{{expnum}}p/{name}.log"
+# Run records (logs, benchmarks, step timings) go under the run's results tree,
+# never the working directory: two surveys run from one checkout with different
+# ``results:`` share none (spica.paths.RUN_RECORDS; Snakemake's own .snakemake/
+# stays in the working directory).
+def run_log(scope, name):
+    """``log:`` pattern of a job: ``<results>/logs/<scope folder>/<name>.log``
+    (scope: a key of :data:`spica.paths.RUN_RECORD_SCOPES`, e.g. ``exposure``)."""
+    return paths.log_pattern(RESULTS, scope, name)
+
+
+def run_benchmark(scope, name):
+    """``benchmark:`` pattern of a job: ``<results>/benchmarks/<scope folder>/<name>.tsv``."""
+    return paths.benchmark_pattern(RESULTS, scope, name)
+
+
+def run_steps(scope, name):
+    """Per-step timings of a job, beside its benchmark (``<name>.steps.json``)."""
+    return paths.steps_pattern(RESULTS, scope, name)
 
 
 def get_step1_dir(wildcards):
@@ -147,8 +193,10 @@ def optional_input(path):
 
 
 @functools.lru_cache(maxsize=4)
-def _photometric_flags(path, mtime):
-    """Odometer -> photometric, read once per version of the metadata file."""
+def _photometric_flags(path):
+    """Odometer -> photometric, read once per workflow run: the input functions that
+    ask again after a checkpoint see the same flags, so an edit of the metadata during
+    a run takes effect on the next run (params then change), never half-way."""
     metadata = read_metadata(path)
     return dict(zip(metadata["expnum"].astype(int), metadata["photometric"].astype(bool)))
 
@@ -158,7 +206,7 @@ def is_photometric(expnum):
     path = next(iter(optional_input(config["inputs"]["metadata"])), None)
     if path is None:
         return False
-    return _photometric_flags(path, Path(path).stat().st_mtime_ns).get(int(expnum), False)
+    return _photometric_flags(path).get(int(expnum), False)
 
 
 def get_photometric_flag(wildcards):
@@ -181,10 +229,26 @@ def get_check_files(wildcards=None):
     return step1_files(sorted(INCOMING.files), "check")
 
 
+#: Checkpoint outputs already made in this run, checkpoint (and wildcards) -> output:
+#: once Snakemake says a checkpoint's output is there it stays there for the run, so
+#: each is asked once, not once per job (14,000 times for the inventory, about
+#: 80,000 for a plan at survey scale). The files' versions are still checked (mtime).
+_CHECKPOINT_OUTPUTS = {}
+
+
+def checkpoint_output(name, **wildcards):
+    """``checkpoints.<name>.get(**wildcards).output``, asked of Snakemake once per run
+    after it succeeds (it raises until the checkpoint has run)."""
+    key = (name, *sorted(wildcards.items()))
+    if key not in _CHECKPOINT_OUTPUTS:
+        _CHECKPOINT_OUTPUTS[key] = getattr(checkpoints, name).get(**wildcards).output
+    return _CHECKPOINT_OUTPUTS[key]
+
+
 def accepted_exposures():
     """Odometers that passed the integrity check (after the inventory checkpoint)."""
-    inventory = checkpoints.make_inventory.get().output.inventory
-    return list(_accepted(inventory, Path(inventory).stat().st_mtime_ns))
+    inventory = checkpoint_output("make_inventory").inventory
+    return list(_accepted(inventory, os.stat(inventory).st_mtime_ns))
 
 
 @functools.lru_cache(maxsize=4)
@@ -207,9 +271,9 @@ def _read_verdict(path, mtime):
 def get_verdict(wildcards):
     """The integrity verdict JSON of an accepted exposure (the flat and the mask
     functions both ask for it: it is read once per version of the file)."""
-    checkpoints.make_inventory.get()
-    path = paths.step1_path(RESULTS, wildcards.expnum, "check")
-    return _read_verdict(str(path), path.stat().st_mtime_ns)
+    checkpoint_output("make_inventory")
+    path = _step1_format("check")(expnum=int(wildcards.expnum))
+    return _read_verdict(path, os.stat(path).st_mtime_ns)
 
 
 def staged_calibration(raw_path):
@@ -236,18 +300,6 @@ def get_raw_calibration(wildcards):
     if found is None:
         raise WorkflowError(f"calibration {wildcards.calib} not in {config['inputs']['calibrations']}")
     return str(found)
-
-
-def get_step1_products(wildcards):
-    """Every delivered step 1 product of every accepted exposure."""
-    return _step1_products(tuple(accepted_exposures()))
-
-
-@functools.lru_cache(maxsize=2)
-def _step1_products(expnums):
-    """The delivered step 1 products of ``expnums``, exposure by exposure (once per inventory)."""
-    formats = [_step1_format(key) for key in paths.STEP1_PRODUCTS]
-    return [pattern(expnum=expnum) for expnum in expnums for pattern in formats]
 
 
 def get_step1_for_registry(wildcards):
@@ -319,9 +371,16 @@ def get_release_config(wildcards):
 
 def get_plan(release):
     """The plan of a release (after its checkpoint)."""
-    plan_csv = Path(checkpoints.plan_release.get(release=release).output.plan)
-    lists = paths.release_path(RESULTS, release, "lists")
-    return _read_plan(plan_csv.parent, release, plan_csv.stat().st_mtime_ns, lists.stat().st_mtime_ns)
+    plan_csv = checkpoint_output("plan_release", release=release).plan
+    lists = _release_lists_path(release)
+    return _read_plan(os.path.dirname(plan_csv), release, os.stat(plan_csv).st_mtime_ns,
+                      os.stat(lists).st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=None)
+def _release_lists_path(release):
+    """The ``_lists.json`` of a release (str, built once)."""
+    return str(paths.release_path(RESULTS, release, "lists"))
 
 
 @functools.lru_cache(maxsize=8)
@@ -351,6 +410,12 @@ def get_stack_lists(wildcards):
     return {"stack": plan.stack_lists[stack], "astrometric": plan.astrometric_lists[stack]}
 
 
+def get_conditional_exposures(wildcards):
+    """Param: the conditional members of a stack list (repairable grade: stacked only if repaired)."""
+    stack = planned_product(wildcards.release, wildcards.stem).name
+    return get_plan(wildcards.release).conditional_lists.get(stack, [])
+
+
 def get_astrometric_catalogs(wildcards):
     """Step 1 catalogues of a stack's astrometric list."""
     return step1_files(get_stack_lists(wildcards)["astrometric"], "ldac")
@@ -378,13 +443,39 @@ def get_solution_list(wildcards):
 
 
 def get_solution_catalogs(wildcards):
-    """Step 1 catalogues of a solution's astrometric list."""
+    """Param: step 1 catalogues of a solution's astrometric list (SCAMP reads the
+    ``.ahead`` files beside them). Not inputs: at survey scale the lists hold 133,000
+    catalogues and as many ``.ahead`` files (issue 10, section 5); Snakemake waits for
+    them through the plan (see :func:`get_accepted_aheads`), and a changed one reruns
+    the solution through :func:`get_solution_state`."""
     return step1_files(get_solution_list(wildcards), "ldac")
 
 
-def get_solution_aheads(wildcards):
-    """The ``.ahead`` files SCAMP reads beside those catalogues."""
-    return step1_files(get_solution_list(wildcards), "ahead")
+def get_solution_state(wildcards):
+    """Param: the version of the step 1 files a solution reads, a digest of the
+    modification time and size of each catalogue and ``.ahead`` of its list, so that
+    a remade one reruns SCAMP as an input would (rerun trigger ``params``).
+
+    Read when the plan is: on a run that remakes a catalogue or an ``.ahead``, the
+    plan_release checkpoint reruns after them (the registry reads every QA summary,
+    the plan every ``.ahead``) and Snakemake re-evaluates this param then.
+    """
+    digest = hashlib.sha1()
+    for key in ("ldac", "ahead"):
+        for path in step1_files(get_solution_list(wildcards), key):
+            try:
+                stat = os.stat(path)
+                digest.update(f"{path} {stat.st_mtime_ns} {stat.st_size}\n".encode())
+            except FileNotFoundError:
+                digest.update(f"{path} missing\n".encode())
+    return digest.hexdigest()
+
+
+def get_accepted_aheads(wildcards):
+    """The ``.ahead`` file of every accepted exposure: inputs of the plan, so that
+    every SCAMP run of the release waits for those of its list (its catalogues wait
+    through the registry, which reads every QA summary)."""
+    return step1_files(accepted_exposures(), "ahead")
 
 
 def get_solution_id(wildcards):

@@ -16,7 +16,7 @@ rule build_registry:
         url=config["registry"]["url"],
         software=software("build_registry"),
     log:
-        "logs/registry/build_registry.log",
+        run_log("registry", "build_registry"),
     conda:
         "../envs/spica.yaml"
     script:

@@ -10,6 +10,8 @@ checkpoint plan_release:
     """Select the exposures of a release and plan its stacks (seed 3.2.1)."""
     input:
         registry=REGISTRY_EXPORT,
+        # SCAMP reads these beside the catalogues; its runs wait for them here
+        aheads=get_accepted_aheads,
     output:
         plan=release_file("plan"),
         selection=release_file("selection"),
@@ -18,9 +20,10 @@ checkpoint plan_release:
         release=get_release_config,
         survey=config["survey"],
         planning=config["planning"],
+        repairable_grades=config["calibration"]["repairable_grades"],
         software=software("plan_release"),
     log:
-        "logs/releases/{release}/plan_release.log",
+        run_log("release", "plan_release"),
     conda:
         "../envs/spica.yaml"
     script:
@@ -38,7 +41,7 @@ rule write_stack_lists:
         lists=get_stack_lists,
         software=software("write_stack_lists"),
     log:
-        "logs/releases/{release}/{stem}/write_stack_lists.log",
+        run_log("product", "write_stack_lists"),
     conda:
         "../envs/spica.yaml"
     script:
@@ -58,7 +61,7 @@ rule report_pending:
         longest=config["planning"]["longest_stacks"],
         software=software("report_pending"),
     log:
-        "logs/releases/{release}/report_pending.log",
+        run_log("release", "report_pending"),
     conda:
         "../envs/spica.yaml"
     script:

@@ -22,9 +22,9 @@ rule check_exposure:
         limits=INTEGRITY_LIMITS,
         software=software("check_exposure", tools=["fitsverify"]),
     log:
-        step1_log("check_exposure"),
+        run_log("exposure", "check_exposure"),
     benchmark:
-        "benchmarks/step1/{expnum}p/check_exposure.tsv"
+        run_benchmark("exposure", "check_exposure")
     conda:
         "../envs/spica.yaml"
     script:
@@ -42,7 +42,7 @@ checkpoint make_inventory:
         rejected=INCOMING.rejected,
         software=software("make_inventory"),
     log:
-        "logs/step1/make_inventory.log",
+        run_log("step1", "make_inventory"),
     conda:
         "../envs/spica.yaml"
     script:
@@ -58,7 +58,7 @@ rule stage_calibration:
     params:
         software=software("stage_calibration"),
     log:
-        "logs/calibrations/{calib}.log",
+        run_log("calibrations", "{calib}"),
     conda:
         "../envs/spica.yaml"
     script:
@@ -106,10 +106,10 @@ rule reduce_exposure:
     resources:
         mem_mb=3000,
     log:
-        log=step1_log("reduce_exposure"),
-        steps="benchmarks/step1/{expnum}p/reduce_exposure.steps.json",
+        log=run_log("exposure", "reduce_exposure"),
+        steps=run_steps("exposure", "reduce_exposure"),
     benchmark:
-        "benchmarks/step1/{expnum}p/reduce_exposure.tsv"
+        run_benchmark("exposure", "reduce_exposure")
     conda:
         "../envs/astromatic.yaml"
     script:
@@ -130,9 +130,10 @@ rule assess_quality:
         psf=step1("psf"),
         psfex_xml=step1("psfex_xml"),
     output:
+        # the 21 QA plots (spica.paths.QA_PLOTS) are written beside the XML, which is
+        # written last: one product, declared by the XML (spica.paths.STEP1_DECLARED)
         diag=step1("diag"),
         qa_xml=step1("qa_xml"),
-        **{key: step1(key) for key in paths.QA_PLOTS},
     params:
         limits=config["step1"]["grading"],
         pixel_scale=config["survey"]["pixel_scale"],
@@ -140,10 +141,10 @@ rule assess_quality:
     group:
         "step1"
     log:
-        log=step1_log("assess_quality"),
-        steps="benchmarks/step1/{expnum}p/assess_quality.steps.json",
+        log=run_log("exposure", "assess_quality"),
+        steps=run_steps("exposure", "assess_quality"),
     benchmark:
-        "benchmarks/step1/{expnum}p/assess_quality.tsv"
+        run_benchmark("exposure", "assess_quality")
     conda:
         "../envs/spica.yaml"
     script:

@@ -20,5 +20,7 @@ accepted = write_accept_summary(
     accepted_out=snakemake.output.accepted,
     scamp_xml=snakemake.input.scamp_xml,
     max_reference_sigma=snakemake.params.max_reference_sigma,
+    conditional=snakemake.params.conditional,
+    max_focal_plane_offset=snakemake.params.max_focal_plane_offset,
 )
 print(f"accepted: {accepted}", file=sys.stderr)

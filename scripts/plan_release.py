@@ -17,6 +17,7 @@ plan = plan_release(
     snakemake.params.release,
     snakemake.params.survey,
     snakemake.params.planning,
+    repairable_grades=snakemake.params.repairable_grades,
 )
 written = write_plan(plan, Path(snakemake.output.plan).parent)
 print(f"{len(plan.stacks)} stacks planned; wrote {sorted(map(str, written.values()))}", file=sys.stderr)

@@ -8,13 +8,13 @@ sys.stderr = log
 from spica.astromatic.scamp import run_scamp  # noqa: E402
 from spica.provenance import write_command  # noqa: E402
 
-if not snakemake.input.catalogs:
+if not snakemake.params.catalogs:
     raise ValueError(f"{snakemake.wildcards.solution} is not a SCAMP solution of the plan of "
                      f"{snakemake.wildcards.release}")
 run = run_scamp(
     snakemake.params.bin,
     snakemake.input.config,
-    catalogs=snakemake.input.catalogs,
+    catalogs=snakemake.params.catalogs,
     refcat=snakemake.input.refcat,
     xml_out=snakemake.output.xml,
     products=snakemake.output.products,

@@ -24,7 +24,7 @@ from astropy.io import fits
 from spica import paths
 from spica.registry import conform, empty_survey_message
 from spica.release.planning import pending_report, plan_release, read_plan, write_plan
-from tests.conftest import REPO
+from tests.conftest import REPO, small_survey
 
 CONFIG = REPO / "config" / "config.yaml"
 MESSAGE = empty_survey_message(2, "results/quarantine/quarantine.csv")
@@ -59,9 +59,7 @@ def test_empty_plan_and_pending_view(tmp_path, cfg, demo_survey, registry):
 # --------------------------------------------------------------- the workflow
 def _quarantined_survey(workdir: Path, config: dict) -> list[str]:
     """The small demo survey reduced to two exposures that lack FILTER; their names."""
-    from spica.demo import simulate_survey
-
-    simulate_survey(config, workdir, small=True)
+    small_survey(workdir)
     incoming = workdir / config["inputs"]["exposures"]
     incoming.chmod(0o755)
     files = sorted(incoming.glob("*.fits"))
@@ -103,9 +101,12 @@ def test_an_all_quarantined_survey_runs_to_the_end(empty_run):
     assert "the plan of T0002 is empty, nothing to build" in output
     assert "Job stats" in output and "reduce_exposure" not in output and "coadd_stack" not in output
     workdir = empty_run["workdir"]
-    assert MESSAGE in (workdir / "logs" / "registry" / "build_registry.log").read_text()
+    results = empty_run["config"]["results"]  # the run's logs are in its results tree
+    assert MESSAGE in (workdir / paths.run_record_path(
+        results, "log", "registry", "build_registry")).read_text()
     assert "empty plan: no exposure selected for T0002 (2 in the registry, 0 passed" in (
-        workdir / "logs" / "releases" / "T0002" / "plan_release.log").read_text()
+        workdir / paths.run_record_path(results, "log", "release", "plan_release", release="T0002")
+    ).read_text()
     nothing = _snakemake(workdir, "-n", "qualityfits_in", "release_T0002")
     assert nothing.returncode == 0 and "Nothing to be done" in nothing.stdout + nothing.stderr
 

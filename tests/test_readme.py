@@ -111,11 +111,30 @@ CHECKS: tuple[Check, ...] = (
     Check(r"^snakemake --use-conda", "skip", "the conda route (see mamba)"),
     # site settings: a real profile install and a real SLURM (tests/cluster/)
     Check(r"--profile (cluster|profiles/cluster)\b", "test", "tests/cluster/test_profiles.py"),
+    Check(r"^\.venv/bin/python -c \"from spica\.monitor import in_progress;", "run",
+          "reads the job events (tests/monitor runs a workflow and reads them while it runs)"),
+    Check(r"^bin/spica watch$", "skip",
+          "polls until interrupted; the one-poll form `bin/spica watch --once` is tested"),
+    Check(r"^bin/spica (watch --once|transfer (stage|push|verify|purge|status))$", "test",
+          "tests/transfer/test_end_to_end.py"),  # the same commands (python -m spica.transfer) on a scratch folder
+    Check(r"^bin/spica web adduser \S+ --role (staff|pi)\b", "test",
+          "tests/web/test_views.py"),  # asks for a password; the suite's users are made with --password-env
+    Check(r"^bin/spica web ARGS$", "skip", "ARGS is a placeholder"),
+    Check(r"^bin/spica web createsuperuser$", "skip", "Django's own interactive command"),
+    Check(r"^bin/spica serve$", "skip",
+          "runs until interrupted; tests/web/test_browser.py starts the production form and stops it"),
+    Check(r"^bin/spica serve --production\b", "test", "tests/web/test_browser.py"),
+    Check(r"^\.venv/bin/python -m tests\.web\.screenshots\b", "skip",
+          "needs a finished survey and chromium; docs/screenshots/ were made with it"),
+    Check(r"^bin/spica snakemake --unlock$", "test",
+          "tests/robustness/test_crash.py"),  # unlocks after each SIGKILL of Snakemake, then reruns
     Check(r"^(bin/spica )?snakemake\b", "dry-run", "a Snakemake run"),
     Check(r"^cat results/releases/T0002/T0002_pending\.txt$", "test",
           "tests/e2e/test_release.py"),  # the file plan_T0002 writes, which a dry-run does not
     Check(r"^\.venv/bin/python -m tests\.e2e\.compare_products BEFORE AFTER$", "compare",
           "BEFORE and AFTER are placeholders"),
+    Check(r"^bin/spica skywatcher\b", "test",
+          "tests/skywatcher/test_cli.py"),  # every option on a synthetic survey (no demo run here)
     Check(r"^\.venv/bin/python bench/\S+\.py", "options",
           "a bench needs a finished demo (`--workdir .`) or runs step 1 (minutes); bench/ is "
           "measurement, not test"),

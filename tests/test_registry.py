@@ -1,5 +1,7 @@
 """Grades in force: human grade, else the provisional QualityFITS-in one."""
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -150,7 +152,10 @@ def test_one_row_per_odometer_and_a_unique_expnum(tmp_path):
     write_diag(step1 / "751000p_diag.fits", [_sample_ccd(), {**_sample_ccd(), "ccd": 4}],
                field, "A", [])
     check = tmp_path / "751000p_check.json"
-    check.write_text('{"expnum": 751000, "n_ccd": 2, "sha256": "abc", "info": {"filter": "r.MP9601"}}')
+    info = {"object": "D3", "runid": "04AL01", "filter": "r.MP9601", "exptime": 300.0,
+            "ra_deg": 214.86, "dec_deg": 52.69, "mjd_obs": 53085.3}
+    check.write_text(json.dumps({"expnum": 751000, "path": "in/751000p.fits", "n_ccd": 2,
+                                 "sha256": "abc", "info": info}))
     inventory = _inventory(tmp_path, [
         {"expnum": 751000, "path": "in/751000p.fits", "status": "ok", "reason": "", "message": ""},
         {"expnum": 751000, "path": "in/751000p.fits.fz", "status": "quarantined",

@@ -37,6 +37,8 @@ __all__ = [
     "STEP1_PRODUCTS",
     "STEP1_INTERMEDIATES",
     "QA_PLOTS",
+    "STEP1_DECLARED",
+    "qa_plot_paths",
     "exposure_name",
     "exposure_filename",
     "parse_exposure_filename",
@@ -65,6 +67,9 @@ __all__ = [
     "STACK_THUMBNAILS",
     "STACK_PRODUCTS",
     "IMAGE_PRODUCTS",
+    "QUALITYFITS_OUT_PRODUCTS",
+    "COMPLETENESS_PRODUCTS",
+    "QUALITYFITS_OUT_INTERMEDIATES",
     "STACK_INTERMEDIATES",
     "SCAMP_FOLDER",
     "SOLUTION_RE",
@@ -84,6 +89,14 @@ __all__ = [
     "scamp_folder_pattern",
     "chi2_path",
     "chi2_pattern",
+    "RUN_RECORDS",
+    "RUN_RECORD_SCOPES",
+    "run_record_path",
+    "log_pattern",
+    "benchmark_pattern",
+    "steps_pattern",
+    "run_records_folder",
+    "outside_results",
 ]
 
 #: A release stack's product stem (``CFHTLS_W_r_135934+533330_T0002``) and an
@@ -174,6 +187,14 @@ STEP1_INTERMEDIATES: dict[str, str] = {
     "psfex_xml": "_psfex.xml",  # PSFEx XML (per-CCD FWHM, elongation)
 }
 
+#: The delivered step 1 products a rule declares to Snakemake: all but the QA plots.
+#: The 21 plots of an exposure are one product with its QA XML (``NNNNNNp.xml``):
+#: ``assess_quality`` deletes them, writes them beside the XML, the XML last, so a
+#: complete XML means complete plots (:func:`qa_plot_paths`). Declared one by one
+#: they were half of the ~40 files of each of the ~21,000 step 1 jobs that
+#: Snakemake lists at survey scale (issue 10, section 5).
+STEP1_DECLARED: tuple[str, ...] = tuple(key for key in STEP1_PRODUCTS if key not in QA_PLOTS)
+
 _ALL_STEP1 = {**STEP1_PRODUCTS, **STEP1_INTERMEDIATES}
 # longest suffix first so "_rhmag_gal.png" is not parsed as "_gal.png"-like prefixes
 _STEP1_BY_SUFFIX = sorted(_ALL_STEP1.items(), key=lambda kv: -len(kv[1]))
@@ -237,6 +258,14 @@ def step1_path(results: str | Path, expnum: int | str, key: str) -> Path:
 def step1_pattern(results: str | Path, key: str) -> str:
     """Return the Snakemake pattern of step 1 product ``key`` (wildcard ``expnum``)."""
     return str(Path(results) / "step1" / "{expnum}p" / ("{expnum}p" + _ALL_STEP1[key]))
+
+
+def qa_plot_paths(qa_xml: str | Path) -> dict[str, Path]:
+    """Return the QA plots written beside an exposure's QA XML, key -> path
+    (:data:`QA_PLOTS`; ``.../546891p/546891p.xml`` -> ``.../546891p/546891p_m.png``...)."""
+    qa_xml = Path(qa_xml)
+    stem = qa_xml.name.removesuffix(STEP1_PRODUCTS["qa_xml"])
+    return {key: qa_xml.with_name(stem + suffix) for key, suffix in QA_PLOTS.items()}
 
 
 def parse_step1_name(name: str | Path) -> tuple[int, str]:
@@ -430,7 +459,33 @@ CHI2_FILES: dict[str, str] = {
     "png": "_chi2.png",
 }
 
-_ALL_PRODUCT = {**STACK_PRODUCTS, **IMAGE_PRODUCTS, **STACK_INTERMEDIATES}
+#: QualityFITS-out products of every planned product (seed 3.2.2: "the same as
+#: QualityFITS-in", from the product and its own weight map), key -> suffix after
+#: its stem; the plot keys are those of :data:`QA_PLOTS`.
+QUALITYFITS_OUT_PRODUCTS: dict[str, str] = {
+    "diag": "_diag.fits",  # summary table (the step 1 layout) and the QualityFITS-out figures
+    "bkg": "_bkg.fits",  # background map (SExtractor CHECKIMAGE BACKGROUND)
+    "protopsf": "_protopsf.fits",  # the PSFEx model of the product
+    **{key: QA_PLOTS[key] for key in (
+        "psf_m", "ell", "fwhm_histo", "fwhm_histo_ps", "rhmag", "rhmag_ps", "rhmag_star",
+        "rhmag_star_ps", "rhmag_gal", "rhmag_gal_ps", "star_histo", "star_histo_ps",
+        "gal_histo", "gal_histo_ps")},
+    "ell_ps": "_ell.ps",
+}
+
+#: The completeness plot of a planned product (simulated stars added to a copy).
+COMPLETENESS_PRODUCTS: dict[str, str] = {"comptness": "_comptness.png", "comptness_ps": "_comptness.ps"}
+
+#: QualityFITS-out working files of a planned product: not delivered.
+QUALITYFITS_OUT_INTERMEDIATES: dict[str, str] = {
+    "qfo_ldac": "_qfo_ldac.fits",  # SExtractor catalogue of the product (PSFEx's input)
+    "qfo_sex_xml": "_qfo_sex.xml",
+    "qfo_psfex_xml": "_qfo_psfex.xml",
+    "comptness_table": "_comptness.fits",  # injected stars, recovered fraction, 50/80 % magnitudes
+}
+
+_ALL_PRODUCT = {**STACK_PRODUCTS, **IMAGE_PRODUCTS, **STACK_INTERMEDIATES, **QUALITYFITS_OUT_PRODUCTS,
+                **COMPLETENESS_PRODUCTS, **QUALITYFITS_OUT_INTERMEDIATES}
 
 
 def _releases(results: str | Path, release: str) -> Path:
@@ -541,3 +596,83 @@ def parse_image_stem(stem: str) -> tuple[int, str]:
     if not match:
         raise ValueError(f"not an image-by-image product stem: {stem!r}")
     return int(match[1]), match[2]
+
+
+# --------------------------------------------------------------------------
+# Run records: what a run writes besides its products (rule logs, Snakemake
+# benchmarks, step timings). They live in the run's own results tree, so two
+# surveys run from one checkout with different ``results:`` never share one
+# (Snakemake's own ``.snakemake/`` folder stays in the working directory).
+
+#: Folders of the run records under the results tree, kind -> folder name:
+#: ``<results>/logs/...`` (one ``.log`` per job) and ``<results>/benchmarks/...``
+#: (Snakemake's ``.tsv`` per job, per-step timings ``.steps.json``).
+RUN_RECORDS: dict[str, str] = {"log": "logs", "benchmark": "benchmarks"}
+
+#: Where a job's records go inside those folders, scope -> sub-folder pattern
+#: (Snakemake wildcards of the rule's outputs).
+RUN_RECORD_SCOPES: dict[str, str] = {
+    "exposure": "step1/{expnum}p",
+    "step1": "step1",
+    "calibrations": "calibrations",
+    "registry": "registry",
+    "release": "releases/{release}",
+    "product": "releases/{release}/{stem}",
+    "tile": "releases/{release}/{chi2}",
+    "solution": f"releases/{{release}}/{SOLUTIONS_FOLDER}/{{solution}}",
+}
+
+_RUN_RECORD_SUFFIX = {"log": ".log", "benchmark": ".tsv", "steps": ".steps.json"}
+
+
+def run_record_path(results: str | Path, kind: str, scope: str, name: str, **wildcards: object) -> Path:
+    """Return the path of a run record of a job, e.g.
+    ``<results>/logs/step1/760101p/reduce_exposure.log``.
+
+    Parameters
+    ----------
+    results
+        The run's results tree (``config["results"]``).
+    kind
+        ``log``, ``benchmark`` (Snakemake's TSV) or ``steps`` (per-step timings
+        JSON, beside the benchmark).
+    scope
+        A key of :data:`RUN_RECORD_SCOPES` (``exposure``, ``product``...).
+    name
+        The record's name, usually the rule's (may hold a wildcard, ``{calib}``).
+    **wildcards
+        Values of the scope's wildcards; without them the path is a pattern.
+    """
+    folder = RUN_RECORDS["log" if kind == "log" else "benchmark"]
+    relative = f"{RUN_RECORD_SCOPES[scope]}/{name}{_RUN_RECORD_SUFFIX[kind]}"
+    if wildcards:
+        relative = relative.format(**wildcards)
+    return Path(results) / folder / relative
+
+
+def log_pattern(results: str | Path, scope: str, name: str) -> str:
+    """Snakemake ``log:`` pattern of a job (:func:`run_record_path`, kind ``log``)."""
+    return str(run_record_path(results, "log", scope, name))
+
+
+def benchmark_pattern(results: str | Path, scope: str, name: str) -> str:
+    """Snakemake ``benchmark:`` pattern of a job (:func:`run_record_path`, kind ``benchmark``)."""
+    return str(run_record_path(results, "benchmark", scope, name))
+
+
+def steps_pattern(results: str | Path, scope: str, name: str) -> str:
+    """Pattern of a job's per-step timings JSON, beside its benchmark."""
+    return str(run_record_path(results, "steps", scope, name))
+
+
+def run_records_folder(results: str | Path, kind: str) -> Path:
+    """Return the folder of one kind of run record (:data:`RUN_RECORDS`: ``log`` or
+    ``benchmark``), e.g. ``<results>/benchmarks``."""
+    return Path(results) / RUN_RECORDS[kind]
+
+
+def outside_results(results: str | Path, path: str | Path) -> bool:
+    """Whether ``path`` (a file a run writes) lies outside the results tree ``results``
+    (both taken relative to the same working directory; ``..`` is resolved)."""
+    tree, target = Path(results).resolve(), Path(path).resolve()
+    return tree != target and tree not in target.parents

@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import functools
 import json
+import re
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,17 +47,24 @@ from astropy.table import Table
 
 if TYPE_CHECKING:
     from sqlalchemy import MetaData
+    from sqlalchemy.engine import URL, Engine
 
 __all__ = [
     "GRADES",
+    "RegistryError",
+    "TableError",
+    "TableWarning",
     "build_registry",
     "conform",
+    "database_url",
+    "open_database",
     "empty_survey_message",
     "load_calibration",
     "merge_grades",
     "read_grades",
     "read_metadata",
     "schema",
+    "sqlite_file",
 ]
 
 #: Grades of the seed (3.2.1): only A and B enter a release.
@@ -205,46 +214,174 @@ def _write_tables(connection, frames: Mapping[str, pd.DataFrame], *, replace: bo
             frame.to_sql(name, connection, if_exists="append", index=False)
 
 
+def database_url(url: str) -> URL:
+    """``url`` as SQLAlchemy reads it, ``postgresql://`` with psycopg 3 (the driver
+    SPICA installs; SQLAlchemy's default for that scheme is psycopg2)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def open_database(url: str, **options) -> Engine:
+    """The SQLAlchemy engine of a database URL (:func:`database_url`): the one place
+    the registry, the operation interface, SkyWatcher and the job events open one."""
+    from sqlalchemy import create_engine
+
+    return create_engine(database_url(url), **options)
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of an SQLite URL (``sqlite:///results/registry.sqlite`` ->
+    ``results/registry.sqlite``, relative to the working directory); None for a
+    server (``postgresql://...``) or an in-memory database."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
 def empty_survey_message(n_quarantined: int, quarantine_csv: str | Path) -> str:
     """The warning of a survey where no exposure passed the integrity check."""
     return (f"no exposure passed the integrity check: {n_quarantined} quarantined, "
             f"see {quarantine_csv}")
 
 
-def read_grades(path: str | Path | None) -> pd.DataFrame:
+class TableError(ValueError):
+    """A bad row of an input table (grades, observing metadata, an inventory or check file).
+
+    The message names the file, the line (the header is line 1) and the column.
+
+    Attributes
+    ----------
+    file, line, column
+        Where the problem is (``line`` None: the whole file; ``column`` None: the row).
+    """
+
+    def __init__(self, file: str | Path, line: int | None, column: str | None, problem: str):
+        where = str(file) + (f", line {line}" if line is not None else "") + (
+            f", column {column}" if column is not None else "")
+        super().__init__(f"{where}: {problem}")
+        self.file, self.line, self.column = str(file), line, column
+
+
+class TableWarning(UserWarning):
+    """A row of an input table that is kept out but stops nothing (a grade or metadata of an
+    exposure the survey does not have: removed from the incoming set, or not delivered yet);
+    the message names the file, the line and the column, like :class:`TableError`."""
+
+
+class RegistryError(RuntimeError):
+    """The registry would lose or mix up an exposure's records (a join that dropped or
+    duplicated a row, an exposure whose header metadata went missing): never written."""
+
+
+_ODOMETER_RE = re.compile(r"^\d+$")  # a CFHT odometer (6-7 digits in practice)
+_TRUE = {"true", "t", "1", "yes", "y"}
+_FALSE = {"false", "f", "0", "no", "n"}
+GRADE_COLUMNS = ["expnum", "grade", "comment", "graded_by", "date"]
+METADATA_COLUMNS = ["expnum", "skyprobe", "photometric"]
+
+
+def _read_table(path: str | Path, columns: list[str]) -> pd.DataFrame:
+    """A CSV as text, every cell stripped; the columns checked; ``line`` = file line of each row."""
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise TableError(path, None, None, f"not a readable CSV table ({error})") from None
+    except pd.errors.EmptyDataError:
+        raise TableError(path, None, None, f"empty file (expected the columns {columns})") from None
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise TableError(path, 1, missing[0], f"missing column(s) {missing} (has {list(table.columns)})")
+    table = table[columns].apply(lambda column: column.str.strip())
+    table.index = pd.RangeIndex(2, len(table) + 2, name="line")
+    return table
+
+
+def _odometers(table: pd.DataFrame, path: str | Path) -> pd.Series:
+    """The ``expnum`` column as integers; a non-odometer or a repeat raises :class:`TableError`."""
+    for line, value in table["expnum"].items():
+        if not _ODOMETER_RE.match(value):
+            raise TableError(path, line, "expnum", f"{value!r} is not an odometer (an integer)")
+    expnums = table["expnum"].astype("int64")
+    repeated = expnums[expnums.duplicated(keep=False)]
+    if len(repeated):
+        lines = repeated.index[repeated == repeated.iloc[0]].tolist()
+        raise TableError(path, lines[1], "expnum", f"exposure {repeated.iloc[0]} repeats line "
+                         f"{lines[0]}: one row per exposure")
+    return expnums
+
+
+def _unknown(expnums: pd.Series, path: str | Path, known: Iterable[int] | None) -> pd.Series:
+    """Which rows name an exposure not in ``known`` (each warned about, by line); all False
+    when ``known`` is None."""
+    if known is None:
+        return pd.Series(False, index=expnums.index)
+    unknown = ~expnums.isin(set(int(e) for e in known))
+    for line, expnum in expnums[unknown].items():
+        warnings.warn(TableWarning(f"{path}, line {line}, column expnum: exposure {expnum} is not "
+                                   "in the survey (no incoming file has this odometer): row ignored"),
+                      stacklevel=3)
+    return unknown
+
+
+def read_grades(path: str | Path | None, *, known: Iterable[int] | None = None) -> pd.DataFrame:
     """Read the graders' CSV (expnum, grade, comment, graded_by, date).
 
-    Unknown grades raise ValueError naming the row; a missing file means no
-    human grade yet.
+    A missing file means no human grade yet. Every row is checked: an
+    ``expnum`` that is no odometer or repeats another row's and a grade other
+    than A-D (any case) raise :class:`TableError` naming the file, the line
+    and the column. With ``known`` (the survey's odometers), a row of another
+    exposure is left out with a :class:`TableWarning` naming its line (a file
+    removed from the incoming set keeps its grade in the graders' table).
     """
-    columns = ["expnum", "grade", "comment", "graded_by", "date"]
     if path is None or not Path(path).is_file():
-        return pd.DataFrame(columns=columns)
-    grades = pd.read_csv(path, dtype={"grade": str, "comment": str, "graded_by": str,
-                                      "date": str}, keep_default_na=False)
-    missing = set(columns) - set(grades.columns)
-    if missing:
-        raise ValueError(f"{path}: missing columns {sorted(missing)}")
-    grades["grade"] = grades["grade"].str.strip().str.upper()
-    bad = grades[~grades["grade"].isin(GRADES)]
-    if len(bad):
-        raise ValueError(f"{path}: invalid grade(s) {bad[['expnum', 'grade']].to_dict('records')}")
-    return grades[columns].drop_duplicates("expnum", keep="last")
+        return pd.DataFrame(columns=GRADE_COLUMNS)
+    grades = _read_table(path, GRADE_COLUMNS)
+    expnums = _odometers(grades, path)
+    grades["grade"] = grades["grade"].str.upper()
+    for line, grade in grades["grade"].items():
+        if grade not in GRADES:
+            raise TableError(path, line, "grade", f"invalid grade {grade!r} (one of {', '.join(GRADES)})")
+    unknown = _unknown(expnums, path, known)
+    return grades.assign(expnum=expnums)[~unknown].reset_index(drop=True)
 
 
 def read_metadata(path: str | Path | None) -> pd.DataFrame:
-    """Read the observing metadata CSV (expnum, skyprobe, photometric); None: none yet."""
+    """Read the observing metadata CSV (expnum, skyprobe, photometric); None: none yet.
+
+    Every row is checked: an ``expnum`` that is no odometer or repeats another
+    row's, a ``skyprobe`` that is not a number (empty: unknown) and a
+    ``photometric`` that is not a boolean (true/false, t/f, yes/no, y/n, 1/0)
+    raise :class:`TableError` naming the file, the line and the column. Rows of
+    exposures not (yet) delivered are kept: the metadata of a night may come
+    before its files (:func:`build_registry` reports them).
+    """
     if path is None or not Path(path).is_file():
-        return pd.DataFrame(columns=["expnum", "skyprobe", "photometric"])
-    metadata = pd.read_csv(path)
-    metadata["photometric"] = metadata["photometric"].astype(str).str.lower().isin(
-        ["true", "t", "1", "yes", "y"]
-    )
-    return metadata[["expnum", "skyprobe", "photometric"]]
+        return pd.DataFrame({"expnum": pd.Series(dtype="int64"), "skyprobe": pd.Series(dtype=float),
+                             "photometric": pd.Series(dtype=bool)})
+    metadata = _read_table(path, METADATA_COLUMNS)
+    expnums = _odometers(metadata, path)
+    skyprobe = pd.to_numeric(metadata["skyprobe"].replace("", "nan"), errors="coerce")
+    for line in skyprobe.index[skyprobe.isna() & ~metadata["skyprobe"].str.lower().isin(["", "nan"])]:
+        raise TableError(path, line, "skyprobe", f"{metadata.at[line, 'skyprobe']!r} is not a number")
+    flags = metadata["photometric"].str.lower()
+    for line, flag in flags.items():
+        if flag not in _TRUE | _FALSE:
+            raise TableError(path, line, "photometric",
+                             f"{metadata.at[line, 'photometric']!r} is not a boolean (true/false)")
+    return pd.DataFrame({"expnum": expnums, "skyprobe": skyprobe.astype(float),
+                         "photometric": flags.isin(_TRUE)}).reset_index(drop=True)
 
 
 def merge_grades(exposures: pd.DataFrame, grades: pd.DataFrame) -> pd.DataFrame:
-    """Set the grade in force: the human grade, else the provisional one.
+    """Set the grade in force: the human grade, else the provisional one (one grade per
+    exposure: a join that would repeat an exposure raises).
 
     Parameters
     ----------
@@ -262,7 +399,9 @@ def merge_grades(exposures: pd.DataFrame, grades: pd.DataFrame) -> pd.DataFrame:
     """
     human = grades.rename(columns={"comment": "grade_comment", "date": "grade_date",
                                    "grade": "human_grade"})
-    merged = exposures.merge(human, on="expnum", how="left")
+    merged = exposures.merge(human, on="expnum", how="left", validate="many_to_one")
+    if len(merged) != len(exposures):  # pragma: no cover - validate guards it
+        raise RegistryError("the grades join changed the number of exposure rows")
     has_human = merged["human_grade"].notna() & (merged["human_grade"] != "")
     merged["grade"] = merged["human_grade"].where(has_human, merged["provisional_grade"])
     merged["grade_provisional"] = ~has_human & merged["provisional_grade"].notna()
@@ -270,12 +409,22 @@ def merge_grades(exposures: pd.DataFrame, grades: pd.DataFrame) -> pd.DataFrame:
 
 
 def _exposure_rows(
-    inventory: pd.DataFrame, verdicts: Mapping[int, dict], summaries: Mapping[int, dict]
+    inventory: pd.DataFrame, verdicts: Mapping[str, dict], summaries: Mapping[int, dict],
+    inventory_csv: str | Path,
 ) -> pd.DataFrame:
+    """One row per inventory row: a file's verdict is found by its path (the file), never
+    by an odometer another file may claim; the two must name the same exposure."""
     rows = []
-    for record in inventory.to_dict("records"):
+    for line, record in zip(range(2, len(inventory) + 2), inventory.to_dict("records")):
         expnum = int(record["expnum"]) if str(record["expnum"]).strip() else None
-        verdict = verdicts.get(expnum, {}) if expnum else {}
+        verdict = verdicts.get(record["path"], {})
+        if verdict and verdict.get("expnum") != expnum:
+            raise TableError(inventory_csv, line, "expnum",
+                             f"{record['path']} is exposure {expnum} here but its check says "
+                             f"{verdict.get('expnum')}")
+        if record["status"] == "ok" and not verdict:
+            raise TableError(inventory_csv, line, "path",
+                             f"accepted file {record['path']} has no integrity verdict")
         info = verdict.get("info") or {}
         summary = summaries.get(expnum, {}) if record["status"] == "ok" else {}
         row = {
@@ -308,6 +457,31 @@ def _one_row_per_exposure(exposures: pd.DataFrame) -> pd.DataFrame:
     return exposures.loc[exposures.index.isin(kept.index) | ~numbered]
 
 
+#: Header columns every accepted exposure has (the contract's keywords): a join that
+#: loses them fails (:func:`_validate_exposures`).
+_REQUIRED_INFO = ("object", "runid", "filter", "exptime", "ra_deg", "dec_deg", "mjd_obs")
+
+
+def _validate_exposures(exposures: pd.DataFrame, verdicts: Mapping[str, dict], n_files: int) -> None:
+    """After the joins: one row per file, one per odometer, every accepted exposure with its
+    own verdict's CCD count and header metadata. Raises :class:`RegistryError`."""
+    if len(exposures) > n_files:
+        raise RegistryError(f"{len(exposures)} exposure rows from {n_files} files: a join repeated rows")
+    numbered = exposures["expnum"].dropna()
+    repeated = sorted(set(numbered[numbered.duplicated()].astype(int)))
+    if repeated:
+        raise RegistryError(f"two registry rows for exposure(s) {repeated}")
+    for row in exposures[exposures["status"] == "ok"].to_dict("records"):
+        verdict = verdicts[row["file"]]
+        if row["n_ccd"] != verdict.get("n_ccd"):
+            raise RegistryError(f"exposure {row['expnum']}: {row['n_ccd']} CCDs in the registry, "
+                                f"{verdict.get('n_ccd')} in its verdict ({row['file']})")
+        lost = [c for c in _REQUIRED_INFO if row.get(c) is None or pd.isna(row.get(c))]
+        if lost:
+            raise RegistryError(f"exposure {row['expnum']} ({row['file']}) lost its header "
+                                f"metadata {lost} in a join")
+
+
 def build_registry(
     *,
     url: str,
@@ -330,39 +504,63 @@ def build_registry(
     dict
         Row counts per table (``exposures``, ``ccds``, ``quarantine``).
     """
-    from sqlalchemy import create_engine
-
     from spica.paths import parse_exposure_prefix
     from spica.step1.qa import read_summary
 
     inventory = pd.read_csv(inventory_csv, dtype=str, keep_default_na=False)
-    verdicts = {}
+    # every record is keyed by its own file: a verdict by the file it checked (and its
+    # check file's odometer must be the verdict's), QA by its file name's odometer
+    verdicts: dict[str, dict] = {}
     for path in checks:
         verdict = json.loads(Path(path).read_text())
-        verdicts[int(verdict["expnum"])] = verdict
+        own = parse_exposure_prefix(Path(path).name)
+        if own is not None and verdict.get("expnum") != own:
+            raise TableError(path, None, "expnum", f"the check of exposure {own} says expnum "
+                             f"{verdict.get('expnum')} ({verdict.get('path')})")
+        if verdict["path"] in verdicts:
+            raise TableError(path, None, "path", f"a second verdict for {verdict['path']}")
+        verdicts[verdict["path"]] = verdict
     summaries = {}
     for path in qa_xml:
         summary = read_summary(path)
-        summaries[int(summary["expnum"])] = summary
-    files = _exposure_rows(inventory, verdicts, summaries)
+        own = parse_exposure_prefix(Path(path).name)
+        if own is None or int(summary["expnum"]) != own:
+            raise TableError(path, None, "expnum", f"QA summary of {summary['expnum']} in the "
+                             f"file of exposure {own}")
+        summaries[own] = summary
+    files = _exposure_rows(inventory, verdicts, summaries, inventory_csv)
     quarantine = files[files["status"] != "ok"][["expnum", "file", "reason", "message"]]
     exposures = _one_row_per_exposure(files)
-    exposures = exposures.merge(read_metadata(metadata_csv), on="expnum", how="left")
-    exposures = merge_grades(exposures, read_grades(grades_csv))
+    known = set(int(e) for e in files["expnum"].dropna())
+    metadata = read_metadata(metadata_csv)
+    undelivered = sorted(set(metadata["expnum"]) - known)
+    if undelivered:
+        warnings.warn(TableWarning(f"{metadata_csv}: metadata of {len(undelivered)} exposure(s) "
+                                   f"without an incoming file, not in the registry: {undelivered[:10]}"),
+                      stacklevel=2)
+    exposures = exposures.merge(metadata, on="expnum", how="left", validate="many_to_one")
+    exposures = merge_grades(exposures, read_grades(grades_csv, known=known))
     # quarantined files are never graded
     exposures.loc[exposures["status"] != "ok", ["grade", "grade_provisional"]] = [None, False]
+    _validate_exposures(exposures, verdicts, len(files))
 
+    accepted = {int(e): row for e, row in zip(exposures["expnum"], exposures.to_dict("records"))
+                if row["status"] == "ok"}
     ccd_tables = []
     for path in diag:
         table = Table.read(path, hdu=1)
         names = [name for name in table.colnames if len(table[name].shape) <= 1]
-        ccd_tables.append(table[names].to_pandas().assign(
-            expnum=parse_exposure_prefix(Path(path).name)))
+        expnum = parse_exposure_prefix(Path(path).name)
+        if expnum not in accepted or len(table) != accepted[expnum]["n_ccd"]:
+            raise RegistryError(f"{path}: {len(table)} CCD rows for exposure {expnum}, which "
+                                + (f"has {accepted[expnum]['n_ccd']} CCDs" if expnum in accepted
+                                   else "is not an accepted exposure"))
+        ccd_tables.append(table[names].to_pandas().assign(expnum=expnum))
     ccds = pd.concat(ccd_tables, ignore_index=True) if ccd_tables else pd.DataFrame()
     tables = {"exposures": conform(exposures, "exposures"), "ccds": conform(ccds, "ccds"),
               "quarantine": conform(quarantine, "quarantine")}
 
-    engine = create_engine(url)
+    engine = open_database(url)
     with engine.begin() as connection:
         _write_tables(connection, tables, replace=True)
     engine.dispose()
@@ -387,7 +585,7 @@ def load_calibration(
     ``stack``; rows of the release are replaced. ``export_csv`` receives the
     fields table.
     """
-    from sqlalchemy import create_engine, delete
+    from sqlalchemy import delete
 
     from spica.astromatic.scamp import parse_scamp_xml
     from spica.paths import parse_exposure_prefix
@@ -405,7 +603,7 @@ def load_calibration(
         catalogs = found["scamp_fields"]["catalog"]
         found["scamp_fields"]["expnum"] = pd.array([parse_exposure_prefix(str(c)) for c in catalogs], dtype="Int64")
     tables = {name: conform(table, name) for name, table in found.items()}
-    engine = create_engine(url)
+    engine = open_database(url)
     with engine.begin() as connection:
         schema().create_all(connection, tables=[schema().tables[n] for n in tables], checkfirst=True)
         for name in tables:

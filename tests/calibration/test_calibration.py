@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from astropy.io import fits
 from astropy.wcs import WCS
 
@@ -38,7 +37,7 @@ from spica.calibration.ahead import (
     exposure_zeropoints,
     write_ahead,
 )
-from tests.conftest import REPO, require_binary
+from tests.conftest import REPO, require_binary, small_survey
 
 CONFIG = REPO / "config" / "astromatic" / "scamp.scamp"
 ASTROMATIC = REPO / "config" / "astromatic"
@@ -309,10 +308,7 @@ def scamp_run(tmp_path_factory):
     scamp = require_binary("scamp")
     sex = require_binary("source-extractor", "sex")
     root = tmp_path_factory.mktemp("scamp")
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    from spica.demo import simulate_survey
-
-    simulate_survey(config, root, small=True)
+    config = small_survey(root)
     raw = root / config["inputs"]["exposures"]
     meta = pd.read_csv(root / config["inputs"]["metadata"]).set_index("expnum")
     # as rules/step1.smk reduce_exposure (its SExtractor step)

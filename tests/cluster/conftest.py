@@ -27,9 +27,8 @@ import pytest
 import yaml
 
 from spica import paths
-from spica.demo import simulate_survey
 from tests.cluster.slurm import SingleNodeSlurm, unavailable
-from tests.conftest import REPO, require_binary
+from tests.conftest import REPO, require_binary, small_survey
 
 __all__ = ["KEEP", "PROFILE", "STEM", "copy_inputs", "snakemake"]
 
@@ -88,13 +87,7 @@ def small_inputs(tmp_path_factory) -> Path:
                  ("SWarp", "swarp"), ("fitsverify",)):
         require_binary(*tool)
     root = tmp_path_factory.mktemp("cluster-inputs")
-    config = yaml.safe_load(CONFIG.read_text())
-    simulate_survey(config, root, small=True)
-    incoming = root / config["inputs"]["exposures"]
-    incoming.chmod(0o755)
-    for exposure in incoming.iterdir():
-        if exposure.name not in {paths.exposure_filename(e) for e in KEEP}:
-            exposure.unlink()
+    small_survey(root, keep=KEEP)
     for folder in (root / "demo").rglob("*"):
         if folder.is_dir():
             folder.chmod(0o755)  # copies of the read-only tree can be removed

@@ -28,6 +28,9 @@ Plots (``.png``, ``.ps``)
     reported only: identical or not, with sizes; a PostScript plot that
     differs only in its ``%%CreationDate`` comment counts as identical.
 
+Run records (``results/logs/``, ``results/benchmarks/``: :data:`spica.paths.RUN_RECORDS`,
+what each job printed and how long it took) are not products and are left out.
+
 It prints a summary — identical, equal (after masking or within tolerance),
 differing, only in one tree; the first difference of each file — and exits
 with 1 when a product other than a plot differs or is missing.
@@ -49,6 +52,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from astropy.io import fits
+
+from spica.paths import RUN_RECORDS
 
 __all__ = ["DATA_RTOL", "RUN_FIELDS", "RUN_KEYWORDS", "VALUE_RTOL", "Masks", "Outcome",
            "compare_cards", "compare_file", "compare_trees", "compare_values", "main",
@@ -447,12 +452,16 @@ def _results(directory: Path) -> Path:
 
 
 def _files(tree: Path) -> set[str]:
+    """Every product file of a results tree (run records left out), relative to it."""
+    records = {tree / folder for folder in RUN_RECORDS.values()}
     return {p.relative_to(tree).as_posix() for p in tree.rglob("*")
-            if p.is_file() and p.name not in IGNORED}
+            if p.is_file() and p.name not in IGNORED and not records.intersection(p.parents)}
 
 
-def compare_trees(before: Path, after: Path, *, extra_roots: Iterable[Path] = ()) -> list[Outcome]:
-    """Compare every file of two runs' ``results/`` trees (work directories or results folders)."""
+def compare_trees(before: Path, after: Path, *, extra_roots: Iterable[Path] = (),
+                  only: Iterable[str] = ()) -> list[Outcome]:
+    """Compare every file of two runs' ``results/`` trees (work directories or results folders);
+    ``only``: just the files under these folders of the trees (e.g. ``step1/751000p``)."""
     results_before, results_after = _results(before), _results(after)
     roots = []
     for results in (results_before, results_after):
@@ -462,6 +471,10 @@ def compare_trees(before: Path, after: Path, *, extra_roots: Iterable[Path] = ()
         roots += [(str(path), "<REPO>"), (str(Path(path).resolve()), "<REPO>")]
     masks = Masks(tuple(dict(roots).items()), run_dates(results_before, results_after))
     names_before, names_after = _files(results_before), _files(results_after)
+    folders = tuple(f"{folder.rstrip('/')}/" for folder in only)
+    if folders:
+        names_before = {n for n in names_before if n.startswith(folders)}
+        names_after = {n for n in names_after if n.startswith(folders)}
     outcomes = [Outcome(name, ONLY_BEFORE) for name in sorted(names_before - names_after)]
     outcomes += [Outcome(name, ONLY_AFTER) for name in sorted(names_after - names_before)]
     outcomes += [compare_file(name, results_before / name, results_after / name, masks)

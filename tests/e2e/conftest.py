@@ -34,9 +34,8 @@ import yaml
 from astropy.io import fits
 
 from spica import paths
-from spica.demo import simulate_survey
 from spica.release.planning import read_exposure_list
-from tests.conftest import REPO, require_binary
+from tests.conftest import REPO, require_binary, small_survey
 
 __all__ = ["BROKEN", "CONFIG", "D3", "VW", "accepted_exposures", "job_counts", "pending_stems",
            "snakemake", "stack_lists", "step1_product"]
@@ -171,7 +170,7 @@ def step1(workdir: Path) -> dict:
     truth_dir = workdir / config["demo"]["truth_dir"]
     record_path = workdir / STEP1_RECORD
     if not record_path.is_file():
-        simulate_survey(config, workdir, small=True)
+        small_survey(workdir)
         exposures = pd.read_csv(truth_dir / "exposures.csv")
         good = exposures[exposures["fate"] == "good"]["expnum"].tolist()
         incoming = workdir / config["inputs"]["exposures"]

@@ -175,7 +175,8 @@ def test_reduce_exposure_leaves_no_defect_map_and_times_its_steps(step1):
     ``.steps.json`` names its four steps, tools with their subprocess CPU."""
     for expnum in accepted_exposures(step1)["expnum"]:
         assert not step1_product(step1, expnum, "defects").exists(), expnum
-        bench = step1["workdir"] / "benchmarks" / "step1" / paths.exposure_name(expnum)
+        bench = step1["workdir"] / paths.run_record_path(
+            step1["config"]["results"], "benchmark", "exposure", "reduce_exposure", expnum=expnum).parent
         reduce = json.loads((bench / "reduce_exposure.steps.json").read_text())
         assert reduce["rule"] == "reduce_exposure" and reduce["expnum"] == str(expnum)
         assert [(s["name"], s["kind"]) for s in reduce["steps"]] == [
@@ -186,7 +187,9 @@ def test_reduce_exposure_leaves_no_defect_map_and_times_its_steps(step1):
         by_name = {step["name"]: step for step in reduce["steps"]}
         # the tools run as children, waited for (PSFEx takes seconds on the demo)
         assert by_name["psfex"]["cpu_children_s"] > 0.5, (expnum, by_name["psfex"])
-        assert by_name["defects"]["cpu_children_s"] == 0.0
+        # no tool runs in the defects step; a library may fork a helper at import
+        # (seen: 0.027 s on a fresh machine), far below any tool's seconds
+        assert by_name["defects"]["cpu_children_s"] < 0.1, (expnum, by_name["defects"])
         assert reduce["steps"][0]["cpu_self_s"] > 0  # cosmic rays and trails are our CPU
         assert reduce["total"]["cpu_children_s"] >= sum(s["cpu_children_s"] for s in reduce["steps"]) - 0.01
         quality = json.loads((bench / "assess_quality.steps.json").read_text())

@@ -184,7 +184,7 @@ def test_demo_survey_verdicts(cfg, demo_survey):
     assert by.loc[751197, "survey"] == "VW" and by.loc[751197, "selected"]
     t1 = evaluate_criteria(demo_exposures(), cfg["releases"]["T0001"], demo_survey)
     assert t1.set_index("expnum").loc[751197, "first_failure"] == "period"
-    assert list(sel.columns[-4:]) == ["survey", "failures", "first_failure", "selected"]
+    assert list(sel.columns[-5:]) == ["survey", "failures", "first_failure", "selected", "conditional"]
     assert sel["selected"].dtype == bool
 
 

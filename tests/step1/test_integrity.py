@@ -336,7 +336,6 @@ def test_missing_gain_pair_is_enough(tmp_path: Path) -> None:
         ({"DATE-OBS": "2004/06/24"}, None, "DATE-OBS"),
         ({"DATE-OBS": "2004-02-30"}, None, "DATE-OBS"),
         ({"RUNID": "CFHTLS"}, None, "RUNID"),
-        ({"EXPNUM": 751035}, None, "EXPNUM"),  # differs from the file name
         ({"RA_DEG": 400.0}, None, "RA_DEG"),
         (None, {1: {"EXTNAME": "chip1"}}, "EXTNAME"),
         (None, {1: {"EXTNAME": "ccd00"}}, "EXTNAME"),  # repeated
@@ -466,6 +465,15 @@ def _truncated(tmp_path: Path) -> Path:
     return path
 
 
+def _blank_ccd(tmp_path: Path) -> Path:
+    """A valid exposure whose second CCD reads all zero (issue 11)."""
+    good = make_exposure(tmp_path, name="good.fits", float_data=True)
+    with fits.open(good) as hdul:
+        hdul[2].data = np.zeros_like(hdul[2].data)
+        hdul.writeto(tmp_path / f"{EXPNUM}p.fits")
+    return tmp_path / f"{EXPNUM}p.fits"
+
+
 #: One minimal bad file per reason code: builder(tmp_path) -> (path, check kwargs).
 REASON_CASES: dict[str, Any] = {
     "unreadable": lambda d: (_truncated(d), {}),
@@ -480,6 +488,9 @@ REASON_CASES: dict[str, Any] = {
     "bad_wcs": lambda d: (make_exposure(d, ext={0: {"CD2_1": -CD, "CD2_2": 0.0,
                                                     "CD1_1": 0.0, "CD1_2": 0.0}}), {}),
     "nonfinite_pixels": lambda d: (make_exposure(d, nan_fraction={1: 0.06}), {}),
+    "blank_ccd": lambda d: (_blank_ccd(d), {}),
+    # the whole file says 751035 (primary and CCDs), its name 751034 (issue 11)
+    "expnum_mismatch": lambda d: (make_exposure(d, expnum=751035, name=f"{EXPNUM}p.fits"), {}),
     "duplicate_expnum": None,  # needs two files: covered in test_reason_case below
 }  # fmt: skip
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import shutil
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,25 @@ from spica.coaddition.header import (
 )
 from spica.provenance import ToolRun
 
-__all__ = ["coadd_stack", "make_chi2"]
+__all__ = ["coadd_stack", "make_chi2", "scratch_folder"]
+
+
+@contextmanager
+def scratch_folder(out_image: Path, kind: str) -> Iterator[Path]:
+    """A scratch folder beside ``out_image`` for SWarp's resampled frames, removed after.
+
+    Its name is fixed (``<kind>-<image stem>.tmp``), not a random one: a job
+    killed with SIGKILL (a node lost, no ``finally``) leaves it behind, and the
+    next run of the same job removes it before it starts, so a crash leaves no
+    stray half-written frames in the release tree.
+    """
+    folder = out_image.parent / f"{kind}-{out_image.name.removesuffix('.fits')}.tmp"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def coadd_stack(
@@ -61,12 +81,10 @@ def coadd_stack(
         One row per input exposure (registry columns: expnum, exptime,
         rel_date, filter, object, qa_fwhm_arcsec, ...) for the header cards.
     """
-    import tempfile
-
     if not len(exposures) == len(weights) == len(heads):
         raise ValueError("exposures, weights and heads differ in number")
     out_image = Path(out_image).resolve()
-    with tempfile.TemporaryDirectory(prefix="swarp-", dir=out_image.parent) as scratch:
+    with scratch_folder(out_image, "swarp") as scratch:
         work = Path(scratch).resolve()
         run = ToolRun(command=[], cwd=str(work), scratch=True)
         staged = []
@@ -117,10 +135,8 @@ def make_chi2(
     Returns the run (:class:`spica.provenance.ToolRun`). Resampling scratch
     lives beside the output.
     """
-    import tempfile
-
     out_image = Path(out_image).resolve()
-    with tempfile.TemporaryDirectory(prefix="chi2-", dir=out_image.parent) as scratch:
+    with scratch_folder(out_image, "chi2") as scratch:
         scratch = str(Path(scratch).resolve())
         resolved = [Path(s).resolve() for s in stacks]
         arguments = chi2_arguments(

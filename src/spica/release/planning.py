@@ -22,6 +22,14 @@ and any program, within ``astrometric_radius_deg`` of the stack centre: SCAMP
 input; it always contains the stack list). Stacks are assigned to processing
 nodes greedily, largest SCAMP list first, to the least loaded node.
 
+Exposures of a *repairable* grade (``calibration.repairable_grades``, D: one
+CCD misplaced by its header WCS) enter both lists as *conditional* members
+(:attr:`Plan.conditional_lists`): the stack list is decided before SCAMP runs,
+so they are candidates, and the product's accept summary stacks them only when
+SCAMP's median focal plane repaired them (:mod:`spica.calibration.accept`). A
+stack is planned only around at least one unconditional exposure: a
+conditional exposure alone in its stack stays out (criterion ``grade``).
+
 A :class:`Plan` also answers the workflow's questions about its products:
 :meth:`Plan.products` (product stem -> name, mode, band, centre, tile,
 solution), :meth:`Plan.tiles` (chi-squared tile -> the stems detected on it)
@@ -41,7 +49,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -73,6 +80,7 @@ from spica.release.selection import (
     add_failure,
     evaluate_criteria,
     exposure_bands,
+    grade_in,
 )
 from spica.sky import format_dec, format_ra
 
@@ -108,7 +116,7 @@ STACK_COLUMNS: tuple[str, ...] = (
 SELECTION_COLUMNS: tuple[str, ...] = (
     "expnum", "object", "runid", "filter", "band", "date_obs", "exptime", "airmass",
     "skyprobe", "qa_fwhm_arcsec", "grade", "grade_provisional", "status", "ra_deg",
-    "dec_deg", "survey", "selected", "first_failure", "failures", "stack", "mode",
+    "dec_deg", "survey", "selected", "conditional", "first_failure", "failures", "stack", "mode",
 )
 
 #: Files written by :func:`write_plan`, key -> name; the names are prefixed with
@@ -177,6 +185,10 @@ class Plan:
         ``first_failure``, ``failures``) and its ``stack`` (``''`` if none).
     release
         Release name (``T0002``); ``''`` if unknown.
+    conditional_lists
+        Stack name -> sorted EXPNUMs of its stack list that are conditional
+        (repairable grade, stacked only if the accept summary says repaired);
+        stacks without any are absent.
     """
 
     stacks: pd.DataFrame
@@ -184,6 +196,7 @@ class Plan:
     astrometric_lists: dict[str, list[int]] = field(default_factory=dict)
     selection: pd.DataFrame = field(default_factory=pd.DataFrame)
     release: str = ""
+    conditional_lists: dict[str, list[int]] = field(default_factory=dict)
 
     def products(self) -> dict[str, PlannedProduct]:
         """Planned products by file stem, in the order of :attr:`stacks`.
@@ -461,6 +474,8 @@ def plan_release(
     survey_cfg: Mapping[str, Any],
     planning_cfg: Mapping[str, Any],
     done: set[str] | None = None,
+    *,
+    repairable_grades: Iterable[str] = (),
 ) -> Plan:
     """Select the exposures of a release and plan its stacks.
 
@@ -478,6 +493,9 @@ def plan_release(
         The ``planning`` section (``nodes``, ``node_load``, ``deep_match_factor``).
     done
         Names of finished stacks (``status`` ``done``); the others are ``pending``.
+    repairable_grades
+        Grades whose exposures enter the lists as conditional members
+        (``calibration.repairable_grades``; see the module docstring).
 
     Returns
     -------
@@ -486,11 +504,14 @@ def plan_release(
     """
     done = set(done or ())
     image_version = str(release_cfg["image_version"])
-    selection = evaluate_criteria(exposures, release_cfg, survey_cfg)
+    repairable_grades = tuple(repairable_grades)
+    selection = evaluate_criteria(exposures, release_cfg, survey_cfg,
+                                  repairable_grades=repairable_grades)
     selection = assign_stacks(
         selection, survey_cfg, image_version=image_version,
         deep_match_factor=float(planning_cfg["deep_match_factor"]),
     )
+    selection = _drop_conditional_only(selection)
 
     chosen = selection[selection["selected"].astype(bool)]
     names = chosen["stack"].astype(str).to_numpy()
@@ -517,12 +538,12 @@ def plan_release(
         return min(name for name, count in counts.items() if count == top)
 
     # the astrometric pool: every good exposure, any filter, any program
-    grades = {str(g).strip().upper() for g in release_cfg["grades"]}
+    # (repairable grades too: SCAMP's focal plane is what repairs them)
     grade = selection["grade"] if "grade" in selection.columns else \
         pd.Series(np.nan, index=selection.index)
     pool = selection[
         (selection["status"].astype(str) == "ok")
-        & grade.notna() & grade.astype(str).str.strip().str.upper().isin(grades)
+        & grade_in(grade, [*release_cfg["grades"], *repairable_grades])
     ]
     pool_ra = pd.to_numeric(pool["ra_deg"], errors="coerce").to_numpy(dtype=float)
     pool_dec = pd.to_numeric(pool["dec_deg"], errors="coerce").to_numpy(dtype=float)
@@ -571,8 +592,32 @@ def plan_release(
     stacks["n_swarp"] = stacks["n_swarp"].astype(int)
     nodes = [str(node) for node in planning_cfg["nodes"]]
     stacks["node"] = _assign_nodes(stacks, nodes, str(planning_cfg["node_load"]))
+    conditional = chosen["conditional"].astype(bool).to_numpy()
+    conditional_lists = {
+        name: sorted(int(expnums[i]) for i in members[name] if conditional[i]) for name in ordered
+    }
     return Plan(stacks=stacks.reset_index(drop=True), stack_lists=stack_lists,
-                astrometric_lists=astrometric_lists, selection=selection, release=release_name)
+                astrometric_lists=astrometric_lists, selection=selection, release=release_name,
+                conditional_lists={k: v for k, v in conditional_lists.items() if v})
+
+
+def _drop_conditional_only(selection: pd.DataFrame) -> pd.DataFrame:
+    """Unselect the conditional exposures of stacks without an unconditional member
+    (criterion ``grade``): a stack is never planned around exposures that may all be refused."""
+    result = selection.copy()
+    chosen = result["selected"].astype(bool) & (result["stack"].astype(str) != "")
+    conditional = result["conditional"].astype(bool)
+    anchored = set(result.loc[chosen & ~conditional, "stack"].astype(str))
+    alone = chosen & conditional & ~result["stack"].astype(str).isin(anchored)
+    if not alone.any():
+        return result
+    failures = add_failure(result["failures"].fillna("").astype(str), alone.to_numpy(), "grade")
+    result["failures"] = failures
+    result["first_failure"] = failures.str.split(";").str[0].fillna("")
+    result["selected"] = (failures == "").to_numpy()
+    for column, empty in (("stack", ""), ("mode", ""), ("stack_ra", np.nan), ("stack_dec", np.nan)):
+        result.loc[alone, column] = empty
+    return result
 
 
 # --------------------------------------------------------------------------
@@ -585,12 +630,16 @@ def _selection_table(selection: pd.DataFrame) -> pd.DataFrame:
 
 
 def _write_if_changed(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` unless it holds it already: whole or not at all (a
+    temporary file renamed over it; its fixed name means a killed run's leftover is
+    overwritten by the next write, never left to pile up)."""
     if path.is_file() and path.read_text() == text:
         return
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(handle, "w") as stream:
+    tmp = path.with_name(f".{path.name}.partial")
+    with open(tmp, "w") as stream:
         stream.write(text)
-    os.chmod(tmp, 0o644)  # mkstemp creates 0600
+        stream.flush()
+        os.fsync(stream.fileno())
     os.replace(tmp, path)
 
 
@@ -631,7 +680,11 @@ def write_plan(plan: Plan, directory: str | Path) -> dict[str, Path]:
              "astrometric_lists": {k: sorted(map(int, v))
                                    for k, v in plan.astrometric_lists.items()},
              # the products sharing each SCAMP solution (derived from the lists)
-             "solutions": plan.solutions()},
+             "solutions": plan.solutions(),
+             # only when there are some: a plan without them keeps its bytes
+             **({"conditional_lists": {k: sorted(map(int, v))
+                                       for k, v in plan.conditional_lists.items()}}
+                if plan.conditional_lists else {})},
             indent=1, sort_keys=True,
         ) + "\n",
     }
@@ -684,8 +737,9 @@ def read_plan(directory: str | Path, *, release: str | None = None,
     if done is not None:
         stacks["status"] = np.where(stacks["name"].isin(set(done)), "done", "pending")
     selection = _read_csv(paths["selection"], _STRING_SELECTION_COLUMNS)
-    if "selected" in selection.columns:
-        selection["selected"] = selection["selected"].astype(str).str.lower() == "true"
+    for column in ("selected", "conditional"):
+        if column in selection.columns:
+            selection[column] = selection[column].astype(str).str.lower() == "true"
     lists = json.loads(paths["lists"].read_text())
     return Plan(
         stacks=stacks,
@@ -693,6 +747,8 @@ def read_plan(directory: str | Path, *, release: str | None = None,
         astrometric_lists={k: [int(e) for e in v] for k, v in lists["astrometric_lists"].items()},
         selection=selection,
         release=str(lists.get("release", release)),
+        conditional_lists={k: [int(e) for e in v]
+                           for k, v in lists.get("conditional_lists", {}).items()},
     )
 
 

@@ -11,8 +11,11 @@ Criteria, in this fixed order (:data:`CRITERIA`):
     the file was quarantined in step 1 (``status`` is not ``ok``).
 ``grade``
     the grade in force (human, else provisional) is not one of the release's
-    grades (A, B). Grade C is lost for good; grade D is out until re-graded.
-    A missing grade fails.
+    grades (A, B). Grade C is lost for good; grade D is out until re-graded,
+    unless D is a *repairable* grade (``calibration.repairable_grades``): then
+    the exposure passes as *conditional* (column ``conditional``), a candidate
+    of its stack whose accept summary stacks it only if SCAMP's focal plane
+    repaired it (:mod:`spica.calibration.accept`). A missing grade fails.
 ``period``
     ``date_obs`` (UT date) outside the release period, both dates included.
 ``exptime``
@@ -54,6 +57,7 @@ __all__ = [
     "seeing_limit",
     "exposure_bands",
     "add_failure",
+    "grade_in",
     "evaluate_criteria",
 ]
 
@@ -166,10 +170,18 @@ def _in_programs(runids: pd.Series, programs: Iterable[str]) -> pd.Series:
     return upper.isin(wanted) | codes.isin(wanted)
 
 
+def grade_in(grade: pd.Series, grades: Iterable[str]) -> pd.Series:
+    """Whether each grade (missing: False) is one of ``grades`` (case and blanks ignored)."""
+    wanted = {str(g).strip().upper() for g in grades}
+    return grade.notna() & grade.astype(str).str.strip().str.upper().isin(wanted)
+
+
 def evaluate_criteria(
     exposures: pd.DataFrame,
     release_cfg: Mapping[str, Any],
     survey_cfg: Mapping[str, Any],
+    *,
+    repairable_grades: Iterable[str] = (),
 ) -> pd.DataFrame:
     """Judge every exposure against the criteria of one release.
 
@@ -184,13 +196,17 @@ def evaluate_criteria(
     survey_cfg
         The ``survey`` section of the configuration (``runid_programs``,
         ``pre_survey_object_prefix``).
+    repairable_grades
+        Grades outside the release's that pass criterion ``grade`` as
+        *conditional* (``calibration.repairable_grades``: ``[D]``).
 
     Returns
     -------
     pandas.DataFrame
         A copy of ``exposures`` with ``survey`` (component), ``selected``
         (bool), ``first_failure`` (first failing criterion of :data:`CRITERIA`,
-        or ``''``) and ``failures`` (all failing criteria joined by ``;``).
+        or ``''``), ``failures`` (all failing criteria joined by ``;``) and
+        ``conditional`` (bool: its grade is repairable, not one of the release's).
     """
     result = exposures.copy()
     programs = survey_cfg.get("runid_programs") or {}
@@ -202,9 +218,10 @@ def evaluate_criteria(
     failed: dict[str, pd.Series] = {}
     failed["status"] = _column(result, "status").astype(str).str.strip() != "ok"
 
-    grades = {str(g).strip().upper() for g in release_cfg["grades"]}
     grade = _column(result, "grade")
-    failed["grade"] = ~(grade.notna() & grade.astype(str).str.strip().str.upper().isin(grades))
+    in_release = grade_in(grade, release_cfg["grades"])
+    conditional = ~in_release & grade_in(grade, repairable_grades)
+    failed["grade"] = ~(in_release | conditional)
 
     period = release_cfg["period"]
     obs_date = pd.to_datetime(_column(result, "date_obs").astype(str).str.strip().str[:10],
@@ -236,4 +253,5 @@ def evaluate_criteria(
     result["failures"] = failures
     result["first_failure"] = failures.str.split(";").str[0].fillna("")
     result["selected"] = failures == ""
+    result["conditional"] = conditional.to_numpy(dtype=bool)
     return result

@@ -56,7 +56,8 @@ REASONS: dict[str, str] = {
     "unreadable": (
         "not a FITS file, or its structure cannot be trusted: astropy cannot open it, "
         "the file is shorter (truncated) or longer (trailing bytes, incomplete HDU) than "
-        "its headers declare, or an HDU's pixel data cannot be read/decompressed"
+        "its headers declare, an HDU's pixel data cannot be read/decompressed, or the path "
+        "is not a regular file (a directory, a dangling link)"
     ),
     "fitsverify_failed": "HEASARC fitsverify reports at least one error (only when it is run)",
     "nextend_mismatch": "primary NEXTEND differs from the number of extensions in the file",
@@ -67,8 +68,8 @@ REASONS: dict[str, str] = {
     "bad_keyword": (
         "a required keyword is present but malformed (FILTER not like 'i.MP9701', EXPTIME "
         "not a positive number, DATE-OBS not a date, RUNID not like '04AL05', EXTNAME not "
-        "'ccdNN' or repeated, IMRED_FF/IMRED_MK naming another CCD, ...), or EXPNUM "
-        "disagrees with the file name's odometer or with an extension's EXPNUM"
+        "'ccdNN' or repeated, IMRED_FF/IMRED_MK naming another CCD, ...), or an "
+        "extension's EXPNUM disagrees with the primary's"
     ),
     "not_instrument": "INSTRUME or DETECTOR is not the configured instrument/detector",
     "not_science": "OBSTYPE is not the configured science type (OBJECT)",
@@ -82,9 +83,15 @@ REASONS: dict[str, str] = {
         "or the CCD centre is far from the pointing (RA_DEG, DEC_DEG)"
     ),
     "nonfinite_pixels": "the fraction of NaN/inf pixels of a CCD exceeds the limit",
+    "blank_ccd": "every finite pixel of a CCD has one value (all zero: nothing was read out)",
+    "expnum_mismatch": (
+        "the primary EXPNUM is not the odometer of the file name (a copy or re-delivery of "
+        "another exposure saved under another name, or a misnamed file): the name's odometer "
+        "is the exposure's key everywhere, so such a file never speaks for another exposure"
+    ),
     "duplicate_expnum": (
-        "another file of the input set claims the same EXPNUM or has identical bytes "
-        "(set by find_duplicates)"
+        "another file of the input set has the same odometer (by name or by header EXPNUM) "
+        "or identical bytes (set by find_duplicates)"
     ),
 }
 
@@ -119,8 +126,11 @@ class CheckResult:
     Attributes
     ----------
     expnum
-        Odometer: primary ``EXPNUM`` when it is an integer, else the one in
-        the file name, else None.
+        Odometer of the file name (``760101p.fits`` -> 760101): the exposure's
+        one key in the inventory, the registry and the products. Only for a
+        file whose name holds none, the primary ``EXPNUM`` (an integer), else
+        None. The header's value is ``details["header_expnum"]``; a
+        disagreement is the failure ``expnum_mismatch``.
     path
         The file checked, as given.
     ok
@@ -288,7 +298,6 @@ def _check_primary(
     header: fits.Header,
     *,
     n_ext: int,
-    filename_expnum: int | None,
     instrument: str,
     detector: str,
     obstype: str,
@@ -305,11 +314,6 @@ def _check_primary(
         failures.append(_failure(
             "nextend_mismatch", f"NEXTEND = {nextend} but the file has {n_ext} extension(s)",
             hdu=0, keyword="NEXTEND"))  # fmt: skip
-    expnum = header.get("EXPNUM")
-    if filename_expnum is not None and isinstance(expnum, int) and expnum != filename_expnum:
-        failures.append(_failure(
-            "bad_keyword", f"EXPNUM = {expnum} but the file name says {filename_expnum}",
-            hdu=0, keyword="EXPNUM"))  # fmt: skip
     if header.get("NAXIS", 0) not in (0, None):
         failures.append(_failure("bad_shape", f"primary HDU holds data (NAXIS = "
                                  f"{header.get('NAXIS')})", hdu=0, keyword="NAXIS"))
@@ -408,6 +412,14 @@ def _check_extension_header(
     return extname, failures
 
 
+def _constant(data: np.ndarray) -> bool:
+    """Whether every finite pixel of ``data`` has one value (NaN-only arrays excluded)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices
+        low, high = np.nanmin(data), np.nanmax(data)
+    return bool(np.isfinite(low) and low == high)
+
+
 def _nonfinite_fraction(data: np.ndarray) -> float:
     if data.dtype.kind not in "fc" or data.size == 0:
         return 0.0
@@ -460,6 +472,7 @@ def check_exposure(
     filename_expnum = parse_exposure_filename(path)
     details: dict[str, Any] = {
         "filename_expnum": filename_expnum,
+        "header_expnum": None,
         "file_size": None,
         "declared_size": None,
         "compressed": None,
@@ -481,6 +494,10 @@ def check_exposure(
         kw.setdefault("sha256", None)
         return _verdict(path, failures, details, **kw)
 
+    if path.is_symlink() and not path.exists():
+        return verdict([_failure("unreadable", f"dangling symbolic link to {path.readlink()}")])
+    if path.exists() and not path.is_file():
+        return verdict([_failure("unreadable", "not a regular file (a directory or a device)")])
     try:
         size = path.stat().st_size
         sha256 = file_sha256(path)
@@ -535,8 +552,15 @@ def _check_hdulist(
     n_ext = len(hdul) - 1
     primary = hdul[0].header
     raw_expnum = primary.get("EXPNUM")
-    expnum = (raw_expnum if isinstance(raw_expnum, int) and not isinstance(raw_expnum, bool)
-              else filename_expnum)  # fmt: skip
+    header_expnum = (raw_expnum if isinstance(raw_expnum, int) and not isinstance(raw_expnum, bool)
+                     else None)  # fmt: skip
+    details["header_expnum"] = header_expnum
+    # one key: the file name's odometer (the header's only when the name has none)
+    expnum = filename_expnum if filename_expnum is not None else header_expnum
+    if filename_expnum is not None and header_expnum is not None and header_expnum != filename_expnum:
+        failures.append(_failure(
+            "expnum_mismatch", f"EXPNUM = {header_expnum} but the file name says {filename_expnum}",
+            hdu=0, keyword="EXPNUM"))  # fmt: skip
     details["compressed"] = any(isinstance(h, fits.CompImageHDU) for h in hdul)
 
     # Structure: the bytes the headers declare must be exactly the file.
@@ -555,7 +579,7 @@ def _check_hdulist(
                         sha256=sha256)  # fmt: skip
 
     info, primary_failures = _check_primary(
-        primary, n_ext=n_ext, filename_expnum=filename_expnum,
+        primary, n_ext=n_ext,
         instrument=instrument, detector=detector, obstype=obstype,
     )  # fmt: skip
     failures += primary_failures
@@ -617,6 +641,10 @@ def _check_hdulist(
                 failures.append(_failure(
                     "nonfinite_pixels", f"{name}: {fraction:.2%} of the pixels are NaN/inf "
                     f"(limit {max_nonfinite_fraction:.2%})", hdu=index, extname=extname))
+            elif data.size and _constant(data):
+                failures.append(_failure(
+                    "blank_ccd", f"{name}: every pixel is {float(np.nanmax(data)):g}",
+                    hdu=index, extname=extname))
         finally:
             del data
             try:
@@ -633,15 +661,24 @@ def _check_hdulist(
 # --------------------------------------------------------------------------
 
 
+def _claims(result: CheckResult) -> list[int]:
+    """The odometers a file claims: its name's (its key) and its header's EXPNUM."""
+    header = result.details.get("header_expnum")
+    return [e for e in dict.fromkeys([result.expnum, header]) if isinstance(e, int)]
+
+
 def find_duplicates(results: list[CheckResult]) -> list[CheckResult]:
     """Mark files that repeat an exposure of the set as ``duplicate_expnum``.
 
-    Two files are duplicates when they claim the same ``expnum`` or have the
-    same ``sha256``. In each group one file is kept: the first by sorted path
-    among those that passed every other check (the first by sorted path if
-    none did); the others get a ``duplicate_expnum`` failure (it becomes
-    their ``reason`` unless they already failed) and
-    ``details["duplicate_of"]``.
+    Two files are duplicates when they claim one odometer (by file name or by
+    header ``EXPNUM``: ``760190p.fits`` whose header says 760101 repeats
+    ``760101p.fits``) or have the same ``sha256``. In each group one file is
+    kept: the first by sorted path among those that passed every other check
+    (then those whose name and header agree; the first by sorted path if none
+    did); the others get a ``duplicate_expnum`` failure (it becomes their
+    ``reason`` unless they already failed) and ``details["duplicate_of"]``.
+    Nothing of a marked file reaches the kept one: every verdict keeps its own
+    ``expnum`` (its name's odometer).
 
     Parameters
     ----------
@@ -654,30 +691,35 @@ def find_duplicates(results: list[CheckResult]) -> list[CheckResult]:
         Same length and order as ``results``; unaffected entries are the
         same objects, marked ones are new (the inputs are not modified).
     """
-    order = sorted(range(len(results)), key=lambda i: (not results[i].ok, results[i].path))
+
+    def rank(i: int) -> tuple:
+        res = results[i]
+        agrees = res.details.get("header_expnum") in (None, res.expnum)
+        return (not res.ok, not agrees, res.path)
+
     keeper_by_expnum: dict[int, int] = {}
     keeper_by_sha: dict[str, int] = {}
     duplicate_of: dict[int, int] = {}
-    for i in order:
+    for i in sorted(range(len(results)), key=rank):
         res = results[i]
-        keeper = None
-        if res.expnum is not None and res.expnum in keeper_by_expnum:
-            keeper = keeper_by_expnum[res.expnum]
-        elif res.sha256 is not None and res.sha256 in keeper_by_sha:
-            keeper = keeper_by_sha[res.sha256]
+        claims = _claims(res)
+        keeper = next((keeper_by_expnum[e] for e in claims if e in keeper_by_expnum), None)
+        if keeper is None and res.sha256 is not None:
+            keeper = keeper_by_sha.get(res.sha256)
         if keeper is not None:
             duplicate_of[i] = keeper
             continue
-        if res.expnum is not None:
-            keeper_by_expnum[res.expnum] = i
+        for expnum in claims:
+            keeper_by_expnum[expnum] = i
         if res.sha256 is not None:
             keeper_by_sha[res.sha256] = i
 
     out = list(results)
     for i, keeper in duplicate_of.items():
         res, kept = results[i], results[keeper]
+        shared = sorted(set(_claims(res)) & set(_claims(kept)))
         same = "identical bytes" if res.sha256 and res.sha256 == kept.sha256 else (
-            f"EXPNUM {res.expnum}")  # fmt: skip
+            f"EXPNUM {shared[0] if shared else res.expnum}")  # fmt: skip
         failure = _failure("duplicate_expnum", f"{same} already in {kept.path}")
         previous = [f for f in res.details.get("failures", []) if f["reason"] != "duplicate_expnum"]
         details = {**res.details, "duplicate_of": kept.path}

@@ -33,6 +33,7 @@ __all__ = [
     "COMPRESSED_SUFFIXES",
     "CalibrationError",
     "check_exposure_and_calibrations",
+    "check_calibration_file",
     "write_inventory",
     "read_inventory",
     "INVENTORY_COLUMNS",
@@ -63,7 +64,9 @@ def discover_exposures(directory: str | Path) -> Discovery:
 
     ``NNNNNNp.fits`` is preferred to ``NNNNNNp.fits.fz`` when both exist; the
     other copy is reported as ``duplicate_expnum``. Files whose names follow no
-    convention are reported as ``unrecognised_name`` (hidden files ignored).
+    convention are reported as ``unrecognised_name`` (hidden files ignored); a
+    folder or a dangling symbolic link named like an exposure as ``unreadable``
+    (other folders are ignored).
     A missing directory gives an empty discovery.
     """
     found = Discovery()
@@ -71,9 +74,15 @@ def discover_exposures(directory: str | Path) -> Discovery:
     if not directory.is_dir():
         return found
     for path in sorted(directory.iterdir()):
-        if path.name.startswith(".") or path.is_dir():
+        if path.name.startswith("."):
             continue
         expnum = paths.parse_exposure_filename(path)
+        if not path.is_file():  # a folder, a dangling link, a device: no check job can read it
+            if expnum is not None:
+                what = (f"dangling symbolic link to {path.readlink()}" if path.is_symlink()
+                        and not path.exists() else "not a regular file (a directory or a device)")
+                found.rejected.append((str(path), "unreadable", what))
+            continue
         if expnum is None:
             found.rejected.append(
                 (str(path), "unrecognised_name", "file name is not NNNNNNp.fits[.fz]")
@@ -89,12 +98,15 @@ def discover_exposures(directory: str | Path) -> Discovery:
 
 
 class CalibrationError(ValueError):
-    """An exposure's Elixir flat or mask is missing or inconsistent.
+    """An exposure's Elixir flat or mask is missing, inconsistent or broken.
 
     Attributes
     ----------
     reason
-        ``missing_calibration`` or ``inconsistent_calibration``.
+        ``missing_calibration`` (a keyword or the file named is absent),
+        ``inconsistent_calibration`` (the CCDs name several files) or
+        ``broken_calibration`` (the file is not a readable FITS file of the
+        exact size its headers declare, or lacks a CCD the exposure needs).
     """
 
     def __init__(self, reason: str, message: str):
@@ -184,6 +196,38 @@ def locate_calibrations(
     return located
 
 
+def check_calibration_file(path: str | Path, extnames: Iterable[str]) -> None:
+    """Check that a calibration file can be read: a whole FITS file (the size its headers
+    declare) holding every CCD ``extnames`` (a ``.gz`` file: its gzip signature only, it
+    would have to be decompressed whole). Only headers are read.
+
+    Raises
+    ------
+    CalibrationError
+        ``broken_calibration``, naming the file and the fault.
+    """
+    path = Path(path)
+    if path.suffix == ".gz":
+        with open(path, "rb") as handle:
+            if handle.read(2) != b"\x1f\x8b":
+                raise CalibrationError("broken_calibration", f"{path.name}: not a gzip file")
+        return
+    try:
+        with fits.open(path, memmap=False, lazy_load_hdus=False) as hdul:
+            declared = max(i["datLoc"] + i["datSpan"] for i in (h.fileinfo() for h in hdul) if i)
+            names = {str(h.header.get("EXTNAME", "")).strip().lower() for h in hdul[1:]}
+    except Exception as error:  # astropy raises OSError, ValueError, VerifyError...
+        raise CalibrationError("broken_calibration", f"{path.name}: not readable ({error})") from None
+    size = path.stat().st_size
+    if size != declared:
+        raise CalibrationError("broken_calibration", f"{path.name}: {size} bytes on disk, its "
+                               f"headers declare {declared} (truncated or corrupt)")
+    missing = sorted({name.lower() for name in extnames} - names)
+    if missing:
+        raise CalibrationError("broken_calibration", f"{path.name}: no extension {missing[0]} "
+                               f"({len(missing)} CCD(s) of the exposure missing)")
+
+
 def check_exposure_and_calibrations(
     exposure: str | Path,
     calibration_dir: str | Path,
@@ -204,7 +248,11 @@ def check_exposure_and_calibrations(
         try:
             with fits.open(exposure) as hdul:
                 headers = [hdu.header for hdu in hdul[1:]]
-                result["calibrations"] = locate_calibrations(headers, calibration_dir)
+                located = locate_calibrations(headers, calibration_dir)
+                extnames = [str(h.get("EXTNAME", "")).strip() for h in headers]
+            for path in located.values():
+                check_calibration_file(path, extnames)
+            result["calibrations"] = located
         except CalibrationError as error:
             result.update(ok=False, reason=error.reason, message=str(error))
             result.setdefault("details", {}).setdefault("failures", []).append(
