@@ -18,7 +18,6 @@ from spica.qualityfits_out import plots as qfo_plots
 from spica.qualityfits_out.completeness import measure_completeness, read_completeness
 from spica.qualityfits_out.figures import figures_hdu
 from spica.qualityfits_out.measure import (
-    product_wcs,
     count_peak,
     load_product,
     measure_product,
@@ -26,6 +25,7 @@ from spica.qualityfits_out.measure import (
     snapshot_grid,
 )
 from spica.step1.qa import plots as qa_plots
+from spica.step1.qa.measure import celestial_wcs
 from spica.step1.qa.measure import pixel_scale as measured_pixel_scale
 from spica.step1.qa.report import write_diag
 
@@ -142,7 +142,7 @@ def assess_product(
     header = fits.getheader(image)
     if int(header.get("NAXIS", 0)) != 2:
         raise ValueError(f"{image}: not a single 2-D image (NAXIS = {header.get('NAXIS')})")
-    pixel_scale = measured_pixel_scale(header, product_wcs(header))
+    pixel_scale = measured_pixel_scale(header, celestial_wcs(header))
     seeing = float(header.get("SEEING", 0.8) or 0.8)
     sextractor.run(
         binaries["sextractor"], images=image, weights=weight, config=configs["sex"], param=configs["param"],

@@ -19,20 +19,19 @@ the measurement header carries ``EXPTIME = 1``, ``PHOT_C = MAGZERO``,
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from astropy.io import fits
-from astropy.wcs import WCS, FITSFixedWarning
 
 from spica.astromatic.psfex import read_psf_extensions, read_psf_models
 from spica.astromatic.sextractor import read_extension_data, read_ldac
 from spica.step1.qa.measure import (
     CCDInput,
     ExposureInputs,
+    celestial_wcs,
     ccd_geometry,
     flag_fractions,
     measure_exposure,
@@ -42,7 +41,6 @@ from spica.step1.qa.measure import (
 __all__ = [
     "DEFAULT_ZEROPOINT",
     "measurement_header",
-    "product_wcs",
     "load_product",
     "measure_product",
     "snapshot_grid",
@@ -72,17 +70,6 @@ def measurement_header(header: fits.Header) -> fits.Header:
     out["PHOT_K"] = 0.0
     out["AIRMASS"] = 1.0
     return out
-
-
-def product_wcs(header: fits.Header) -> WCS | None:
-    """The celestial WCS of a product header, None if absent or broken."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FITSFixedWarning)
-        try:
-            wcs = WCS(header, naxis=2)
-        except Exception:  # noqa: BLE001 - a broken WCS is "no WCS"
-            return None
-    return wcs if wcs.has_celestial else None
 
 
 def load_product(
@@ -137,7 +124,7 @@ def load_product(
         extname=name,
         header=measurement_header(header),
         geometry=ccd_geometry(header),
-        wcs=product_wcs(header),
+        wcs=celestial_wcs(header),
         thumb=np.zeros((0, 0), np.float32),
         weight_thumb=np.zeros((0, 0), np.float32),
         minibkg=None,

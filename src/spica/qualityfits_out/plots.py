@@ -20,17 +20,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from spica.step1.qa.plots import half_mag_counts, save_figure  # noqa: E402
+
 __all__ = ["psf_map_plot", "fwhm_histogram_plot", "galaxy_counts_plot", "completeness_plot"]
-
-
-def _save(fig: plt.Figure, paths: Sequence[Path | str | None]) -> None:
-    for path in paths:
-        if path is None:
-            continue
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, format="ps" if path.suffix == ".ps" else "png", dpi=100)
-    plt.close(fig)
 
 
 def psf_map_plot(
@@ -65,7 +57,7 @@ def psf_map_plot(
     ax.set_yticks([])
     ax.set_title(f"{title}\nPSFEx model every {step_arcmin:.3g}' (x right, y up)", fontsize=9)
     fig.subplots_adjust(left=0.03, right=0.97, bottom=0.03, top=0.92)
-    _save(fig, [path])
+    save_figure(fig, [path])
 
 
 def fwhm_histogram_plot(
@@ -86,7 +78,7 @@ def fwhm_histogram_plot(
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     fig.subplots_adjust(left=0.12, right=0.96, bottom=0.11, top=0.92)
-    _save(fig, paths)
+    save_figure(fig, paths)
 
 
 def galaxy_counts_plot(
@@ -96,25 +88,19 @@ def galaxy_counts_plot(
     """Galaxy counts (log10 N / 0.5 mag / deg^2) with the count peak marked and the
     reference law overlaid: its slope (``reference["slope"]``, source named in the
     legend) normalised on the counts ``fit_range`` magnitudes brighter than the peak."""
-    mags = np.asarray(mags, float)
-    mags = mags[np.isfinite(mags) & (mags < 90)]
+    centre, n = half_mag_counts(mags)
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    if mags.size and area_deg2 > 0:
-        edges = np.arange(math.floor(mags.min() * 2) / 2, math.ceil(mags.max() * 2) / 2 + 0.5, 0.5)
-        n, edges = np.histogram(mags, bins=edges)
-        centre = 0.5 * (edges[1:] + edges[:-1])
-        ok = n > 0
-        density = n[ok] / area_deg2
-        ax.errorbar(centre[ok], np.log10(density), yerr=0.434 / np.sqrt(n[ok]), fmt="o-", color="tab:blue",
+    if n.size and area_deg2 > 0:
+        ax.errorbar(centre, np.log10(n / area_deg2), yerr=0.434 / np.sqrt(n), fmt="o-", color="tab:blue",
                     label="galaxies")
         if np.isfinite(peak):
             ax.axvline(peak, color="tab:green", ls=":", label=f"peak {peak:.2f}")
         if reference is not None and np.isfinite(peak):
-            fit = ok & (centre >= peak - fit_range[0]) & (centre <= peak - fit_range[1])
+            fit = (centre >= peak - fit_range[0]) & (centre <= peak - fit_range[1])
             if np.any(fit):
                 slope = float(reference["slope"])
                 zero = float(np.mean(np.log10(n[fit] / area_deg2) - slope * centre[fit]))
-                line = np.array([centre[ok].min(), centre[ok].max()])
+                line = np.array([centre.min(), centre.max()])
                 ax.plot(line, zero + slope * line, "--", color="0.3",
                         label=f"reference slope {slope:.2f} ({reference['source']}, {reference['source_band']})")
         ax.legend(fontsize=7)
@@ -124,7 +110,7 @@ def galaxy_counts_plot(
     ax.set_ylabel(r"log$_{10}$ N / 0.5 mag / deg$^2$")
     ax.set_title(title, fontsize=9)
     fig.subplots_adjust(left=0.12, right=0.96, bottom=0.11, top=0.92)
-    _save(fig, paths)
+    save_figure(fig, paths)
 
 
 def completeness_plot(
@@ -144,4 +130,4 @@ def completeness_plot(
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8, loc="lower left")
     fig.subplots_adjust(left=0.12, right=0.96, bottom=0.11, top=0.92)
-    _save(fig, paths)
+    save_figure(fig, paths)

@@ -41,6 +41,7 @@ from spica.astromatic.sextractor import read_extension_data, read_ldac
 
 __all__ = [
     "FLAG_BITS",
+    "celestial_wcs",
     "DEFAULT_PIXEL_SCALE",
     "CCDGeometry",
     "CCDInput",
@@ -156,7 +157,8 @@ def complete_layout(geometries: Sequence[CCDGeometry], gap: int = 50) -> list[CC
     return out
 
 
-def _celestial_wcs(header: fits.Header) -> WCS | None:
+def celestial_wcs(header: fits.Header) -> WCS | None:
+    """The celestial WCS of an image header, None if absent or broken."""
     import warnings
 
     if "CTYPE1" not in header or "CTYPE2" not in header:
@@ -320,7 +322,7 @@ def load_inputs(
                         extname=str(header.get("EXTNAME", f"ccd{i:02d}")).strip(),
                         header=header,
                         geometry=g,
-                        wcs=_celestial_wcs(header),
+                        wcs=celestial_wcs(header),
                         thumb=block_mean(sci, binning, good=wdata > 0),
                         weight_thumb=block_mean(wdata, binning),
                         minibkg=np.asarray(mini_hdus[i].data, float) if i < len(mini_hdus) else None,

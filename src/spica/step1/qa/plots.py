@@ -27,6 +27,8 @@ __all__ = [
     "mosaic",
     "histogram_plot",
     "counts_plot",
+    "half_mag_counts",
+    "save_figure",
     "rhmag_plot",
     "mosaic_thumbnail",
     "psf_mosaic_plot",
@@ -34,7 +36,7 @@ __all__ = [
 ]
 
 
-def _save(fig: plt.Figure, paths: Sequence[Path | str | None], dpi: int = 100) -> None:
+def save_figure(fig: plt.Figure, paths: Sequence[Path | str | None], dpi: int = 100) -> None:
     """Write ``fig`` to each path (PNG at zlib level 1: a third of the encoding time)."""
     for p in paths:
         if p is None:
@@ -139,7 +141,7 @@ def mosaic_thumbnail(
             ax.text(x0 + 2, y0 + 2, lab, color="tab:orange", fontsize=6, va="bottom")
     ax.set_axis_off()
     ax.set_title(title, fontsize=8)
-    _save(fig, [path])
+    save_figure(fig, [path])
 
 
 def histogram_plot(
@@ -179,24 +181,31 @@ def histogram_plot(
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc="upper left")
     _fixed_layout(fig, twin=extra is not None)
-    _save(fig, paths)
+    save_figure(fig, paths)
+
+
+def half_mag_counts(mags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Number counts in 0.5 mag bins on the half-magnitude grid: the centres and
+    numbers of the non-empty bins, over the finite magnitudes below 90 (SExtractor's
+    99 marks a failed measurement)."""
+    mags = np.asarray(mags, float)
+    mags = mags[np.isfinite(mags) & (mags < 90)]
+    if not mags.size:
+        return np.empty(0), np.empty(0, int)
+    bins = np.arange(math.floor(mags.min() * 2) / 2, math.ceil(mags.max() * 2) / 2 + 0.5, 0.5)
+    n, edges = np.histogram(mags, bins=bins)
+    centre = 0.5 * (edges[1:] + edges[:-1])
+    return centre[n > 0], n[n > 0]
 
 
 def counts_plot(
     mags: np.ndarray, area_deg2: float, paths: Sequence[Path | str | None], *, title: str, color: str, label: str
 ) -> None:
     """Differential number counts ``log10 N / 0.5 mag / deg^2`` over the whole field."""
-    mags = np.asarray(mags, float)
-    mags = mags[np.isfinite(mags) & (mags < 90)]
+    centre, n = half_mag_counts(mags)
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    if mags.size and area_deg2 > 0:
-        bins = np.arange(math.floor(mags.min() * 2) / 2, math.ceil(mags.max() * 2) / 2 + 0.5, 0.5)
-        n, edges = np.histogram(mags, bins=bins)
-        centre = 0.5 * (edges[1:] + edges[:-1])
-        ok = n > 0
-        dens = n[ok] / area_deg2
-        err = np.sqrt(n[ok]) / area_deg2
-        ax.errorbar(centre[ok], np.log10(dens), yerr=0.434 * err / dens, fmt="o-", color=color, label=label)
+    if n.size and area_deg2 > 0:
+        ax.errorbar(centre, np.log10(n / area_deg2), yerr=0.434 / np.sqrt(n), fmt="o-", color=color, label=label)
         ax.legend(fontsize=8)
     else:
         ax.text(0.5, 0.5, "no sources", transform=ax.transAxes, ha="center")
@@ -204,7 +213,7 @@ def counts_plot(
     ax.set_ylabel(r"log$_{10}$ N / 0.5 mag / deg$^2$")
     ax.set_title(title, fontsize=9)
     _fixed_layout(fig)
-    _save(fig, paths)
+    save_figure(fig, paths)
 
 
 _CLASS_STYLE = {
@@ -243,7 +252,7 @@ def rhmag_plot(
     ax.set_ylabel("FLUX_RADIUS (pixels)")
     ax.set_title(title, fontsize=9)
     _fixed_layout(fig)
-    _save(fig, paths)
+    save_figure(fig, paths)
 
 
 def _layout_axes(fig: plt.Figure, geometries: Sequence[CCDGeometry], pad: float = 0.04) -> list[plt.Axes]:
@@ -292,7 +301,7 @@ def psf_mosaic_plot(
             ax.imshow(np.arcsinh(np.clip(img / peak, 0, None) / 0.01), origin="lower", cmap="viridis", aspect="auto")
         ax.set_title(f"{lab} {fw:.2f}\"" if np.isfinite(fw) else lab, fontsize=5, pad=1)
     fig.suptitle(title, fontsize=9)
-    _save(fig, [path])
+    save_figure(fig, [path])
 
 
 def _aspect(geometries: Sequence[CCDGeometry]) -> float:
@@ -345,4 +354,4 @@ def ellipticity_plot(
     ax.set_ylabel("DETSEC y (pixels)")
     ax.set_title(title, fontsize=9)
     fig.subplots_adjust(left=0.1, right=0.97, bottom=0.08, top=0.94)
-    _save(fig, [path])
+    save_figure(fig, [path])
