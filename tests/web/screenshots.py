@@ -20,6 +20,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from tests.web.test_browser import _login
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -53,10 +55,7 @@ def main(argv: list[str] | None = None) -> int:
             except OSError:
                 time.sleep(0.1)
         driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-        driver.get(f"{url}/accounts/login/")
-        driver.find_element(By.NAME, "username").send_keys("astronomer")
-        driver.find_element(By.NAME, "password").send_keys(env["SPICA_SHOT_PW"])
-        driver.find_element(By.ID, "login-go").click()
+        _login(driver, url, "astronomer", env["SPICA_SHOT_PW"])
         args.out.mkdir(parents=True, exist_ok=True)
         pages = [("status", "/"), ("pending", "/pending/"), ("images", "/images/"), ("products", "/products/")]
         for name, path in pages:
