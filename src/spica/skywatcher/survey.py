@@ -9,7 +9,6 @@ from the folder the workflow ran in (``workdir``), as Snakemake's
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,16 +37,6 @@ def image_list(selected: pd.DataFrame) -> pd.DataFrame:
 _REPO_CONFIG = Path(__file__).resolve().parents[3] / "config"
 
 
-def _deep_merge(base: dict, over: Mapping) -> dict:
-    out = copy.deepcopy(base)
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
 def load_config(configfiles: Sequence[str | Path] = (), *,
                 base: str | Path | None = None) -> dict:
     """``config.yaml`` and ``releases.yaml`` of ``base`` (the repository's ``config/``
@@ -59,6 +48,7 @@ def load_config(configfiles: Sequence[str | Path] = (), *,
         If a file is missing or unreadable, or the merged configuration is invalid.
     """
     import yaml
+    from snakemake.utils import update_config
 
     folder = Path(base) if base is not None else _REPO_CONFIG
     config: dict = {}
@@ -71,7 +61,7 @@ def load_config(configfiles: Sequence[str | Path] = (), *,
             raise SelectionError(f"{path}: not YAML ({error})") from error
         if not isinstance(loaded, Mapping):
             raise SelectionError(f"{path}: not a mapping")
-        config = _deep_merge(config, loaded)
+        update_config(config, loaded)  # Snakemake's own --configfile merge
     schema = folder / "schemas" / "config.schema.yaml"
     if schema.is_file():
         from snakemake.exceptions import WorkflowError

@@ -20,17 +20,6 @@ class TransferConfigError(ValueError):
     """The configuration is missing, unreadable or fails its schema."""
 
 
-def _merge(base: dict, over: Mapping) -> dict:
-    """Deep-merge ``over`` into a copy of ``base`` (Snakemake's ``--configfile`` behaviour)."""
-    merged = dict(base)
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = _merge(dict(merged[key]), value)
-        else:
-            merged[key] = value
-    return merged
-
-
 def load_config(configfiles: Sequence[str | Path] = ()) -> dict:
     """Read ``config/config.yaml`` and deep-merge ``configfiles`` over it, then validate.
 
@@ -42,6 +31,7 @@ def load_config(configfiles: Sequence[str | Path] = ()) -> dict:
     """
     import jsonschema
     import yaml
+    from snakemake.utils import update_config
 
     files = [DEFAULT_CONFIGS[0], *[Path(f) for f in configfiles if Path(f).resolve() != DEFAULT_CONFIGS[0]]]
     config: dict = {}
@@ -50,7 +40,7 @@ def load_config(configfiles: Sequence[str | Path] = ()) -> dict:
             loaded = yaml.safe_load(Path(path).read_text()) or {}
         except (OSError, yaml.YAMLError) as error:
             raise TransferConfigError(f"configuration {path}: {error}") from error
-        config = _merge(config, loaded)
+        update_config(config, loaded)  # Snakemake's own --configfile merge
     schema_path = REPO / "config" / "schemas" / "config.schema.yaml"
     schema = yaml.safe_load(schema_path.read_text())
     top = {key: value for key, value in config.items() if key not in ("releases", "planning", "demo")}
