@@ -78,12 +78,12 @@ def make_step1(results: Path, expnum: int, seed: int) -> None:
 
 
 def write_registry(url: str, rows: list[dict]) -> None:
-    from sqlalchemy import create_engine
+    """(Re)write the registry's ``exposures`` table as build_registry does (its other tables kept)."""
+    from spica.registry import conform, open_database, schema
 
-    from spica.registry import conform, schema
-
-    engine = create_engine(url)
+    engine = open_database(url)
     with engine.begin() as connection:
+        schema().drop_all(connection, tables=[schema().tables["exposures"]], checkfirst=True)
         schema().create_all(connection, tables=[schema().tables["exposures"]])
         conform(pd.DataFrame(rows), "exposures").to_sql("exposures", connection, if_exists="append", index=False)
     engine.dispose()
@@ -112,11 +112,11 @@ def settings_for(root: Path, **transfer) -> TransferSettings:
     """The repository's configuration with every path moved under ``root``."""
     config = load_config()
     config["results"] = "results"
-    config["inputs"] = {**config["inputs"], "exposures": "raw/exposures"}
+    config["inputs"] = {**config["inputs"], "exposures": "raw/exposures", "product_grades": "raw/product_grades.csv"}
     config["registry"] = {"url": "sqlite:///results/registry.sqlite"}
     config["transfer"] = {**config["transfer"], "incoming": "incoming", "settle_seconds": 0.3,
                           "outgoing": "outgoing", "pi_outgoing": "outgoing/pi", "destination": "archive",
-                          "product_grades": "raw/product_grades.csv", **transfer}
+                          **transfer}
     return TransferSettings.from_config(config, root=root)
 
 

@@ -38,7 +38,6 @@ for seed, path in enumerate(sorted(Path("raw/exposures").glob("*p.fits")), start
         make_step1(results, expnum, seed)
     rows.append({{"expnum": expnum, "file": path.name, "status": "ok", "runid": "04AL01",
                   "rel_date": "2006-08-01T00:00:00"}})
-Path("results/registry.sqlite").unlink(missing_ok=True)
 write_registry("sqlite:///results/registry.sqlite", rows)
 Path("results/step1_runs.txt").open("a").write(" ".join(r["file"] for r in rows) + "\\n")
 """
@@ -46,10 +45,9 @@ Path("results/step1_runs.txt").open("a").write(" ".join(r["file"] for r in rows)
 
 def _overlay(root, **transfer) -> str:
     config = {"results": "results", "registry": {"url": "sqlite:///results/registry.sqlite"},
-              "inputs": {"exposures": "raw/exposures"},
+              "inputs": {"exposures": "raw/exposures", "product_grades": "raw/product_grades.csv"},
               "transfer": {"incoming": "incoming", "settle_seconds": 0, "outgoing": "outgoing",
-                           "pi_outgoing": "outgoing/pi", "destination": "archive",
-                           "product_grades": "raw/product_grades.csv", **transfer}}
+                           "pi_outgoing": "outgoing/pi", "destination": "archive", **transfer}}
     path = root / "overlay.yaml"
     path.write_text(yaml.safe_dump(config))
     return str(path)
@@ -118,7 +116,7 @@ def test_real_step1_on_one_exposure(tmp_path, capsys):
     (tmp_path / "raw" / "exposures").mkdir(parents=True)
     overlay = _overlay(tmp_path)
     extra = yaml.safe_load(open(overlay))
-    extra["inputs"] = {"exposures": "raw/exposures", "calibrations": "demo/raw/elixir",
+    extra["inputs"] = {**extra["inputs"], "exposures": "raw/exposures", "calibrations": "demo/raw/elixir",
                        "metadata": "demo/raw/metadata.csv", "grades": "demo/raw/grades.csv",
                        "refcat": "demo/raw/refcat/gaia_demo.ldac"}
     (tmp_path / "overlay.yaml").write_text(yaml.safe_dump(extra))

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from astropy.io import fits
 
+from spica import paths
 from spica.provenance import file_sha256
 from spica.transfer import deliveries, sent_files
 from spica.transfer.__main__ import EXIT_QUOTA
@@ -31,6 +32,8 @@ def _staged_files(folder: Path) -> dict[str, str]:
 
 def test_stage_puts_step1_and_graded_products_with_manifests(survey):
     settings = survey["settings"]
+    for key in ("reg", "psf_m", "comptness_ps"):  # QualityFITS-out files go with their product
+        paths.product_path(settings.results, "T0002", STEM, key).write_text(f"{key}\n")
     result = stage(settings)
     assert result.staged == ["step1/751000p", "step1/760001p", f"T0002/{STEM}"]  # not the provisional i stack
     folder = settings.outgoing / "step1" / "751000p"
@@ -58,7 +61,8 @@ def test_stage_puts_step1_and_graded_products_with_manifests(survey):
     # the release product with all its files, its release date from the stack's header
     product = read_manifest(settings.outgoing / "T0002" / STEM)
     assert {f"{STEM}.fits.fz", f"{STEM}_weight.fits.fz", f"{STEM}_ldac.fits", f"{STEM}_cmd.txt",
-            f"{STEM}_heads/751000p_head.txt"} <= set(product["file"])
+            f"{STEM}_heads/751000p_head.txt", f"{STEM}_reg.txt", f"{STEM}_psf_m.png",
+            f"{STEM}_comptness.ps"} <= set(product["file"])
     assert set(product["release"]) == {"T0002"} and set(product["release_date"]) == {"2006-08-01T00:00:00"}
     # staging again stages nothing new; raw inputs untouched
     assert stage(settings).staged == []
@@ -196,7 +200,22 @@ def test_bad_configuration_and_bad_grades_are_named_errors(survey, capsys, monke
     settings.product_grades.write_text("product,grade,comment,graded_by,date\n" + STEM + ",Z,,rct,2006-01-01\n")
     overlay = settings.root / "ok.yaml"
     overlay.write_text(f"results: {settings.results}\nregistry: {{url: '{settings.registry_url}'}}\n"
-                       f"transfer: {{product_grades: {settings.product_grades}, outgoing: {settings.outgoing}}}\n")
+                       f"inputs: {{product_grades: {settings.product_grades}}}\n"
+                       f"transfer: {{outgoing: {settings.outgoing}}}\n")
     assert main(["--configfile", str(overlay), "stage"]) == EXIT_CONFIG
     err = capsys.readouterr().err
     assert "invalid grade" in err and "'Z'" in err
+
+
+def test_image_mode_products_go_at_once_unless_graded_c_or_d(survey):
+    """The automatic image mode (``releases/V0001/``, seed 6.2) sends its products as soon as
+    they are made, with no grade; one the team graded C is held back; a provisional C is not."""
+    settings = survey["settings"]
+    for stem, seed in (("751000p_V0001", 8), ("751008p_V0001", 9), ("751016p_V0001", 10)):
+        make_release_product(settings.results, "V0001", stem, seed, "2006-08-01T00:00:00")
+    write_grades(settings.product_grades, [(STEM, "A", "rct"), ("V0001/751008p_V0001", "C", "rct"),
+                                           ("751016p_V0001", "C", "")])
+    staged = stage(settings).staged
+    assert [d for d in staged if d.startswith("V0001/")] == ["V0001/751000p_V0001", "V0001/751016p_V0001"]
+    product = read_manifest(settings.outgoing / "V0001" / "751000p_V0001")
+    assert set(product["release"]) == {"V0001"} and "751000p_V0001.fits.fz" in set(product["file"])

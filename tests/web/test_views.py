@@ -394,6 +394,16 @@ def test_sent_and_arrival_columns_come_from_the_transfer_records(survey, client_
         assert (exported.drop(800002)["sent_yn"] == "N").all()
         assert re.search(r'<th>Sent out</th><td class="num">1</td>', _text(client_for("staff1").get("/")))
         assert re.search(r'<th>Sent out</th><td class="num">0</td>', _text(client_for("pi1").get("/")))
+        # step 1 rerun after a fix: its new delivery (not sent yet) supersedes the sent one
+        with transfer.connect(results_dir) as connection:
+            connection.execute("UPDATE deliveries SET superseded_by = 'step1/800002p_v2' "
+                               "WHERE delivery = 'step1/800002p'")
+            connection.execute("INSERT INTO deliveries (delivery, area, kind, product, release, status) "
+                               "VALUES ('step1/800002p_v2', 'outgoing', 'step1', '800002p', 'step1', 'staged')")
+            connection.execute("INSERT INTO files (delivery, file, product, release) VALUES "
+                               "('step1/800002p_v2', '800002p_weight.fits.fz', '800002p', 'step1')")
+        clear_cache()
+        assert _csv(client_for("staff1")).set_index("expnum").loc[800002, "sent_yn"] == "N"
     finally:
         shutil.rmtree(results_dir / "transfer", ignore_errors=True)
         clear_cache()

@@ -6,10 +6,10 @@ the incoming area into the workflow's inputs and runs step 1;
 products and graded release products in the outgoing area, RICE-compressed
 (:mod:`spica.transfer.fpack`), one folder and manifest per delivery;
 ``bin/spica transfer push`` (:mod:`spica.transfer.delivery`) sends them,
-verifies the copies and purges staging. The state (arrivals, deliveries,
-files sent) is ``<results>/transfer/transfer.sqlite``
-(:mod:`spica.transfer.state`): :func:`sent_files` is the "Sent to CADC"
-column of the operation interface, :func:`arrivals` the arrival times.
+verifies the copies (at a local path or ``host:path``) and purges staging.
+The records (arrivals, deliveries, files sent) are tables of the registry
+database (:mod:`spica.transfer.state`): :func:`sent_files` is the "Sent to
+CADC" column of the operation interface, :func:`arrivals` the arrival times.
 """
 
 from spica.transfer.state import arrivals, deliveries, sent_files

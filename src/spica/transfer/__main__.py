@@ -88,9 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_TRANSFER if result.failed else 0
     from spica.transfer.state import deliveries, sent_files
 
-    table = deliveries(settings.results)
-    files = sent_files(settings.results)
-    print(table[["delivery", "area", "status", "release_date", "superseded_by"]].to_string(index=False)
+    table = deliveries(settings)
+    files = sent_files(settings)
+    print(table[["delivery", "area", "status", "release_date", "superseded_by"]].fillna("").to_string(index=False)
           if len(table) else "no delivery staged yet")
     print(f"files: {int(files['sent'].sum())} sent of {len(files)}")
     return 0

@@ -14,7 +14,7 @@ A file of the incoming area is taken only once it is complete:
 Taking a file copies it (through a hidden partial name, renamed when
 complete and checked against the SHA-256 of the source) into the workflow's
 ``inputs.exposures`` folder, read-only, and records its arrival (UTC time,
-size, SHA-256) in the transfer state (:mod:`spica.transfer.state`). Then step
+size, SHA-256) in the registry (the ``arrivals`` table, :mod:`spica.transfer.state`). Then step
 1 (``transfer.step1_command``: ``snakemake qualityfits_in``) runs once for
 everything taken; arrivals whose step 1 has not succeeded are retried on the
 next poll, so a watcher restarted at any point resumes without redoing or
@@ -139,7 +139,7 @@ def poll(
         names = []
     else:
         names = sorted(p.name for p in settings.incoming.iterdir())
-    with connect(settings.results) as db:
+    with connect(settings) as db:
         taken = {row["file"] for row in db.execute("SELECT file FROM arrivals")}
         for name in names:
             path = settings.incoming / name
@@ -156,9 +156,12 @@ def poll(
                 if file_sha256(path) == expected:
                     how = "checksum"
             else:
-                row = db.execute("SELECT size, mtime_ns, since FROM seen WHERE file = ?", (name,)).fetchone()
+                row = db.execute("SELECT size, mtime_ns, since FROM incoming_seen WHERE file = ?",
+                                 (name,)).fetchone()
                 if row is None or (row["size"], row["mtime_ns"]) != key:
-                    db.execute("INSERT OR REPLACE INTO seen VALUES (?, ?, ?, ?)", (name, *key, now))
+                    db.execute("DELETE FROM incoming_seen WHERE file = ?", (name,))
+                    db.execute("INSERT INTO incoming_seen (file, size, mtime_ns, since) VALUES (?, ?, ?, ?)",
+                               (name, *key, now))
                     db.commit()
                 elif now - row["since"] >= settings.settle_seconds:
                     how = "settled"
@@ -171,9 +174,9 @@ def poll(
                 result.refused[name] = str(error)
                 log.error("%s", error)
                 continue
-            db.execute("INSERT INTO arrivals VALUES (?, ?, ?, ?, ?, ?, 'pending', NULL)",
-                       (name, expnum, size, digest, utc_now(), how))
-            db.execute("DELETE FROM seen WHERE file = ?", (name,))
+            db.execute("INSERT INTO arrivals (file, expnum, size, sha256, arrived, how, step1) "
+                       "VALUES (?, ?, ?, ?, ?, ?, 'pending')", (name, expnum, size, digest, utc_now(), how))
+            db.execute("DELETE FROM incoming_seen WHERE file = ?", (name,))
             db.commit()  # recorded before step 1: a crash from here on resumes with step 1
             result.taken.append(name)
             log.info("took %s (%d bytes, %s)", name, size, how)
@@ -181,7 +184,7 @@ def poll(
     if pending:
         ok = step1(settings)
         result.step1 = "done" if ok else "failed"
-        with connect(settings.results) as db:
+        with connect(settings) as db:
             db.executemany("UPDATE arrivals SET step1 = ?, step1_at = ? WHERE file = ?",
                            [(result.step1, utc_now(), name) for name in pending])
         log.info("step 1 %s for %s", result.step1, ", ".join(pending))

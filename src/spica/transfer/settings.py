@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["REPO", "DEFAULT_CONFIGS", "TransferConfigError", "TransferSettings", "load_config"]
+__all__ = ["REPO", "DEFAULT_CONFIGS", "TransferConfigError", "TransferSettings", "load_config", "split_remote"]
 
 #: The checkout holding the Snakefile and config/ (editable install: src/spica/transfer -> repo).
 REPO = Path(__file__).resolve().parents[3]
@@ -56,6 +56,28 @@ def load_config(configfiles: Sequence[str | Path] = ()) -> dict:
     return config
 
 
+def split_remote(destination: str) -> tuple[str | None, str]:
+    """``[user@]host:path`` (rsync's remote syntax: a colon before any slash) -> (host, path);
+    a local path -> (None, path).
+
+    Raises
+    ------
+    TransferConfigError
+        For an rsync daemon destination (``host::module``, ``rsync://``), which
+        no remote shell reaches to verify the copies.
+    """
+    head = destination.split("/", 1)[0]
+    if destination.startswith("rsync://") or "::" in head:
+        raise TransferConfigError(f"configuration transfer/destination: {destination!r} is an rsync daemon "
+                                  "module: use host:path (reached through transfer.remote_shell) or a local path")
+    if ":" in head:
+        host, path = destination.split(":", 1)
+        if not host or not path:
+            raise TransferConfigError(f"configuration transfer/destination: {destination!r}: host:path needs both")
+        return host, path
+    return None, destination
+
+
 @dataclass(frozen=True)
 class TransferSettings:
     """Everything the transfer commands read from the configuration, paths resolved.
@@ -79,12 +101,15 @@ class TransferSettings:
     pi_outgoing: Path
     quota_bytes: int
     command: tuple[str, ...]
-    destination: Path
+    destination: Path  # the folder (on destination_host when set: a path there, not resolved here)
     quantize_level: float
     product_grades: Path
     step1_products: tuple[str, ...]
     release_products: tuple[str, ...]
     configfiles: tuple[str, ...] = field(default=())
+    destination_host: str | None = None  # [user@]host of a host:path destination
+    remote_shell: tuple[str, ...] = ("ssh",)  # reaches destination_host (rsync -e, the remote checksum)
+    remote_checksum: tuple[str, ...] = ("sha256sum", "--")  # run there with the files appended
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], *, root: str | Path = ".") -> TransferSettings:
@@ -96,6 +121,7 @@ class TransferSettings:
             return (root / value).resolve()
 
         url = config["registry"]["url"]
+        host, folder = split_remote(str(t["destination"]))
         if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
             url = "sqlite:///" + str(root / url[len("sqlite:///"):])
         return cls(
@@ -105,10 +131,12 @@ class TransferSettings:
             checksum_suffix=t["checksum_suffix"], poll_seconds=float(t["poll_seconds"]),
             step1_command=tuple(t["step1_command"]), outgoing=here(t["outgoing"]),
             pi_outgoing=here(t["pi_outgoing"]), quota_bytes=int(t["quota_bytes"]),
-            command=tuple(t["command"]), destination=here(t["destination"]),
-            quantize_level=float(t["quantize_level"]), product_grades=here(t["product_grades"]),
+            command=tuple(t["command"]), destination=here(folder) if host is None else Path(folder),
+            quantize_level=float(t["quantize_level"]), product_grades=here(config["inputs"]["product_grades"]),
             step1_products=tuple(t["step1_products"]), release_products=tuple(t["release_products"]),
             configfiles=tuple(config.get("_configfiles", [str(DEFAULT_CONFIGS[0])])),
+            destination_host=host, remote_shell=tuple(t["remote_shell"]),
+            remote_checksum=tuple(t["remote_checksum"]),
         )
 
     def step1_argv(self) -> list[str]:

@@ -118,7 +118,7 @@ class Survey:
         known = rows >= 0
         np.logical_or.at(processed, rows[known], done_mask[pids[known]])
         np.logical_or.at(output_qa, rows[known], summary_mask[pids[known]])
-        sent_names, arrival = _transfer_state(self.config.results)
+        sent_names, arrival = _transfer_state(self.config)
         sent = self.exposures["name"].isin(sent_names)
         arrived = self.exposures["expnum"].astype("float").map(arrival).fillna("").astype(str) if arrival \
             else pd.Series("", index=self.exposures.index)
@@ -130,21 +130,25 @@ class Survey:
         return progress
 
 
-def _transfer_state(results: Path) -> tuple[set[str], dict[float, str]]:
-    """From :mod:`spica.transfer`'s records: the exposures (``751000p``) whose step 1
-    delivery is sent and verified, and the arrival time of each exposure (EXPNUM -> UTC text)."""
-    if not (results / "transfer").is_dir():
+def _transfer_state(config: WebConfig) -> tuple[set[str], dict[float, str]]:
+    """From :mod:`spica.transfer`'s records in the registry: the exposures (``751000p``)
+    whose current step 1 delivery is sent and verified (every file of it; a delivery
+    superseded by a rerun's no longer counts), and the arrival time of each exposure
+    (EXPNUM -> UTC text)."""
+    if not (config.results / "transfer").is_dir():
         return set(), {}
     try:
         from spica.transfer import arrivals, sent_files
 
-        files, arrived = sent_files(results), arrivals(results)
+        files, arrived = sent_files(config), arrivals(config)
     except Exception:  # noqa: BLE001 - no readable transfer records: nothing sent, no arrival known
         return set(), {}
     sent = set()
     if len(files):
-        step1 = files[(files["release"] == "step1") & files["sent"].astype(bool)]
-        sent = set(step1["product"].astype(str))
+        current = files[(files["release"] == "step1")
+                        & files["superseded_by"].fillna("").astype(str).eq("")]
+        complete = current.groupby("product")["sent"].all()
+        sent = set(complete.index[complete.to_numpy(bool)].astype(str))
     arrival = {}
     if len(arrived):
         known = arrived.dropna(subset=["expnum"]).drop_duplicates("expnum", keep="last")
@@ -165,7 +169,7 @@ def _signature(config: WebConfig) -> tuple:
     else:
         registry = int(time.monotonic() // SERVER_TTL)
     releases = config.results / "releases"
-    plans = tuple(sorted((str(p), mtime(p)) for p in releases.glob("T*/T*_*.*")
+    plans = tuple(sorted((str(p), mtime(p)) for p in releases.glob("[TV][0-9]*/[TV][0-9]*_*.*")
                          if p.name.endswith(("_plan.csv", "_lists.json")))) if releases.is_dir() else ()
     return (url, registry, mtime(config.grades), plans)
 
@@ -227,7 +231,8 @@ def _derive(frame: pd.DataFrame, config: WebConfig, grades: pd.DataFrame) -> pd.
 def _read_products(config: WebConfig, errors: list[str]):
     rows, stack_lists, astro_lists, members, solutions = [], {}, {}, [], {}
     releases = config.results / "releases"
-    for folder in sorted(releases.glob("T*")) if releases.is_dir() else []:
+    # the releases (T0002) and the automatic image mode (V0001)
+    for folder in sorted(releases.glob("[TV][0-9][0-9][0-9][0-9]")) if releases.is_dir() else []:
         release = folder.name
         if not (folder / f"{release}_plan.csv").is_file():
             continue
