@@ -84,7 +84,8 @@ def simulate(scratch: Path) -> dict:
     cfg.write_text(yaml.safe_dump(merged_config(), sort_keys=False))
     t0 = time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run([str(REPO / ".venv" / "bin" / "spica-demo"), "--config", str(cfg), "--outdir", str(scratch)],
+    # the module, not the spica-demo entry point: the same code, whatever the install left in .venv/bin
+    subprocess.run([sys.executable, "-m", "spica.demo.cli", "--config", str(cfg), "--outdir", str(scratch)],
                    check=True)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     exposures = sorted((scratch / "demo" / "raw" / "exposures").glob("*p.fits"))
@@ -116,14 +117,18 @@ def _split(tsv: Path, rule: str, cpu: float) -> tuple[float, float, str, float]:
 
     With a ``.steps.json`` (the contract of briefs/steps_json.md): a tool step's
     children CPU is the tools'; python steps, a tool step's own CPU and the
-    start-up (job ``cpu_time`` minus the sum of the steps, 0 if negative) are ours.
+    start-up (the process' own CPU minus its steps' when the file records it,
+    else job ``cpu_time`` minus the sum of the steps, 0 if negative) are ours.
     """
     steps_file = tsv.with_name(f"{rule}.steps.json")
     if steps_file.is_file():
-        steps = json.loads(steps_file.read_text())["steps"]
+        record = json.loads(steps_file.read_text())
+        steps = record["steps"]
         tools = sum(s["cpu_children_s"] for s in steps if s.get("kind") == "tool")
         own = sum(s["cpu_self_s"] + (0.0 if s.get("kind") == "tool" else s["cpu_children_s"]) for s in steps)
         startup = max(cpu - tools - own, 0.0)
+        if "process" in record:  # the job's own CPU from its start (Snakemake's cpu_time is sampled)
+            startup = max(record["process"]["cpu_self_s"] - sum(s["cpu_self_s"] for s in steps), 0.0)
         rss = max([max(s.get("max_rss_self_mb", 0.0), s.get("max_rss_children_mb", 0.0)) for s in steps] or [0.0])
         return tools, own + startup, "steps.json", rss
     return (cpu, 0.0, "rule", 0.0) if rule in TOOL_RULES else (0.0, cpu, "rule", 0.0)
@@ -215,9 +220,21 @@ def accuracy(scratch: Path) -> None:
     a flag is set, > 99.9 % of unflagged pixels weighted; > 80 % of simulated
     cosmic-ray pixels and trail points flagged with their bit; bad columns
     flagged and weight 0. Reads one CCD at a time.
+
+    The 3" match is against the raw (Elixir-like) header WCS, whose simulated
+    error is a global offset (~1") plus a per-CCD jitter (0.7" rms): on 36
+    CCDs a tail CCD can be off by close to 3" (ccd31 of 751000: 2.83" in
+    ``truth/ccds.csv``), and then its stars fall outside 3" although every one
+    is detected. So the found fraction is also printed with the truth's
+    header-WCS error of the CCD removed from the truth positions (the
+    detection figure); the worst CCD of both is printed with its simulated
+    header error.
     """
     import warnings
 
+    import math
+
+    import astropy.units as u
     import numpy as np
     from astropy.coordinates import SkyCoord
     from astropy.io import fits
@@ -234,6 +251,7 @@ def accuracy(scratch: Path) -> None:
     exposures = pd.read_csv(truth / "exposures.csv")
     sources = pd.read_csv(truth / "sources.csv")
     defects = pd.read_csv(truth / "defects.csv")
+    ccd_truth = pd.read_csv(truth / "ccds.csv").set_index(["expnum", "extname"])
     stars = sources[sources["type"] == "star"]
     truth_sky = SkyCoord(stars["ra"].values, stars["dec"].values, unit="deg")
     print("\ne2e checks on the full-size exposures (tolerances of tests/e2e/test_step1.py):")
@@ -250,6 +268,7 @@ def accuracy(scratch: Path) -> None:
               f"|rel| = {rel:.3f} (<= 0.10: {'ok' if rel <= 0.10 else 'FAIL'})")
         mag = stars[f"mag_{row.band}"].values
         found_worst, trails = "", []
+        fixed_min, fixed_worst = 1.0, ""
         found_min, r68_max, cr_min, trail_min, w_bad, w_unflagged_min, badcol_ok = 1.0, 0.0, 1.0, 1.0, 0, 1.0, True
         with fits.open(product["ldac"], memmap=True) as ldac, fits.open(product["flag"], memmap=True) as flags, \
                 fits.open(product["weight"], memmap=True) as weights, \
@@ -274,8 +293,17 @@ def accuracy(scratch: Path) -> None:
                     detected = SkyCoord(objects["ALPHA_J2000"], objects["DELTA_J2000"], unit="deg")
                     idx, sep, _ = truth_sky[bright].match_to_catalog_sky(detected)
                     found = sep.arcsec < 3.0
+                    error = ccd_truth.loc[(row.expnum, ext)]
+                    east, north = float(error["wcs_offset_east_arcsec"]), float(error["wcs_offset_north_arcsec"])
+                    where = f"{ext}, {int(bright.sum())} stars, header WCS off by {math.hypot(east, north):.2f}\""
                     if float(found.mean()) < found_min:
-                        found_min, found_worst = float(found.mean()), f"{ext}, {int(bright.sum())} stars"
+                        found_min, found_worst = float(found.mean()), where
+                    # the truth as the header WCS sees it: moved by the CCD's simulated header error
+                    seen = truth_sky[bright].spherical_offsets_by(east * u.arcsec, north * u.arcsec)
+                    _, sep_fixed, _ = seen.match_to_catalog_sky(detected)
+                    fixed = float(np.mean(sep_fixed.arcsec < 3.0))
+                    if fixed < fixed_min:
+                        fixed_min, fixed_worst = fixed, where
                     clean = found & (objects["FLAGS"][idx] == 0)
                     dra = (detected.ra[idx] - truth_sky[bright].ra).wrap_at("180d").arcsec[clean]
                     ddec = (detected.dec[idx] - truth_sky[bright].dec).arcsec[clean]
@@ -298,7 +326,9 @@ def accuracy(scratch: Path) -> None:
                     trails.append(f"{ext} {trail_frac:.2f}")
                     trail_min = min(trail_min, trail_frac)
                 del f, w, masked
-        print(f"  {row.expnum} stars found within 3\": worst CCD {found_min:.3f} ({found_worst}) (>= 0.90); "
+        print(f"  {row.expnum} stars found within 3\" of the header WCS: worst CCD {found_min:.3f} ({found_worst}); "
+              f"with the CCD's simulated header-WCS error removed: worst CCD {fixed_min:.3f} ({fixed_worst}) (>= 0.90)")
+        print(f"  {row.expnum} "
               f"residual r68 worst CCD {r68_max:.3f}\" (< 0.5)")
         print(f"  {row.expnum} weights: flagged pixels with weight > 0: {w_bad} (0); unflagged weighted: "
               f"worst CCD {w_unflagged_min:.5f} (> 0.999); bad columns flagged: {badcol_ok}")

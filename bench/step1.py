@@ -80,7 +80,8 @@ def split_job(tsv: Path) -> list[dict]:
         kind = "tools" if rule in TOOL_RULES else "python"
         step = TOOL_RULES.get(rule) or PYTHON_RULES.get(rule) or rule
         return [{**base, "step": step, "kind": kind, "seconds": cpu, "wall": wall}]
-    steps = json.loads(steps_file.read_text())["steps"]
+    record = json.loads(steps_file.read_text())
+    steps = record["steps"]
     rows = []
     for step in steps:
         if step["kind"] == "tool":
@@ -93,8 +94,11 @@ def split_job(tsv: Path) -> list[dict]:
                          "seconds": step["cpu_self_s"] + step["cpu_children_s"],
                          "wall": step["wall_s"]})
     measured = sum(step["cpu_self_s"] + step["cpu_children_s"] for step in steps)
+    startup = max(cpu - measured, 0.0)
+    if "process" in record:  # the job's own CPU from its start: exact, not sampled
+        startup = max(record["process"]["cpu_self_s"] - sum(step["cpu_self_s"] for step in steps), 0.0)
     rows.append({**base, "step": f"{rule} start-up", "kind": "python",
-                 "seconds": max(cpu - measured, 0.0),
+                 "seconds": startup,
                  "wall": max(wall - sum(step["wall_s"] for step in steps), 0.0)})
     return rows
 

@@ -45,6 +45,8 @@ def test_steps_split_our_cpu_from_the_childrens(tmp_path):
     assert defects["max_rss_self_mb"] > 1
     assert data["total"]["cpu_children_s"] >= tool["cpu_children_s"] - 0.002
     assert data["total"]["cpu_self_s"] >= defects["cpu_self_s"] - 0.002
+    # the whole process' own CPU (start-up and imports included): at least the total
+    assert data["process"]["cpu_self_s"] >= data["total"]["cpu_self_s"] - 0.002
 
 
 def test_a_failed_step_is_recorded_and_raises():

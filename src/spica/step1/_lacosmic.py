@@ -115,10 +115,34 @@ def _patches(image: np.ndarray, ys: np.ndarray, xs: np.ndarray, radius: int) -> 
     return out
 
 
+#: Median selection networks (Devillard's ``opt_med7`` and ``opt_med9``, after
+#: Paeth): compare-exchanges after which the middle element is the median.
+#: Exact (checked on every 0/1 input, which proves a min/max network).
+_MEDIAN_NETWORKS: dict[int, tuple[tuple[int, int], ...]] = {
+    7: ((0, 5), (0, 3), (1, 6), (2, 4), (0, 1), (3, 5), (2, 6), (2, 3), (3, 6), (4, 5),
+        (1, 4), (1, 3), (3, 4)),
+    9: ((1, 2), (4, 5), (7, 8), (0, 1), (3, 4), (6, 7), (1, 2), (4, 5), (7, 8), (0, 3),
+        (5, 8), (4, 7), (3, 6), (1, 4), (2, 5), (4, 7), (4, 2), (6, 4), (4, 2)),
+}
+
+
 def _median_last(values: np.ndarray) -> np.ndarray:
-    """Median along the last axis, of odd length (``np.partition``: 3x ``np.median``)."""
-    half = values.shape[-1] // 2
-    return np.partition(values, half, axis=-1)[..., half]
+    """Median along the last axis, of odd length.
+
+    Lengths 7 and 9 (the 7x7 and 9x9 separable medians) go through a
+    selection network of element-wise minima and maxima (2-3x faster than
+    ``np.partition`` on short rows, the same values for finite input);
+    other lengths through ``np.partition`` (3x ``np.median``).
+    """
+    size = values.shape[-1]
+    network = _MEDIAN_NETWORKS.get(size)
+    if network is None:
+        half = size // 2
+        return np.partition(values, half, axis=-1)[..., half]
+    x = [values[..., i] for i in range(size)]
+    for i, j in network:
+        x[i], x[j] = np.minimum(x[i], x[j]), np.maximum(x[i], x[j])
+    return x[size // 2]
 
 
 def _sepmed_centre(patches: np.ndarray) -> np.ndarray:

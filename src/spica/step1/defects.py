@@ -828,7 +828,11 @@ def write_defect_map(
         out_header["NCOSMIC"] = (ccd_counts["cosmic_ray"], "pixels flagged cosmic ray (4)")
         out_header["NTRAIL"] = (ccd_counts["trail"], "pixels flagged trail (8)")
         out_header["NNONFIN"] = (ccd_counts["nonfinite"], "pixels flagged non-finite (32)")
-        fits.append(out_path, flags, out_header)
+        # streamed to the end of the file: fits.append reopened and verified every
+        # HDU already written for each CCD (quadratic: 0.8 s CPU per 36-CCD exposure)
+        header = fits.ImageHDU(data=flags, header=out_header).header
+        with fits.StreamingHDU(str(out_path), header) as stream:  # str: astropy takes a Path for its name
+            stream.write(flags)
 
     with fits.open(exposure_path) as hdul, _open_optional(mask_path) as mask_hdul:
         ccds = list(headers.image_hdus(hdul))

@@ -280,8 +280,11 @@ def load_inputs(
     psfex_rows = read_psf_extensions(psfex_xml)
     psfs = read_psf_models(psf)
     ccds: list[CCDInput] = []
-    with fits.open(exposure, memmap=False) as hsci, fits.open(weight, memmap=True) as hw, fits.open(
-        flag, memmap=True
+    # memmap=False and each CCD's arrays dropped once used: one CCD at a time in
+    # memory (kept, the 36 scaled CCDs of a MegaCam exposure were 1.4 GB, and the
+    # touched pages of a memory-mapped 1.4 GB weight map counted as resident too)
+    with fits.open(exposure, memmap=False) as hsci, fits.open(weight, memmap=False) as hw, fits.open(
+        flag, memmap=False
     ) as hf:
         primary = hsci[0].header.copy()
         sci_hdus, w_hdus, f_hdus = headers.image_hdus(hsci), headers.image_hdus(hw), headers.image_hdus(hf)
@@ -337,6 +340,9 @@ def load_inputs(
                     )
                 )
                 del sci, wdata, fdata
+                for hdus in (sci_hdus, w_hdus, f_hdus):
+                    if i < len(hdus):
+                        del hdus[i].data  # read once, not kept
         finally:
             if hmini is not None:
                 hmini.close()
