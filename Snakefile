@@ -17,6 +17,11 @@ validate(
 )
 
 
+# the front page of `snakemake --report report.zip release_T0002`; the plots' captions are
+# report/<kind>.rst (rules/common.smk: report_plot)
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/step1.smk"
 include: "rules/registry.smk"
@@ -51,3 +56,11 @@ for _release in config["releases"]:
             f"release_{_release}"
         input:
             release_targets(_release),
+
+
+# the automatic image mode (seed 6.2): every exposure that passed step 1, image by image
+rule:
+    name:
+        f"images_{config['image_mode']['version']}"
+    input:
+        release_targets(config["image_mode"]["version"]),

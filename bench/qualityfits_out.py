@@ -3,7 +3,8 @@
 (issue 12 target: QualityFITS-out <= 0.5 x SWarp).
 
 Reads a finished release's benchmarks (``<results>/benchmarks/releases/<release>/<stem>/``:
-``assess_product_quality.tsv`` and ``measure_completeness.tsv`` against
+the QualityFITS-out jobs of a product, ``assess_product_quality``,
+``measure_completeness``, ``mask_product`` and ``measure_star_clustering``, against
 ``coadd_stack.tsv``) and prints, per product, the CPU seconds and wall seconds of
 QualityFITS-out (both jobs) and of SWarp, and their ratios against the target.
 CPU time is the figure of merit (other jobs share the machine); a ``cpu_time``
@@ -11,11 +12,22 @@ of 0 (a job shorter than Snakemake's sampler) counts its wall time. Run it
 after ``bin/spica demo`` (from the repository root)::
 
     .venv/bin/python bench/qualityfits_out.py [--workdir .] [--release T0002]
+
+The basis is the same on both sides and printed: Snakemake's ``cpu_time``, user +
+system seconds of the job's whole process tree (the Python script and every tool it
+starts), summed over all threads, sampled every 0.5 s; the thread counts are those
+the tools were given (SWarp's ``-NTHREADS`` from the product's ``_swarp.cmd``,
+``NTHREADS`` of QualityFITS-out's SExtractor and PSFEx configuration files), so a
+multi-threaded SWarp is charged all its threads' CPU. The sampling misses the CPU
+of a child process shorter than 0.5 s (a SExtractor run on the completeness cut-out
+takes 0.2-0.3 s), so it under-counts jobs made of many short tool runs: exact
+figures need ``resource.getrusage`` around the job (issue 12's profile).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -26,7 +38,7 @@ from spica import paths
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET = 0.5
-QUALITYFITS_OUT_RULES = ("assess_product_quality", "measure_completeness")
+QUALITYFITS_OUT_RULES = ("assess_product_quality", "measure_completeness", "mask_product", "measure_star_clustering")
 
 
 def _times(results: Path, release: str, stem: str, rule: str) -> tuple[float, float] | None:
@@ -38,6 +50,27 @@ def _times(results: Path, release: str, stem: str, rule: str) -> tuple[float, fl
     wall = float(row["s"])
     cpu = float(row.get("cpu_time", 0.0) or 0.0)
     return (cpu if cpu > 0 else wall), wall
+
+
+def _config_threads(path: Path, overrides: dict) -> int:
+    """``NTHREADS`` of an AstrOmatic configuration file (an override wins; 0 = all cores)."""
+    if "NTHREADS" in overrides:
+        return int(overrides["NTHREADS"])
+    for line in path.read_text().splitlines():
+        words = line.split("#")[0].split()
+        if len(words) >= 2 and words[0] == "NTHREADS":
+            return int(words[1])
+    return 1
+
+
+def _swarp_threads(results: Path, release: str, stem: str) -> str:
+    """SWarp's ``-NTHREADS`` in the product's ``_swarp.cmd`` ("?" if not recorded)."""
+    path = paths.product_path(results, release, stem, "swarp_cmd")
+    try:
+        command = json.loads(path.read_text())["command"]
+        return str(command[command.index("-NTHREADS") + 1])
+    except (OSError, ValueError, KeyError, IndexError):
+        return "?"
 
 
 def main() -> int:
@@ -57,7 +90,8 @@ def main() -> int:
         if swarp is None or any(job is None for job in jobs):
             continue
         cpu, wall = sum(job[0] for job in jobs), sum(job[1] for job in jobs)
-        rows.append({"product": stem, "qfo_cpu_s": cpu, "qfo_wall_s": wall, "swarp_cpu_s": swarp[0],
+        rows.append({"product": stem, "swarp_threads": _swarp_threads(results, args.release, stem),
+                     "qfo_cpu_s": cpu, "qfo_wall_s": wall, "swarp_cpu_s": swarp[0],
                      "swarp_wall_s": swarp[1], "ratio_cpu": cpu / swarp[0], "ratio_wall": wall / swarp[1],
                      **{f"{rule}_cpu_s": job[0] for rule, job in zip(QUALITYFITS_OUT_RULES, jobs)}})
     if not rows:
@@ -65,8 +99,19 @@ def main() -> int:
               file=sys.stderr)
         return 1
     table = pd.DataFrame(rows)
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
+    astromatic = REPO / "config" / "astromatic"
+    qfo = config["qualityfits_out"]
+    threads = {
+        "SExtractor (product)": _config_threads(astromatic / "qualityfits_out.sex", qfo["sextractor_overrides"]),
+        "PSFEx": _config_threads(astromatic / "qualityfits_out.psfex", qfo["psfex_overrides"]),
+        "SExtractor (completeness)": _config_threads(astromatic / "release.sex", config["catalogues"]["overrides"]),
+    }
+    with pd.option_context("display.width", 220, "display.max_columns", 20):
         print(table.round(2).to_string(index=False))
+    print("CPU basis: Snakemake benchmark cpu_time (user + system s of the job's process tree, all threads "
+          "summed, sampled every 0.5 s: shorter child processes are missed) on both sides; threads: SWarp " + "/".join(sorted(set(table["swarp_threads"])))
+          + ", QualityFITS-out " + ", ".join(f"{tool} {n}" for tool, n in threads.items())
+          + " (the configuration files of this checkout)")
     worst = table["ratio_cpu"].max()
     print(f"QualityFITS-out / SWarp CPU time: median {table['ratio_cpu'].median():.2f}, worst {worst:.2f} "
           f"(target <= {TARGET}): {worst / TARGET:.1f}x the target")

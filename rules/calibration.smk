@@ -63,7 +63,8 @@ rule deliver_calibration:
         xml=product_file("scamp_xml"),
         cmd=product_file("scamp_cmd"),
         delivery=product_file("scamp_delivery_cmd"),
-        products=directory(SCAMP_PRODUCTS),
+        # the check plots (PNG) in the report (rules/common.smk: SCAMP_REPORT)
+        products=report(directory(SCAMP_PRODUCTS), **SCAMP_REPORT),
     params:
         solution=get_solution_id,
         software=software("deliver_calibration"),

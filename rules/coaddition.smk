@@ -142,10 +142,15 @@ rule summarise_product:
         registry=ancient(REGISTRY_EXPORT),
         qualityfits_out=product_file("diag"),  # rules/qualityfits_out.smk
         completeness=product_file("comptness_table"),
+        regions=product_file("reg"),  # the automatic masks: their masked fraction
     output:
         summary=product_file("summary"),
     params:
         name=get_stack_name,
+        # the provisional grade's limits, and the team's grade of this product only
+        # (inputs.product_grades): a regrade reruns this product's summary, nothing else
+        grading=config["qualityfits_out"]["grading"],
+        product_grade=get_product_grade,
         software=software("summarise_product"),
     log:
         run_log("product", "summarise_product"),
@@ -161,7 +166,7 @@ rule make_stack_thumbnails:
         image=product_file("image"),
         weight=product_file("weight"),
     output:
-        **product_files(paths.STACK_THUMBNAILS),
+        **report_plots(product_files(paths.STACK_THUMBNAILS), "Stacks"),
     params:
         software=software("make_thumbnails"),
     log:
@@ -173,17 +178,18 @@ rule make_stack_thumbnails:
 
 
 rule make_chi2_thumbnail:
-    """PNG of a tile's chi-squared image."""
+    """The figure of a tile's chi-squared image: PNG and PostScript (``_chi2.ps``)."""
     input:
         image=chi2_file("image"),
         weight=chi2_file("weight"),
     output:
-        m=chi2_file("png"),
+        m=report_plot(chi2_file("png"), "chi2", "Stacks", "{chi2}"),
+        ps=chi2_file("ps"),
     params:
-        software=software("make_thumbnails"),
+        software=software("make_chi2_thumbnail"),
     log:
         run_log("tile", "make_chi2_thumbnail"),
     conda:
         "../envs/spica.yaml"
     script:
-        "../scripts/make_thumbnails.py"
+        "../scripts/make_chi2_thumbnail.py"

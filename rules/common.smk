@@ -10,12 +10,16 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
+from snakemake.sourcecache import LocalSourceFile
 
 from spica import __version__ as SPICA_VERSION
 from spica import paths
 from spica.astromatic import psfex, sextractor
+from spica.astromatic.scamp import CHECKPLOTS
 from spica.coaddition.grid import stack_grid
+from spica.qualityfits_out.grading import team_grade
 from spica.release.planning import done_products, read_plan, stale_solutions
+from spica.transfer.staging import read_product_grades
 from spica.step1.inventory import discover_exposures, find_calibration_file, read_inventory
 from spica.registry import empty_survey_message, read_metadata, sqlite_file
 from spica.tools import resolve_tools, script_code_hash
@@ -327,6 +331,62 @@ def product_files(keys):
     return {key: product_file(key) for key in keys}
 
 
+# ------------------------------------------------------------ the report
+#: Captions of the plots in Snakemake's report (``snakemake --report report.zip
+#: release_T0002``): one reStructuredText file per plot kind, ``report/<kind>.rst``.
+REPORT_CAPTIONS = Path(workflow.basedir) / "report"
+
+
+def report_plot(path, kind, category, subcategory):
+    """``path`` (an output pattern, or an input) marked for the report: caption
+    ``report/<kind>.rst``, ``category`` (``Step 1``, ``SCAMP``, ``Stacks``,
+    ``QualityFITS-out``), ``subcategory`` the exposure or product (``{stem}``)."""
+    caption = LocalSourceFile(str(REPORT_CAPTIONS / f"{kind}.rst"))
+    return report(path, caption=caption, category=category, subcategory=subcategory, labels={"plot": kind})
+
+
+def report_plots(files, category, subcategory="{stem}"):
+    """Named outputs (key -> pattern) with their PNG files marked for the report
+    (:func:`report_plot`, the key is the plot kind); the others as they are."""
+    return {key: report_plot(path, key, category, subcategory) if path.endswith(".png") else path
+            for key, path in files.items()}
+
+
+#: The report marks of a product's SCAMP check plots (a folder: one pattern, one caption
+#: template, report/scamp.rst, whose text follows the plot's kind).
+SCAMP_REPORT = {
+    "patterns": ["{product}_{kind,(?:%s)}_{n,[0-9]+}.png" % "|".join(CHECKPLOTS.values())],
+    "caption": LocalSourceFile(str(REPORT_CAPTIONS / "scamp.rst")),
+    "category": "SCAMP",
+    "subcategory": "{stem}",
+    "labels": {"plot": "{kind}_{n}"},
+}
+
+
+def release_step1_plots(release):
+    """The step 1 QA plots (PNG) of every exposure of a release's astrometric lists,
+    marked for the report (category ``Step 1``, the exposure as subcategory), with
+    each exposure's QA XML. No rule declares the plots (the XML does, see
+    :data:`spica.paths.STEP1_DECLARED`): the release target takes them as inputs, so
+    the report holds them and step 1's jobs stay as they are."""
+    plan = get_plan(release)
+    expnums = sorted({int(e) for members in plan.astrometric_lists.values() for e in members})
+    files, missing = step1_files(expnums, "qa_xml"), []
+    for expnum in expnums:
+        qa_xml = paths.step1_path(RESULTS, expnum, "qa_xml")
+        for key, plot in paths.qa_plot_paths(qa_xml).items():
+            if plot.suffix != ".png":
+                continue
+            if os.path.exists(plot):  # made with the XML, before it: present once the plan is
+                files.append(report_plot(str(plot), key, "Step 1", paths.exposure_name(expnum)))
+            else:  # deleted by hand: the report lacks it, the release goes on
+                missing.append(str(plot))
+    if missing:
+        logger.warning(f"SPICA: {len(missing)} step 1 QA plot(s) missing, not in the report "
+                       f"of {release} (e.g. {missing[0]}); rerun that exposure's assess_quality")
+    return files
+
+
 def chi2_file(key):
     """Pattern of a chi-squared tile's file (:data:`spica.paths.CHI2_FILES`),
     e.g. ``.../CFHTLS_D_gri_..._T0002/CFHTLS_D_gri_..._T0002_chi2.fits``."""
@@ -370,8 +430,9 @@ def get_release_config(wildcards):
 
 
 def get_plan(release):
-    """The plan of a release (after its checkpoint)."""
-    plan_csv = checkpoint_output("plan_release", release=release).plan
+    """The plan of a release, or of the automatic image mode (``V0001``), after its checkpoint."""
+    planner = "plan_images" if release.startswith("V") else "plan_release"
+    plan_csv = checkpoint_output(planner, release=release).plan
     lists = _release_lists_path(release)
     return _read_plan(os.path.dirname(plan_csv), release, os.stat(plan_csv).st_mtime_ns,
                       os.stat(lists).st_mtime_ns)
@@ -547,6 +608,43 @@ def get_stack_chi2(wildcards):
     }
 
 
+def colour_file(key):
+    """Pattern of a colour diagram of a release tile (:data:`spica.paths.COLOUR_COLOUR_FILES`,
+    :data:`spica.paths.COLOUR_MAGNITUDE_FILES`), e.g.
+    ``.../CFHTLS_D_ugriz_..._T0002/CFHTLS_D_gri_..._T0002_diagcc.png``."""
+    return paths.colour_pattern(RESULTS, key)
+
+
+def colour_files(keys):
+    """Patterns of several colour diagram files, key -> pattern (named outputs)."""
+    return {key: colour_file(key) for key in keys}
+
+
+def get_colour_catalogues(wildcards):
+    """The QualityFITS-out catalogues of the filters ``bands`` of a release tile, named by
+    band (``g``, ``r``, ``i``): the tile's products in those filters."""
+    tile = paths.colour_tile(wildcards.survey, wildcards.tilebands, wildcards.coords, wildcards.release)
+    try:
+        paths.colour_stem(tile, wildcards.bands)
+    except ValueError as error:
+        raise WorkflowError(str(error)) from None
+    stems = get_plan(wildcards.release).tiles().get(tile)
+    if stems is None:
+        raise WorkflowError(f"{tile} is not a tile of the plan of {wildcards.release}")
+    by_band = {planned_product(wildcards.release, stem).band: stem for stem in stems}
+    missing = sorted(set(wildcards.bands) - set(by_band))
+    if missing:
+        raise WorkflowError(f"{tile} has no product in filter(s) {missing}")
+    return {band: str(paths.product_path(RESULTS, wildcards.release, by_band[band], "qfo_ldac"))
+            for band in wildcards.bands}
+
+
+def get_colour_stem(wildcards):
+    """Param: the stem of a colour diagram (``CFHTLS_D_gri_141927+524056_T0002``), its title."""
+    tile = paths.colour_tile(wildcards.survey, wildcards.tilebands, wildcards.coords, wildcards.release)
+    return paths.colour_stem(tile, wildcards.bands)
+
+
 def get_catalogue_options(wildcards):
     """Param: options of the release catalogue on top of release.sex (apertures in pixels...)."""
     apertures = aperture_pixels(config["catalogues"]["phot_apertures_arcsec"])
@@ -612,6 +710,22 @@ def get_release_scamp_xml(wildcards):
     }
 
 
+@functools.lru_cache(maxsize=4)
+def _product_grades(path, mtime):
+    """The release control team's product grades, read once per version of the CSV."""
+    return read_product_grades(path)
+
+
+def get_product_grade(wildcards):
+    """Param: the release control team's grade of one product (grade, comment,
+    graded_by, date; empty if not graded), from ``inputs.product_grades`` as exposure
+    grades come from ``inputs.grades``: a changed grade reruns that product's summary."""
+    path = config["inputs"]["product_grades"]
+    if not os.path.isfile(path):
+        return {}
+    return team_grade(_product_grades(path, os.stat(path).st_mtime_ns), wildcards.release, wildcards.stem)
+
+
 def get_done_products(wildcards):
     """Param: names of the planned products already made (see
     :func:`spica.release.planning.done_products`)."""
@@ -624,6 +738,13 @@ def get_stale_solutions(wildcards):
     return stale_solutions(get_plan(wildcards.release), RESULTS)
 
 
+def get_release_summaries(wildcards):
+    """The SPICA summary (``_spica.xml``) of every planned product of a release, keyed by stem."""
+    release = wildcards.release
+    return {stem: str(paths.product_path(RESULTS, release, stem, "summary"))
+            for stem in get_plan(release).products()}
+
+
 def release_files(release, *keys):
     """Paths of per-release files of release ``release`` (target rules)."""
     return [str(paths.release_path(RESULTS, release, key)) for key in keys]
@@ -631,8 +752,8 @@ def release_files(release, *keys):
 
 def release_targets(release):
     """Input function of the target ``release_<release>``, which asks for every
-    planned product's delivered files, each tile's chi-squared PNG, the pending
-    view and the SCAMP fields.
+    planned product's delivered files (and the w(theta) of its stars), each tile's
+    chi-squared PNG and colour diagrams, the pending view and the SCAMP fields.
 
     One target per release (without wildcards), hence this factory.
     """
@@ -648,8 +769,15 @@ def release_targets(release):
             if product.mode != "stack":  # image by image: the image's own SCAMP head (seed: _V0001_head.txt)
                 keys += ["image_head"]  # and its .ahead if photometric (_V0001_ahed.txt)
                 keys += ["image_ahead"] if is_photometric(paths.parse_image_stem(stem)[0]) else []
+            keys += list(paths.STAR_CLUSTERING_PRODUCTS)  # w(theta) of its stars
+            # every QualityFITS-out file under the seed's names (_psf_m.png, _comptness.png, _reg.txt...)
+            keys += [*paths.QUALITYFITS_OUT_PRODUCTS, *paths.COMPLETENESS_PRODUCTS, *paths.MASK_PRODUCTS]
             targets += [str(paths.product_path(RESULTS, release, stem, key)) for key in keys]
-        targets += [str(paths.chi2_path(RESULTS, release, tile, "png")) for tile in plan.tiles()]
-        return targets + release_files(release, "pending", "scamp_fields")
+        targets += [str(paths.chi2_path(RESULTS, release, tile, key)) for tile in plan.tiles()
+                    for key in ("png", "ps")]
+        # colour-colour diagrams of every three filters of a tile, colour-magnitude of every two
+        targets += [str(path) for tile in plan.tiles() for path in paths.colour_paths(RESULTS, release, tile)]
+        targets += release_step1_plots(release)  # for the report only: they exist already
+        return targets + release_files(release, "pending", "scamp_fields", "product_quality")
 
     return get_release_products

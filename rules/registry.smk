@@ -21,3 +21,22 @@ rule build_registry:
         "../envs/spica.yaml"
     script:
         "../scripts/build_registry.py"
+
+
+rule register_product_quality:
+    """The QualityFITS-out figures of a release's products, as their ``_spica.xml`` give
+    them, into the registry table ``product_quality`` (the release's rows replaced)."""
+    input:
+        unpack(get_release_summaries),
+        plan=ancient_plan(),
+    output:
+        export=release_file("product_quality"),
+    params:
+        url=config["registry"]["url"],
+        software=software("register_product_quality"),
+    log:
+        run_log("release", "register_product_quality"),
+    conda:
+        "../envs/spica.yaml"
+    script:
+        "../scripts/register_product_quality.py"

@@ -22,12 +22,40 @@ checkpoint plan_release:
         planning=config["planning"],
         repairable_grades=config["calibration"]["repairable_grades"],
         software=software("plan_release"),
+    wildcard_constraints:
+        release=r"T\d{4}",
     log:
         run_log("release", "plan_release"),
     conda:
         "../envs/spica.yaml"
     script:
         "../scripts/plan_release.py"
+
+
+checkpoint plan_images:
+    """The automatic image mode (seed 6.2): one image-by-image product per exposure
+    that passed step 1, whatever its RunID, in the folder of its version (V0001);
+    every other rule of a release product is shared with the releases."""
+    input:
+        registry=REGISTRY_EXPORT,
+        aheads=get_accepted_aheads,
+    output:
+        plan=release_file("plan"),
+        selection=release_file("selection"),
+        lists=release_file("lists"),
+    params:
+        image_mode=config["image_mode"],
+        survey=config["survey"],
+        planning=config["planning"],
+        software=software("plan_images"),
+    wildcard_constraints:
+        release=r"V\d{4}",
+    log:
+        run_log("release", "plan_images"),
+    conda:
+        "../envs/spica.yaml"
+    script:
+        "../scripts/plan_images.py"
 
 
 rule write_stack_lists:

@@ -18,5 +18,8 @@ written = summarise_product(
     out=snakemake.output.summary,
     qualityfits_out_diag=snakemake.input.qualityfits_out,
     completeness=snakemake.input.completeness,
+    grading=snakemake.params.grading,
+    product_grade=snakemake.params.product_grade,
+    regions=snakemake.input.regions,
 )
 print(written, file=sys.stderr)

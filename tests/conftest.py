@@ -121,3 +121,65 @@ def small_survey(destination: Path, *, keep: Iterable[int] | None = None) -> dic
             frame = pd.read_csv(table, dtype=str, keep_default_na=False)
             frame[frame["expnum"].astype(int).isin(keep)].to_csv(table, index=False)
     return config
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """One throwaway PostgreSQL server for the whole session; call it for a fresh database URL.
+
+    Debian's ``initdb``/``pg_ctl`` (package ``postgresql``) run as user
+    ``postgres`` (the server refuses root), listening on a Unix socket in a
+    scratch folder only (no TCP, fsync off). ``postgres_cluster(name)``
+    creates database ``name`` and returns its ``postgresql://`` URL as a user
+    writes it (psycopg 3 through :func:`spica.registry.open_database`). The
+    server is stopped and its folder removed at the end of the session.
+    Skipped when the binaries, the ``postgres`` user, root or ``runuser`` are
+    missing.
+    """
+    import glob
+    import os
+    import pwd
+    import subprocess
+    import tempfile
+
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    if not found:
+        pytest.skip("PostgreSQL server binaries not installed (apt-get install postgresql)")
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        pytest.skip("no postgres user (Debian package postgresql)")
+    if os.geteuid() != 0 or not shutil.which("runuser"):
+        pytest.skip("root and runuser needed to start a scratch PostgreSQL server as user postgres")
+    pytest.importorskip("psycopg")
+    bindir = Path(found[-1]).parent
+    base = Path(tempfile.mkdtemp(prefix="spica-pg-"))
+    base.chmod(0o755)
+    data, sock = base / "data", base / "sock"
+    sock.mkdir()
+    shutil.chown(base, "postgres")
+    shutil.chown(sock, "postgres")
+    port = "54329"
+
+    def as_postgres(*command: str) -> None:
+        run = subprocess.run(["runuser", "-u", "postgres", "--", *command], capture_output=True,
+                             text=True, check=False, timeout=120)
+        log = base / "log"
+        assert run.returncode == 0, run.stderr + (log.read_text() if log.exists() else "")
+
+    def new_database(name: str) -> str:
+        as_postgres(str(bindir / "createdb"), "-h", str(sock), "-p", port, name)
+        return f"postgresql://postgres@/{name}?host={sock}&port={port}"
+
+    started = False
+    try:
+        as_postgres(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync")
+        as_postgres(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-w", "-o",
+                    f"-c listen_addresses='' -k {sock} -p {port} -c fsync=off", "start")
+        started = True
+        yield new_database
+    finally:
+        if started:
+            subprocess.run(["runuser", "-u", "postgres", "--", str(bindir / "pg_ctl"), "-D", str(data),
+                            "-m", "immediate", "-w", "stop"], capture_output=True, check=False, timeout=60)
+        shutil.rmtree(base, ignore_errors=True)

@@ -53,9 +53,11 @@ IMPORT_PACKAGES: dict[str, str] = {
     "matplotlib": "matplotlib-base",
     "numpy": "numpy",
     "pandas": "pandas",
+    "regions": "regions",
     "scipy": "scipy",
     "skimage": "scikit-image",
     "sqlalchemy": "sqlalchemy",
+    "treecorr": "treecorr",
     "yaml": "pyyaml",
 }
 

@@ -36,8 +36,13 @@ def test_code_hash_follows_the_source(tmp_path, monkeypatch):
     assert code_hash("fakepkg.algo") == before  # stable
     (package / "other.py").write_text("X = 2\n")
     assert code_hash("fakepkg.algo") == before  # unrelated module: no rerun
+    (package / "algo.py").write_text('"""Doc."""\n\n\ndef f():  # a comment\n    """Say 1."""\n    return (1)\n')
+    assert code_hash("fakepkg.algo") == before  # comments, docstrings, layout: no rerun
     (package / "algo.py").write_text("def f():\n    return 2\n")
-    assert code_hash("fakepkg.algo") != before  # the fix reruns its products
+    fixed = code_hash("fakepkg.algo")
+    assert fixed != before  # the fix reruns its products
+    (package / "algo.py").write_text("def f():\n    return '2'\n")
+    assert code_hash("fakepkg.algo") not in (before, fixed)  # a string that is not a docstring is code
     assert code_hash("fakepkg") != code_hash("fakepkg.algo")  # a package hashes all its modules
     assert "fakepkg.algo" not in sys.modules  # hashing never imports
 

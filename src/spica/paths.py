@@ -24,6 +24,7 @@ import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import combinations
 from pathlib import Path
 
 # the seed's truncated RA/Dec text of stack names; re-exported here
@@ -69,6 +70,7 @@ __all__ = [
     "IMAGE_PRODUCTS",
     "QUALITYFITS_OUT_PRODUCTS",
     "COMPLETENESS_PRODUCTS",
+    "MASK_PRODUCTS",
     "QUALITYFITS_OUT_INTERMEDIATES",
     "STACK_INTERMEDIATES",
     "SCAMP_FOLDER",
@@ -81,6 +83,7 @@ __all__ = [
     "solution_scamp_folder",
     "solution_scamp_folder_pattern",
     "CHI2_FILES",
+    "QUALITYFITS_OUT_DELIVERED",
     "release_path",
     "release_pattern",
     "product_path",
@@ -89,6 +92,15 @@ __all__ = [
     "scamp_folder_pattern",
     "chi2_path",
     "chi2_pattern",
+    "STAR_CLUSTERING_PRODUCTS",
+    "COLOUR_COLOUR_FILES",
+    "COLOUR_MAGNITUDE_FILES",
+    "band_sets",
+    "colour_stem",
+    "colour_path",
+    "colour_pattern",
+    "colour_paths",
+    "colour_tile",
     "RUN_RECORDS",
     "RUN_RECORD_SCOPES",
     "run_record_path",
@@ -111,7 +123,8 @@ SOLUTION_RE = r"(?:CFHTLS_(?:D|W|Pre-W|VW|PI)_\d{6}[+-]\d{6}_T\d{4}|\d{6,7}p_V\d
 #: Regular expressions for every wildcard used by the rules.
 WILDCARD_CONSTRAINTS: dict[str, str] = {
     "expnum": r"\d{6,7}",
-    "release": r"T\d{4}",
+    # a release (T0002), or the automatic image mode's version (V0001: its products' folder)
+    "release": r"T\d{4}|V\d{4}",
     "version": r"V\d{4}",
     "survey": r"D|W|Pre-W|VW|PI",
     "band": r"[ugriz]",
@@ -394,6 +407,7 @@ RELEASE_FILES: dict[str, str] = {
     "lists": "_lists.json",  # stack and astrometric lists, SCAMP solutions
     "pending": "_pending.txt",  # the seed's "Pending processes" view
     "scamp_fields": "_scamp_fields.csv",  # SCAMP statistics read back into the registry
+    "product_quality": "_product_quality.csv",  # the products' QualityFITS-out figures, as registered
 }
 
 #: PNG thumbnails of a stack, key -> suffix (the step 1 thumbnails' names).
@@ -457,6 +471,7 @@ CHI2_FILES: dict[str, str] = {
     "xml": "_chi2.xml",
     "cmd": "_chi2.cmd",
     "png": "_chi2.png",
+    "ps": "_chi2.ps",  # the same figure as the PNG, PostScript (the seed's plots come as both)
 }
 
 #: QualityFITS-out products of every planned product (seed 3.2.2: "the same as
@@ -484,8 +499,21 @@ QUALITYFITS_OUT_INTERMEDIATES: dict[str, str] = {
     "comptness_table": "_comptness.fits",  # injected stars, recovered fraction, 50/80 % magnitudes
 }
 
+#: The automatic masks of a planned product: DS9 regions in FK5 (halos, spikes, bleed
+#: trails, low-weight borders; :mod:`spica.qualityfits_out.masks`), the seed's ``_reg.txt``.
+MASK_PRODUCTS: dict[str, str] = {"reg": "_reg.txt"}
+
+#: The angular two-point correlation function of a product's stars, w(theta) (TreeCorr).
+STAR_CLUSTERING_PRODUCTS: dict[str, str] = {"wtheta": "_wtheta.png", "wtheta_ps": "_wtheta.ps"}
+
+#: The QualityFITS-out files a delivery of a product carries (``transfer.release_products``
+#: key ``qualityfits_out``): the seed's table, the completeness, w(theta) and the masks.
+QUALITYFITS_OUT_DELIVERED: tuple[str, ...] = (*QUALITYFITS_OUT_PRODUCTS, *COMPLETENESS_PRODUCTS,
+                                              *STAR_CLUSTERING_PRODUCTS, *MASK_PRODUCTS)
+
 _ALL_PRODUCT = {**STACK_PRODUCTS, **IMAGE_PRODUCTS, **STACK_INTERMEDIATES, **QUALITYFITS_OUT_PRODUCTS,
-                **COMPLETENESS_PRODUCTS, **QUALITYFITS_OUT_INTERMEDIATES}
+                **COMPLETENESS_PRODUCTS, **QUALITYFITS_OUT_INTERMEDIATES, **STAR_CLUSTERING_PRODUCTS,
+                **MASK_PRODUCTS}
 
 
 def _releases(results: str | Path, release: str) -> Path:
@@ -583,6 +611,70 @@ def chi2_pattern(results: str | Path, key: str) -> str:
     return str(chi2_path(results, "{release}", "{chi2}", key))
 
 
+#: Colour-colour diagram of three filters of a tile (seed, footnote 8: one for each of the
+#: C(n,3) sets of the tile's n filters, named with them: ``CFHTLS_W_gri_..._T0002_diagcc.png``).
+COLOUR_COLOUR_FILES: dict[str, str] = {"diagcc": "_diagcc.png", "diagcc_ps": "_diagcc.ps"}
+#: Colour-magnitude diagram of two filters of a tile (not named by the seed; named as the
+#: colour-colour one, with the pair: ``CFHTLS_W_gr_..._T0002_diagcm.png``).
+COLOUR_MAGNITUDE_FILES: dict[str, str] = {"diagcm": "_diagcm.png", "diagcm_ps": "_diagcm.ps"}
+_COLOUR_FILES = {**COLOUR_COLOUR_FILES, **COLOUR_MAGNITUDE_FILES}
+_TILE_RE = re.compile(r"(CFHTLS_(?:D|W|Pre-W|VW|PI))_([ugriz]+)_(\d{6}[+-]\d{6})_(T\d{4})")
+
+
+def band_sets(bands: str, size: int) -> list[str]:
+    """Every set of ``size`` of the filters ``bands``, each in ``ugriz`` order
+    (``band_sets("griz", 3)`` -> ``["gri", "grz", "giz", "riz"]``; none if fewer filters)."""
+    ordered = "".join(b for b in BAND_ORDER if b in bands)
+    return ["".join(c) for c in combinations(ordered, size)]
+
+
+def colour_stem(tile: str, bands: str) -> str:
+    """Stem of the colour diagrams of filters ``bands`` of release tile ``tile``
+    (``CFHTLS_D_ugriz_141927+524056_T0002``, ``gri`` -> ``CFHTLS_D_gri_141927+524056_T0002``).
+
+    Raises
+    ------
+    ValueError
+        If ``tile`` is not a release tile or ``bands`` are not some of its filters.
+    """
+    match = _TILE_RE.fullmatch(tile)
+    if not match or not bands or not set(bands) <= set(match[2]) or bands not in band_sets(bands, len(bands)):
+        raise ValueError(f"{bands!r} are not filters of release tile {tile!r} (distinct, in ugriz order)")
+    return f"{match[1]}_{bands}_{match[3]}_{match[4]}"
+
+
+def colour_tile(survey: str, bands: str, coords: str, release: str) -> str:
+    """The name of a release tile from its parts (the wildcards of :func:`colour_pattern`):
+    ``D``, ``ugriz``, ``141927+524056``, ``T0002`` -> ``CFHTLS_D_ugriz_141927+524056_T0002``."""
+    return f"CFHTLS_{survey}_{bands}_{coords}_{release}"
+
+
+def colour_path(results: str | Path, release: str, tile: str, bands: str, key: str) -> Path:
+    """Return the path of colour diagram ``key`` (:data:`COLOUR_COLOUR_FILES`,
+    :data:`COLOUR_MAGNITUDE_FILES`) of filters ``bands`` of tile ``tile``, in the tile's
+    folder: ``<results>/releases/T0002/<tile>/CFHTLS_D_gri_..._T0002_diagcc.png``."""
+    return _releases(results, release) / tile / f"{colour_stem(tile, bands)}{_COLOUR_FILES[key]}"
+
+
+def colour_pattern(results: str | Path, key: str) -> str:
+    """Return the Snakemake pattern of :func:`colour_path` (wildcards ``release``, ``survey``,
+    ``tilebands`` (the tile's filters), ``bands`` (the diagram's) and ``coords``)."""
+    tile = colour_tile("{survey}", "{tilebands}", "{coords}", "{release}")
+    stem = colour_tile("{survey}", "{bands}", "{coords}", "{release}")
+    return str(_releases(results, "{release}") / tile / f"{stem}{_COLOUR_FILES[key]}")
+
+
+def colour_paths(results: str | Path, release: str, tile: str) -> list[Path]:
+    """Every colour diagram of a tile: the colour-colour files of each set of three of its
+    filters and the colour-magnitude files of each pair (none for an image-by-image tile)."""
+    match = _TILE_RE.fullmatch(tile)
+    if not match:
+        return []
+    return [colour_path(results, release, tile, bands, key)
+            for size, files in ((3, COLOUR_COLOUR_FILES), (2, COLOUR_MAGNITUDE_FILES))
+            for bands in band_sets(match[2], size) for key in files]
+
+
 def image_by_image_name(expnum: int | str, version: str, suffix: str = ".fits") -> str:
     """Return an image-by-image product name, e.g. ``546891p_V0001.fits``."""
     if not re.fullmatch(WILDCARD_CONSTRAINTS["version"], version):
@@ -619,6 +711,8 @@ RUN_RECORD_SCOPES: dict[str, str] = {
     "release": "releases/{release}",
     "product": "releases/{release}/{stem}",
     "tile": "releases/{release}/{chi2}",
+    # a release tile named by its parts (the colour diagrams of its filters)
+    "colours": "releases/{release}/CFHTLS_{survey}_{tilebands}_{coords}_{release}",
     "solution": f"releases/{{release}}/{SOLUTIONS_FOLDER}/{{solution}}",
 }
 

@@ -30,6 +30,10 @@ schema does not declare is refused.
     One row per quarantined file (``file`` unique) and its reason.
 ``scamp_fields``, ``scamp_groups``
     The SCAMP solutions of each release (:func:`load_calibration`).
+``product_quality``
+    The QualityFITS-out figures of each release product (``release``,
+    ``product`` unique), as its ``_spica.xml`` gives them
+    (:func:`spica.products.quality.load_product_quality`).
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GRADES",
+    "PRODUCT_TABLES",
     "RegistryError",
     "TableError",
     "TableWarning",
@@ -121,10 +126,17 @@ _SCAMP_GROUPS = [
     ("release", _TEXT), ("stack", _TEXT),
 ]
 
+# the ``QualityFITS_out`` table of ``_spica.xml`` (spica.qualityfits_out.figures.FIGURES and the
+# completeness magnitudes), keyed by release and product
+_PRODUCT_KEY = [("release", _TEXT), ("product", _TEXT)]
+_COMPLETENESS = [("completeness_50_mag", _FLOAT), ("completeness_80_mag", _FLOAT)]
+
 #: Tables written by :func:`build_registry` (rebuilt each time); :func:`load_calibration`
-#: writes the SCAMP ones, release by release.
+#: writes the SCAMP ones, release by release, and
+#: :func:`spica.products.quality.load_product_quality` ``product_quality``.
 STEP1_TABLES = ("exposures", "ccds", "quarantine")
 SCAMP_TABLES = ("scamp_fields", "scamp_groups")
+PRODUCT_TABLES = ("product_quality",)
 
 
 @functools.cache
@@ -133,8 +145,8 @@ def schema() -> MetaData:
 
     ``exposures`` (``expnum`` unique; files without an odometer have none),
     ``ccds`` (unique ``expnum``, ``ccd``), ``quarantine`` (``file`` unique),
-    ``scamp_fields`` and ``scamp_groups``; columns in the order the CSV
-    exports give them.
+    ``scamp_fields``, ``scamp_groups`` and ``product_quality`` (unique
+    ``release``, ``product``); columns in the order the CSV exports give them.
     """
     from sqlalchemy import (
         BigInteger,
@@ -147,6 +159,8 @@ def schema() -> MetaData:
         UniqueConstraint,
     )
 
+    from spica.qualityfits_out.figures import FIGURES
+    from spica.qualityfits_out.grading import GRADE_COLUMNS
     from spica.step1.qa.report import CCD_COLUMNS, FIELD_COLUMNS
 
     types = {_TEXT: Text, _INT: BigInteger, _BOOL: Boolean, _FLOAT: Float}
@@ -167,6 +181,11 @@ def schema() -> MetaData:
     Table("quarantine", metadata, *columns(_QUARANTINE), UniqueConstraint("file"))
     Table("scamp_fields", metadata, *columns(_SCAMP_FIELDS))
     Table("scamp_groups", metadata, *columns(_SCAMP_GROUPS))
+    quality = [*_PRODUCT_KEY,
+               *((name, _INT if name.startswith(("n_", "psfex_")) else _FLOAT) for name, _, _ in FIGURES),
+               *_COMPLETENESS, ("reg_masked_fraction", _FLOAT),
+               *((name, _BOOL if name == "provisional" else _TEXT) for name in GRADE_COLUMNS)]
+    Table("product_quality", metadata, *columns(quality), UniqueConstraint("release", "product"))
     return metadata
 
 

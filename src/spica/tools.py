@@ -170,11 +170,32 @@ def script_modules(script: str | Path, package: str = "spica") -> list[str]:
     return sorted(_imported_modules(Path(script), "__main__", package))
 
 
+def _normalised_source(path: Path) -> bytes:
+    """What of a module can change a product: its syntax tree without docstrings.
+
+    Comments, docstrings, blank lines and formatting never reach a product, so
+    a fix to them must not rerun one. A file that does not parse is hashed as
+    its bytes (a rule using it fails anyway).
+    """
+    data = path.read_bytes()
+    try:
+        tree = ast.parse(data, filename=str(path))
+    except (SyntaxError, ValueError):
+        return data
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree, annotate_fields=False).encode()
+
+
 def _digest(sources: Mapping[str, Path]) -> str:
     digest = hashlib.sha256()
     for name, path in sources.items():
         digest.update(name.encode())
-        digest.update(path.read_bytes())
+        digest.update(_normalised_source(path))
     return digest.hexdigest()[:16]
 
 
@@ -193,7 +214,8 @@ def code_hash(*modules: str) -> str:
 
     Snakemake watches a script's own file only, not the modules it imports;
     passing this hash as a ``param`` makes a code change rerun the products
-    that depend on it, and only those. The hash covers :func:`code_files`:
+    that depend on it, and only those. Comments, docstrings and formatting
+    are left out (the syntax tree is hashed), so editing them reruns nothing. The hash covers :func:`code_files`:
     the modules named and every ``spica`` module they import, so a fix in a
     shared helper (``spica.headers``) reruns every product made through it.
     """

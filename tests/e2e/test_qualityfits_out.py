@@ -19,6 +19,7 @@ from spica import paths
 from spica.products.summary import read_product_summary
 from spica.qualityfits_out.completeness import completeness_magnitudes, read_completeness
 from spica.qualityfits_out.figures import read_figures
+from spica.qualityfits_out.masks import read_masked_fraction
 from spica.qualityfits_out.measure import load_product, measure_product
 from tests.conftest import REPO
 from tests.e2e.conftest import D3, VW, job_counts, snakemake
@@ -35,7 +36,8 @@ def qfo(release: dict) -> dict:
     through the SPICA summaries; a reused work directory made before they existed gets them here)."""
     results = release["workdir"] / release["config"]["results"]
     wanted = [paths.product_path(results, "T0002", stem, key) for stem in PRODUCTS
-              for key in ("summary", "diag", "comptness_table", *paths.QUALITYFITS_OUT_PRODUCTS)]
+              for key in ("summary", "diag", "comptness_table", *paths.QUALITYFITS_OUT_PRODUCTS,
+                          *paths.MASK_PRODUCTS)]
     if not all(path.is_file() for path in wanted):
         run = snakemake(release["workdir"], *[str(path) for path in wanted if "_spica.xml" in path.name])
         assert run.returncode == 0, run.stderr[-3000:]
@@ -172,6 +174,35 @@ def test_summary_carries_the_qualityfits_out_table(qfo):
         assert 21.0 < table["galaxy_peak_mag"][0] < 26.0
 
 
+def test_masks_cover_the_bright_truth_stars(qfo):
+    """Every product's ``_reg.txt`` parses with ``regions``; every truth star brighter than
+    ``masks.bright_mag`` - 0.75 (the demo reference catalogue's r magnitudes carry 0.1-0.3 mag
+    errors) that falls on the product lies in a region; the masked fraction is the summary's."""
+    from regions import Regions
+
+    settings = qfo["config"]["qualityfits_out"]["masks"]
+    truth = _truth(qfo)
+    stars = truth[(truth["type"] == "star") & (truth["mag_r"] < settings["bright_mag"] - 0.75)]
+    for stem in PRODUCTS:
+        reg = _file(qfo, stem, "reg")
+        regions = Regions.read(str(reg), format="ds9")
+        kinds = {region.meta["tag"][0] for region in regions}
+        header = fits.getheader(_file(qfo, stem, "image"))
+        wcs = WCS(header)
+        x, y = wcs.world_to_pixel_values(stars["ra"].to_numpy(), stars["dec"].to_numpy())
+        on = (x > -0.5) & (x < header["NAXIS1"] - 0.5) & (y > -0.5) & (y < header["NAXIS2"] - 0.5)
+        coords = SkyCoord(stars["ra"].to_numpy()[on], stars["dec"].to_numpy()[on], unit="deg")
+        inside = np.zeros(len(coords), bool)
+        for region in regions:
+            inside |= region.contains(coords, wcs)
+        assert len(coords) >= 20 and inside.all(), (stem, stars["mag_r"].to_numpy()[on][~inside])
+        assert {"halo", "spike", "border"} <= kinds
+        fraction = read_masked_fraction(reg)["masked"]
+        assert 0.02 < fraction < 0.5
+        table = read_product_summary(_file(qfo, stem, "summary"))["QualityFITS_out"]
+        assert table["reg_masked_fraction"][0] == pytest.approx(fraction)
+
+
 def test_qualityfits_out_changes_rerun_it_and_nothing_upstream(qfo, tmp_path, monkeypatch):
     """A change of QualityFITS-out's catalogue settings reruns both its jobs (the PSF model
     feeds the completeness) and the summaries; of the completeness settings, that job and the
@@ -179,20 +210,22 @@ def test_qualityfits_out_changes_rerun_it_and_nothing_upstream(qfo, tmp_path, mo
     jobs and the summaries. Nothing upstream."""
     workdir = qfo["workdir"]
     override = tmp_path / "qfo-change.yaml"
-    summaries = {"summarise_product": 3, "release_T0002": 1}
+    # the summaries, and the registry's product_quality rows read from them
+    summaries = {"summarise_product": 3, "register_product_quality": 1, "release_T0002": 1}
+    colours = {"measure_star_clustering": 3, "plot_colour_magnitude": 1}  # they read its catalogue
     override.write_text("qualityfits_out:\n  sextractor_overrides: {DEBLEND_MINCONT: 0.01}\n")
     run = snakemake(workdir, "-n", "release_T0002", overrides=override)
     # the PSF model it remakes is the completeness job's input
     assert job_counts(run.stdout + run.stderr) == {"assess_product_quality": 3, "measure_completeness": 3,
-                                                    **summaries}
-    override.write_text("qualityfits_out:\n  completeness: {runs: 2}\n")
+                                                    **colours, **summaries}
+    override.write_text("qualityfits_out:\n  completeness: {runs: 3}\n")  # the default is 2
     run = snakemake(workdir, "-n", "release_T0002", overrides=override)
     assert job_counts(run.stdout + run.stderr) == {"measure_completeness": 3, **summaries}
     source = tmp_path / "src"
     shutil.copytree(REPO / "src" / "spica", source / "spica", ignore=shutil.ignore_patterns("__pycache__"))
     measure = source / "spica" / "qualityfits_out" / "measure.py"
-    measure.write_text(measure.read_text() + "\n# a change\n")
+    measure.write_text(measure.read_text() + "\n_A_CHANGE = 1  # code, not a comment: comments never rerun\n")
     monkeypatch.setenv("PYTHONPATH", str(source))
     run = snakemake(workdir, "-n", "release_T0002")
     assert job_counts(run.stdout + run.stderr) == {"assess_product_quality": 3, "measure_completeness": 3,
-                                                    **summaries}
+                                                    **colours, **summaries}

@@ -22,8 +22,10 @@ def test_rerun_after_step2_configuration_changes(release):
     # D3 r and i (one chi-squared tile) and the Very Wide image (its own)
     downstream = {"coadd_stack": 3, "make_chi2": 2, "extract_stack_catalogue": 3,
                   "make_dust_map": 3, "write_provenance": 3, "make_stack_thumbnails": 3,
-                  "make_chi2_thumbnail": 2, "summarise_product": 3, "release_T0002": 1,
-                  "assess_product_quality": 3, "measure_completeness": 3}
+                  "make_chi2_thumbnail": 2, "summarise_product": 3, "register_product_quality": 1,
+                  "release_T0002": 1,
+                  "assess_product_quality": 3, "measure_completeness": 3,
+                  "measure_star_clustering": 3, "plot_colour_magnitude": 1, "mask_product": 3}
     # SCAMP once per astrometric list: D3 r and i share one, the Very Wide image has its own;
     # each of the three products then takes its files from its solution
     calibration = {"solve_astrometry": 2, "deliver_calibration": 3, "accept_calibration": 3,

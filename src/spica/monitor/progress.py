@@ -81,6 +81,8 @@ _RELEASE_TAIL = (
     # QualityFITS-out (rules/qualityfits_out.smk): shown when the run asks for it
     Step("assess_product_quality", "Running Qualityfits", ("coadd_stack",), optional=True),
     Step("measure_completeness", "Running completeness", ("assess_product_quality",), optional=True),
+    Step("mask_product", "Making the automatic masks", ("coadd_stack",), optional=True),
+    Step("measure_star_clustering", "Star correlation function", ("assess_product_quality",), optional=True),
 )
 
 #: Ordered steps of each kind of product (the kinds :func:`products_of` gives).

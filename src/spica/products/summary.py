@@ -7,7 +7,8 @@ dates), the stack itself (centre, release version, total exposure time, zero
 point, seeing, background, SkyProbe), the files of the global astrometric
 solution with their filter and sky distribution, and SCAMP's astrometric and
 photometric statistics. :func:`product_summary` builds them as one VOTable
-(astropy writes and reads it; any VO tool opens it), one ``TABLE`` each:
+(astropy writes and reads it; any VO tool opens it), one ``TABLE`` each
+(:data:`SUMMARY_TABLES`):
 
 ``Stack``
     one row: the product.
@@ -22,16 +23,33 @@ photometric statistics. :func:`product_summary` builds them as one VOTable
 ``Astrometry``, ``Photometry``
     SCAMP's statistics per field group (internal / reference, all and high
     S/N): dispersions, chi2, detection counts.
+``SCAMP_Run``
+    the seed's SCAMP run summary (4.4, "scamp (completed on ...)"): one row,
+    the SCAMP version and date, the numbers of field groups, fields,
+    astrometric instruments and photometric instruments, and of warnings.
+``SCAMP_Instruments``
+    the seed's instrument key table: one row per astrometric (``A1``...) and
+    photometric (``P1``...) instrument SCAMP identified, with its number of
+    fields, the header keys that define it (``FILTER = r.MP9601, QRUNID =
+    04AQ02``) and, for a photometric one, its output zero point.
+``SCAMP_Photometric_Statistics``
+    the seed's per-photometric-instrument statistics (P1...Pn): one row per
+    field group and photometric instrument, internal and external (reference)
+    dispersion, chi2/dof and detections, all and high S/N.
 ``QualityFITS_out``
     the product's QualityFITS-out figures (seed 6.2, "SPICA/SCAMP/QualityFITS-out
     output quality assessment summary table"): seeing, PSF FWHM and
     elongation over the field, background, star and galaxy counts, galaxy-count
     peak, masked fraction, 50 % and 80 % completeness magnitudes; one row (none
-    when QualityFITS-out was not given).
+    when QualityFITS-out was not given). Then the grades
+    (:data:`spica.qualityfits_out.grading.GRADE_COLUMNS`): QualityFITS-out's
+    provisional grade and its reason, marked provisional, and the release control
+    team's grade, comment and, for C or D, the problem report.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -47,7 +65,9 @@ from spica.astromatic.scamp import parse_scamp_xml
 from spica.calibration.accept import read_accept_summary
 from spica.paths import exposure_filename, parse_step1_name
 from spica.qualityfits_out.completeness import read_completeness
+from spica.qualityfits_out.masks import read_masked_fraction
 from spica.qualityfits_out.figures import FIGURES, read_figures
+from spica.qualityfits_out.grading import GRADE_COLUMNS, grade_columns, grading_figures, read_multiple_image_fraction
 from spica.sky import format_dec_rounded, format_ra_rounded
 
 __all__ = [
@@ -60,7 +80,7 @@ __all__ = [
 
 #: Names of the tables of ``_spica.xml``, in file order.
 SUMMARY_TABLES = ("Stack", "Stacked_Files", "Astrometric_Files", "Filters", "Astrometry", "Photometry",
-                  "QualityFITS_out")
+                  "SCAMP_Run", "SCAMP_Instruments", "SCAMP_Photometric_Statistics", "QualityFITS_out")
 
 #: Completeness columns of ``QualityFITS_out`` after :data:`spica.qualityfits_out.figures.FIGURES`.
 _COMPLETENESS_COLUMNS = (("completeness_50_mag", "m50", "50 % completeness magnitude (simulated stars)"),
@@ -196,8 +216,110 @@ def _group_statistics(groups: pd.DataFrame, prefix: str) -> Table:
     return table
 
 
-def _quality_table(figures: dict | None, completeness: dict | None) -> Table:
-    """The ``QualityFITS_out`` table: one row of figures, or no row when not given."""
+def _scamp_run(scamp: dict) -> Table:
+    """The seed's SCAMP run summary: one row (version, date, groups, fields, instruments)."""
+    summary = scamp.get("summary", {})
+    table = Table()
+    table["software"] = ["SCAMP"]
+    table["version"] = [str(summary.get("version") or "")]
+    table["date"] = [str(summary.get("date") or "")]
+    for name, key, description in (
+        ("ngroups", "ngroups", "number of field groups"),
+        ("nfields", "nfields", "number of fields (exposures)"),
+        ("n_astr_instruments", "n_astr_instruments", "number of astrometric instruments"),
+        ("n_phot_instruments", "n_phot_instruments", "number of photometric instruments"),
+    ):
+        table[name] = np.array([int(summary.get(key, 0))], np.int64)
+        table[name].description = description
+    table["n_warnings"] = np.array([len(summary.get("warnings", []))], np.int64)
+    table["date"].description = "date SCAMP completed the run"
+    return table
+
+
+_KEY_RE = re.compile(r"([A-Za-z0-9_-]+)\s*=\s*('(?:[^']|'')*'|[^,]*)")
+
+
+def _instrument_keys(text: object) -> str:
+    """SCAMP's ``Keys`` of an instrument as ``FILTER = r.MP9601, QRUNID = 04AQ02``."""
+    pairs = [(key, value.strip().strip("'").replace("''", "'").strip())
+             for key, value in _KEY_RE.findall(str(text if isinstance(text, str) else ""))]
+    return ", ".join(f"{key} = {value}" for key, value in pairs)
+
+
+def _scamp_instruments(scamp: dict) -> Table:
+    """The seed's instrument key table: astrometric then photometric instruments."""
+    rows = []
+    for kind, key in (("astrometric", "Astrometric_Instruments"), ("photometric", "Photometric_Instruments")):
+        frame = scamp.get("tables", {}).get(key, pd.DataFrame())
+        for _, instrument in frame.iterrows():
+            zeropoint = instrument.get("MagZeroPoint_Output", np.nan) if kind == "photometric" else np.nan
+            rows.append({"name": str(instrument.get("Name", "")), "kind": kind,
+                         "nfields": int(instrument.get("NFields", 0)),
+                         "keys": _instrument_keys(instrument.get("Keys", "")),
+                         "magzero": float(zeropoint) if pd.notna(zeropoint) else np.nan})
+    table = Table(rows=rows, names=["name", "kind", "nfields", "keys", "magzero"],
+                  dtype=[str, str, np.int64, str, np.float64])
+    table["name"].description = "SCAMP instrument (A: astrometric, P: photometric)"
+    table["keys"].description = "header keywords whose values define the instrument"
+    table["magzero"].unit = "mag"
+    table["magzero"].description = "output zero point of a photometric instrument"
+    return table
+
+
+#: Statistics of ``SCAMP_Photometric_Statistics``: column suffix -> SCAMP's FGroups field suffix.
+_PHOT_STATISTICS = {f"{where}{hisn}": f"{source}{high}"
+                    for where, source in (("internal", "Internal"), ("reference", "Reference"))
+                    for hisn, high in (("", ""), ("_hisn", "_HighSN"))}
+
+
+def _values(value: object) -> list:
+    """A SCAMP per-instrument cell as a list (one instrument: a scalar)."""
+    if isinstance(value, list | tuple | np.ndarray):
+        return list(value)
+    return [value]
+
+
+def _photometric_statistics(scamp: dict) -> Table:
+    """The seed's statistics per photometric instrument: one row per (group, instrument)."""
+    groups = scamp.get("tables", {}).get("FGroups", pd.DataFrame())
+    instruments = scamp.get("tables", {}).get("Photometric_Instruments", pd.DataFrame())
+    nfields = {str(row.get("Name")): int(row.get("NFields", 0)) for _, row in instruments.iterrows()}
+    rows = []
+    for _, group in groups.iterrows():
+        names = [n.strip() for n in str(group.get("PhotInstru_Name") or "").split(",") if n.strip()]
+        for index, name in enumerate(names):
+            row = {"group": str(group.get("Name", "")), "instrument": name, "nfields": nfields.get(name, 0)}
+            for suffix, source in _PHOT_STATISTICS.items():
+                for stat, field in (("sigma", "PhotSigma"), ("chi2", "PhotChi2"), ("ndets", "PhotNDets")):
+                    values = _values(group.get(f"{field}_{source}", np.nan))
+                    value = values[index] if index < len(values) else np.nan
+                    missing = not pd.notna(value)
+                    row[f"{stat}_{suffix}"] = ((0 if missing else int(value)) if stat == "ndets"
+                                               else (np.nan if missing else float(value)))
+            rows.append(row)
+    columns = ["group", "instrument", "nfields"] + [f"{stat}_{suffix}" for suffix in _PHOT_STATISTICS
+                                                    for stat in ("sigma", "chi2", "ndets")]
+    table = Table(rows=rows or None, names=columns,
+                  dtype=[str, str, np.int64] + [np.int64 if c.startswith("ndets") else np.float64
+                                                for c in columns[3:]])
+    for name in table.colnames:
+        if name.startswith("sigma"):
+            table[name].unit = "mag"
+        where = "external (reference catalogue)" if "reference" in name else "internal (overlaps)"
+        sample = ", high S/N" if name.endswith("_hisn") else ", all"
+        if name.startswith("sigma"):
+            table[name].description = f"photometric dispersion, {where}{sample}"
+        elif name.startswith("chi2"):
+            table[name].description = f"chi2 per degree of freedom, {where}{sample}"
+        elif name.startswith("ndets"):
+            table[name].description = f"detections, {where}{sample}"
+    return table
+
+
+def _quality_table(figures: dict | None, completeness: dict | None, grades: dict | None = None,
+                   masks: dict | None = None) -> Table:
+    """The ``QualityFITS_out`` table: one row of figures, or no row when not given; then
+    the provisional and the team's grades (:func:`spica.qualityfits_out.grading.grade_columns`)."""
     table = Table()
     for name, unit, description in FIGURES:
         value = [] if figures is None else [figures[name]]
@@ -209,7 +331,27 @@ def _quality_table(figures: dict | None, completeness: dict | None) -> Table:
         table[name] = np.array(value, np.float64)
         table[name].unit = "mag"
         table[name].description = description
+    # the automatic masks' masked fraction (spica.qualityfits_out.masks.read_masked_fraction)
+    table["reg_masked_fraction"] = np.array(
+        [] if figures is None else [np.nan if masks is None else masks["masked"]], np.float64)
+    table["reg_masked_fraction"].description = (
+        "fraction of the product's pixels inside its automatic masks (_reg.txt: halos, spikes, "
+        "bleed trails, low-weight borders)")
+    for name, values in (grades or grade_columns(None, None, None)).items():
+        table[name] = np.array(values, bool if name == "provisional" else str)
+        table[name].description = GRADE_COLUMNS[name]
     return table
+
+
+def _grades(quality: dict | None, completeness: dict | None, stacked: Table, groups: pd.DataFrame,
+            limits: dict | None, team: dict | None) -> dict:
+    """The grade columns of ``QualityFITS_out``: the figures, the seeing of the inputs
+    stacked (all of them if the accept summary kept none) and SCAMP's reference chi2."""
+    used = stacked[stacked["stacked"]] if np.any(stacked["stacked"]) else stacked
+    chi2 = groups["astrom_chi2_reference"] if "astrom_chi2_reference" in groups else []
+    figures = grading_figures(quality, completeness, np.asarray(used["seeing_arcsec"], float),
+                              pd.to_numeric(pd.Series(chi2, dtype=object), errors="coerce").tolist())
+    return grade_columns(figures, limits, team)
 
 
 def product_summary(
@@ -224,6 +366,9 @@ def product_summary(
     scamp: dict,
     quality: dict | None = None,
     completeness: dict | None = None,
+    grading: dict | None = None,
+    product_grade: dict | None = None,
+    masks: dict | None = None,
 ) -> dict[str, Table]:
     """The tables of a product's ``_spica.xml``, by name (:data:`SUMMARY_TABLES`).
 
@@ -249,6 +394,14 @@ def product_summary(
     completeness : dict, optional
         Its completeness (:func:`spica.qualityfits_out.completeness.read_completeness`:
         ``m50``, ``m80``).
+    grading : dict, optional
+        Config ``qualityfits_out.grading``: the limits of the provisional grade
+        (:func:`spica.qualityfits_out.grading.provisional_product_grade`).
+    product_grade : dict, optional
+        The release control team's grade (:func:`spica.qualityfits_out.grading.team_grade`).
+    masks : dict, optional
+        The masked fractions of its ``_reg.txt``
+        (:func:`spica.qualityfits_out.masks.read_masked_fraction`: ``masked``...).
 
     Returns
     -------
@@ -264,7 +417,11 @@ def product_summary(
         "Filters": _filters(astrometric),
         "Astrometry": _group_statistics(scamp["groups"], "astrom_"),
         "Photometry": _group_statistics(scamp["groups"], "phot_"),
-        "QualityFITS_out": _quality_table(quality, completeness),
+        "SCAMP_Run": _scamp_run(scamp),
+        "SCAMP_Instruments": _scamp_instruments(scamp),
+        "SCAMP_Photometric_Statistics": _photometric_statistics(scamp),
+        "QualityFITS_out": _quality_table(quality, completeness, _grades(
+            quality, completeness, stacked, scamp["groups"], grading, product_grade), masks=masks),
     }
 
 
@@ -300,6 +457,9 @@ def summarise_product(
     out: str | Path,
     qualityfits_out_diag: str | Path | None = None,
     completeness: str | Path | None = None,
+    grading: dict | None = None,
+    product_grade: dict | None = None,
+    regions: str | Path | None = None,
 ) -> Path:
     """Read a product's files and write its summary ``_spica.xml`` (the file edge of
     :func:`product_summary`); return the path written."""
@@ -314,8 +474,13 @@ def summarise_product(
         astrometric_list=read_exposure_list(astrometric_list),
         accept=read_accept_summary(accept_xml),
         scamp=parse_scamp_xml(scamp_xml),
-        quality=read_figures(qualityfits_out_diag) if qualityfits_out_diag else None,
+        quality=({**read_figures(qualityfits_out_diag),
+                  "multiple_image_fraction": read_multiple_image_fraction(qualityfits_out_diag)}
+                 if qualityfits_out_diag else None),
         completeness=read_completeness(completeness) if completeness else None,
+        grading=grading,
+        product_grade=product_grade,
+        masks=read_masked_fraction(regions) if regions else None,
     )
     return write_product_summary(tables, out)
 

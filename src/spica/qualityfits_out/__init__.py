@@ -21,6 +21,7 @@ plus HDU ``QUALITYFITS_OUT``: one row, columns
 Modules: :mod:`~spica.qualityfits_out.assess` (the rule's job),
 :mod:`~spica.qualityfits_out.measure` (reading and measuring),
 :mod:`~spica.qualityfits_out.figures` (the figures, light: no plotting import),
-:mod:`~spica.qualityfits_out.plots`, :mod:`~spica.qualityfits_out.completeness`.
+:mod:`~spica.qualityfits_out.plots`, :mod:`~spica.qualityfits_out.completeness`,
+:mod:`~spica.qualityfits_out.grading` (the provisional product grade, the team's grade).
 """
 __all__: list[str] = []

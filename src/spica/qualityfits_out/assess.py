@@ -1,4 +1,11 @@
-"""QualityFITS-out of one release product: the job of rule ``assess_product_quality``."""
+"""QualityFITS-out of one release product: the jobs of rules ``assess_product_quality``
+(:func:`assess_product`) and ``measure_completeness`` (:func:`assess_completeness`).
+
+Each job is a fresh Python process whose imports cost about as much CPU as its tools
+(issue 12), so each function imports what it uses itself: the completeness job never
+loads the measurement (pandas, QualityFITS-in) and the assessment never loads the
+completeness code.
+"""
 
 
 from __future__ import annotations
@@ -12,22 +19,7 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 
-from spica.astromatic import psfex, sextractor
-from spica.astromatic.psfex import read_psf_extensions
-from spica.qualityfits_out import plots as qfo_plots
-from spica.qualityfits_out.completeness import measure_completeness, read_completeness
 from spica.qualityfits_out.figures import figures_hdu
-from spica.qualityfits_out.measure import (
-    count_peak,
-    load_product,
-    measure_product,
-    reference_counts,
-    snapshot_grid,
-)
-from spica.step1.qa import plots as qa_plots
-from spica.step1.qa.measure import celestial_wcs
-from spica.step1.qa.measure import pixel_scale as measured_pixel_scale
-from spica.step1.qa.report import write_diag
 
 __all__ = ["snapshot_count", "product_figures", "assess_product", "assess_completeness"]
 
@@ -60,6 +52,8 @@ def product_figures(row: Mapping[str, Any], field: Mapping[str, Any], sources, p
     psfex_row : mapping
         The PSFEx XML's ``PSF_Extensions`` row of the product.
     """
+    from spica.qualityfits_out.measure import count_peak
+
     scale = float(row["pixel_scale"])
 
     def psf(key: str, fallback: float = math.nan) -> float:
@@ -138,6 +132,15 @@ def assess_product(
     ValueError
         If the product, its weight or the catalogue cannot be read as one image.
     """
+    from spica.astromatic import psfex, sextractor
+    from spica.astromatic.psfex import read_psf_extensions
+    from spica.qualityfits_out import plots as qfo_plots
+    from spica.qualityfits_out.measure import load_product, measure_product, reference_counts, snapshot_grid
+    from spica.step1.qa import plots as qa_plots
+    from spica.step1.qa.measure import celestial_wcs
+    from spica.step1.qa.measure import pixel_scale as measured_pixel_scale
+    from spica.step1.qa.report import write_diag
+
     out = {key: Path(value) for key, value in outputs.items()}
     header = fits.getheader(image)
     if int(header.get("NAXIS", 0)) != 2:
@@ -233,6 +236,9 @@ def assess_completeness(
     the release catalogue's ``configs``: ``sex``, ``param``, ``conv``, ``nnw``) and draw
     ``_comptness.png``/``.ps``; ``outputs`` keys ``comptness``, ``comptness_ps``,
     ``comptness_table``. Returns ``m50``, ``m80`` and the star counts."""
+    from spica.qualityfits_out import plots as qfo_plots
+    from spica.qualityfits_out.completeness import measure_completeness, read_completeness
+
     result = measure_completeness(
         image=image, weight=weight, psf=psf, binary=binary, config=configs["sex"], param=configs["param"],
         conv=configs["conv"], nnw=configs["nnw"], options=options, settings=settings,

@@ -2,9 +2,11 @@
 stars to a sub-area of each stacked image", then SExtractor).
 
 :func:`measure_completeness` cuts the central sub-area of the product (a
-copy: the product is never written), runs SExtractor on it with the release
+copy: the product is never written, and only the sub-area of it and of its
+weight map is read, :func:`subarea`), runs SExtractor on it with the release
 catalogue's settings (``config/astromatic/release.sex``, single-image mode,
-the product's own weight map), then, run after run, adds stars drawn with the
+the product's own weight map; of the release parameter file, the columns it
+reads, :data:`CATALOGUE_COLUMNS`), then, run after run, adds stars drawn with the
 product's own PSFEx model (the model's constant term: the PSF at the centre
 of the product's stars) on a grid of magnitudes to a fresh copy of the
 cut-out (only where its weight is not zero: the completeness of the imaged
@@ -42,7 +44,6 @@ from typing import Any
 
 import numpy as np
 from astropy.io import fits
-from astropy.nddata import Cutout2D
 from astropy.table import Table
 from astropy.wcs import WCS
 from scipy.ndimage import shift as subpixel_shift
@@ -51,7 +52,7 @@ from scipy.spatial import cKDTree
 
 from spica.astromatic import sextractor
 from spica.astromatic.psfex import read_psf_models
-from spica.qualityfits_out.measure import DEFAULT_ZEROPOINT
+from spica.qualityfits_out.figures import DEFAULT_ZEROPOINT
 
 __all__ = [
     "CompletenessSettings",
@@ -64,12 +65,20 @@ __all__ = [
     "fit_completeness",
     "completeness_magnitudes",
     "psf_stamp",
+    "subarea",
+    "CATALOGUE_COLUMNS",
+    "catalogue_parameters",
     "measure_completeness",
     "read_completeness",
 ]
 
 #: Keys of config ``qualityfits_out.completeness`` (see the schema).
 CompletenessSettings = Mapping[str, Any]
+
+#: The release catalogue's columns the completeness reads. Its SExtractor runs ask for
+#: these only: the other columns of the release parameter file change no detection
+#: and no MAG_AUTO, and cost 40 % of each run (issue 12).
+CATALOGUE_COLUMNS = ("NUMBER", "X_IMAGE", "Y_IMAGE", "ALPHA_J2000", "DELTA_J2000", "MAG_AUTO")
 
 
 def magnitude_grid(mag_min: float, mag_max: float, step: float) -> np.ndarray:
@@ -253,6 +262,41 @@ def completeness_magnitudes(magnitude: Sequence[float], injected: Sequence[int],
     return [float(m0 + w * math.log(a / level - 1)) if a > level else math.nan for level in levels]
 
 
+def subarea(ny: int, nx: int, fraction: float) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The central sub-area of an ``nx x ny`` image, ``fraction`` of each side (at least
+    one pixel): ``((y0, y1), (x0, x1))``, 0-based, end excluded (the cut-out of
+    :class:`astropy.nddata.Cutout2D` centred on the image centre)."""
+    bounds = []
+    for n in (ny, nx):
+        size = min(n, max(1, int(round(n * fraction))))
+        start = int(math.ceil((n - 1) / 2 - size / 2))
+        bounds.append((start, start + size))
+    return bounds[0], bounds[1]
+
+
+def catalogue_parameters(param: str | Path) -> str:
+    """The text of a SExtractor parameter file asking for :data:`CATALOGUE_COLUMNS` only,
+    checked against the release catalogue's parameter file ``param``.
+
+    Raises
+    ------
+    ValueError
+        If ``param`` lacks one of them.
+    """
+    names = {line.split("#")[0].strip() for line in Path(param).read_text().splitlines()}
+    missing = [name for name in CATALOGUE_COLUMNS if name not in names]
+    if missing:
+        raise ValueError(f"{param}: no {', '.join(missing)}: the completeness cannot match its stars")
+    return "\n".join(CATALOGUE_COLUMNS) + "\n"
+
+
+def _section(path: str | Path, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+    """Pixels ``[y0:y1, x0:x1]`` of a single-image FITS file (float32), read through
+    a memory map: the rest of the image is never read."""
+    with fits.open(path, memmap=True) as hdul:
+        return np.array(hdul[0].data[y0:y1, x0:x1], dtype=np.float32)
+
+
 def _catalogue(path: Path) -> Table:
     with fits.open(path, memmap=False) as hdul:
         objects = next(h for h in hdul if h.name == "LDAC_OBJECTS")
@@ -285,7 +329,8 @@ def measure_completeness(
     psf : path
         The product's PSFEx model (``_protopsf.fits``).
     binary, config, param, conv, nnw : str or path
-        SExtractor and the release catalogue's configuration files.
+        SExtractor and the release catalogue's configuration files (of ``param``, the
+        columns :data:`CATALOGUE_COLUMNS` only).
     options : mapping
         Options on top of ``config`` (apertures, BACK_SIZE...); the run adds
         ``WEIGHT_TYPE MAP_WEIGHT`` (one image) and ``SEEING_FWHM`` (the model's).
@@ -316,23 +361,18 @@ def measure_completeness(
     fwhm_px = float(figures.get("PSF_FWHM", 4.0))
     header = fits.getheader(image)
     zeropoint = float(header.get("MAGZERO", DEFAULT_ZEROPOINT))
-    with fits.open(image, memmap=True) as hdul:
-        science = np.asarray(hdul[0].data, np.float32)
-    with fits.open(weight, memmap=True) as hdul:
-        weights = np.asarray(hdul[0].data, np.float32)
-    fraction = float(settings["subarea_fraction"])
-    size = (max(1, int(round(science.shape[0] * fraction))), max(1, int(round(science.shape[1] * fraction))))
-    centre = ((science.shape[1] - 1) / 2, (science.shape[0] - 1) / 2)
-    wcs = WCS(header, naxis=2)
-    cut = Cutout2D(science, centre, size, wcs=wcs, mode="partial", fill_value=0.0, copy=True)
-    cut_weight = Cutout2D(weights, centre, size, mode="partial", fill_value=0.0, copy=True).data
-    del science, weights
+    (y0, y1), (x0, x1) = subarea(int(header["NAXIS2"]), int(header["NAXIS1"]),
+                                 float(settings["subarea_fraction"]))
+    cut_data = _section(image, y0, y1, x0, x1)  # only the sub-area is read (memory-mapped)
+    cut_weight = _section(weight, y0, y1, x0, x1)
+    if cut_weight.shape != cut_data.shape:
+        raise ValueError(f"{weight}: weight map does not cover the sub-area of {image}")
+    cut_wcs = WCS(header, naxis=2).slice((slice(y0, y1), slice(x0, x1)))
     cut_header = header.copy()
     for key in ("CRPIX1", "CRPIX2"):
         cut_header.remove(key, ignore_missing=True)
-    cut_header.update(cut.wcs.to_header())
+    cut_header.update(cut_wcs.to_header())
     cut_header["MAGZERO"] = zeropoint
-    x0, y0 = cut.origin_original
 
     grid = magnitude_grid(float(settings["mag_min"]), float(settings["mag_max"]), float(settings["mag_step"]))
     rng = np.random.default_rng(int(settings["seed"]))
@@ -342,28 +382,30 @@ def measure_completeness(
     work = Path(tempfile.mkdtemp(prefix="comptness-", dir=Path(out).parent))
     rows = []
     try:
-        weight_path = work / "weight.fits"
+        weight_path, param_path = work / "weight.fits", work / "completeness.param"
         fits.writeto(weight_path, cut_weight, cut_header, overwrite=True)
+        param_path.write_text(catalogue_parameters(param))
 
         def extract(data: np.ndarray, label: str) -> Table:
             image_path, catalog = work / f"{label}.fits", work / f"{label}_ldac.fits"
             fits.writeto(image_path, data, cut_header, overwrite=True)
-            sextractor.run(binary, images=image_path, config=config, param=param, conv=conv, nnw=nnw,
-                           weights=weight_path, catalog=catalog, options=run_options, log=log)
+            sextractor.run(binary, images=image_path, config=config, param=param_path, conv=conv, nnw=nnw,
+                           weights=weight_path, catalog=catalog, xml_out=work / f"{label}.xml",
+                           options=run_options, log=log)  # release.sex writes XML: keep it in the scratch
             return _catalogue(catalog)
 
-        baseline = extract(cut.data, "baseline")
+        baseline = extract(cut_data, "baseline")
         for run in range(int(settings["runs"])):
-            x, y = injection_positions(cut.data.shape, spacing=float(settings["spacing_fwhm"]) * fwhm_px,
+            x, y = injection_positions(cut_data.shape, spacing=float(settings["spacing_fwhm"]) * fwhm_px,
                                        margin=stamp.shape[0], rng=rng)
             imaged = cut_weight[np.round(y).astype(int), np.round(x).astype(int)] > 0
             x, y = x[imaged], y[imaged]  # the completeness of the imaged area: no star in a gap
             mags = np.resize(rng.permutation(grid), x.size)
-            copy = cut.data.copy()
+            copy = cut_data.copy()
             add_stars(copy, stamp, x, y, 10 ** (-0.4 * (mags - zeropoint)))
             found, mag_auto = match_injected(x, y, mags, extract(copy, f"run{run}"), radius=radius,
                                              max_dmag=float(settings["max_mag_difference"]))
-            sky = cut.wcs.pixel_to_world_values(x, y)
+            sky = cut_wcs.pixel_to_world_values(x, y)
             rows.append(Table({"run": np.full(x.size, run), "x": x + x0, "y": y + y0,
                                "ra": sky[0], "dec": sky[1], "mag": mags, "recovered": found,
                                "mag_auto": mag_auto}))
@@ -379,7 +421,7 @@ def measure_completeness(
         "n_recovered": int(np.count_nonzero(injected["recovered"])),
         "psf_fwhm_arcsec": fwhm_px * pixel_scale,
     }
-    primary = fits.PrimaryHDU(header=cut.wcs.to_header())
+    primary = fits.PrimaryHDU(header=cut_wcs.to_header())
     for key, value, comment in [
         ("M50", result["m50"], "[mag] 50 % completeness magnitude"),
         ("M80", result["m80"], "[mag] 80 % completeness magnitude"),
@@ -387,8 +429,8 @@ def measure_completeness(
         ("MAGZERO", zeropoint, "zero point of the product"),
         ("SUBX0", int(x0), "cut-out origin x (0-based product pixels)"),
         ("SUBY0", int(y0), "cut-out origin y (0-based product pixels)"),
-        ("SUBNX", int(cut.data.shape[1]), "cut-out width"),
-        ("SUBNY", int(cut.data.shape[0]), "cut-out height"),
+        ("SUBNX", int(cut_data.shape[1]), "cut-out width"),
+        ("SUBNY", int(cut_data.shape[0]), "cut-out height"),
         ("MATCHRAD", float(settings["match_radius_arcsec"]), "[arcsec] recovery radius"),
         ("MAXDMAG", float(settings["max_mag_difference"]), "[mag] recovery magnitude tolerance"),
     ]:

@@ -10,7 +10,11 @@ import numpy as np
 from astropy.io import fits
 from astropy.table import Table
 
-__all__ = ["FIGURES", "figures_hdu", "read_figures"]
+__all__ = ["DEFAULT_ZEROPOINT", "FIGURES", "figures_hdu", "read_figures"]
+
+#: Zero point of a release product without ``MAGZERO`` (seed 3.2.2); here (light) so
+#: that the completeness job need not import the measurement.
+DEFAULT_ZEROPOINT = 30.0
 
 #: Columns of the ``QUALITYFITS_OUT`` table of ``_diag.fits`` (name, unit, description):
 #: the figures the ``_spica.xml`` QualityFITS-out table carries, completeness aside.

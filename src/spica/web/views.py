@@ -397,7 +397,8 @@ def product(request, release: str, stem: str):
     tables = []
     if summary_path.exists():
         for name, table in read_product_summary(summary_path).items():
-            if name in ("Astrometric_Files", "Filters", "Astrometry", "Photometry") and not astrometry:
+            if name in ("Astrometric_Files", "Filters", "Astrometry", "Photometry", "SCAMP_Run",
+                        "SCAMP_Instruments", "SCAMP_Photometric_Statistics") and not astrometry:
                 continue
             names = [n for n in table.colnames if len(table[n].shape) <= 1]
             tables.append((name, names, [[_cell(r[n]) for n in names] for r in table]))
