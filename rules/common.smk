@@ -769,9 +769,9 @@ def release_targets(release):
             if product.mode != "stack":  # image by image: the image's own SCAMP head (seed: _V0001_head.txt)
                 keys += ["image_head"]  # and its .ahead if photometric (_V0001_ahed.txt)
                 keys += ["image_ahead"] if is_photometric(paths.parse_image_stem(stem)[0]) else []
-            keys += list(paths.STAR_CLUSTERING_PRODUCTS)  # w(theta) of its stars
-            # every QualityFITS-out file under the seed's names (_psf_m.png, _comptness.png, _reg.txt...)
-            keys += [*paths.QUALITYFITS_OUT_PRODUCTS, *paths.COMPLETENESS_PRODUCTS, *paths.MASK_PRODUCTS]
+            # every QualityFITS-out file under the seed's names (_psf_m.png, _comptness.png, _reg.txt,
+            # the w(theta) of its stars): what a delivery of it carries
+            keys += list(paths.QUALITYFITS_OUT_DELIVERED)
             targets += [str(paths.product_path(RESULTS, release, stem, key)) for key in keys]
         targets += [str(paths.chi2_path(RESULTS, release, tile, key)) for tile in plan.tiles()
                     for key in ("png", "ps")]

@@ -126,10 +126,11 @@ def test_the_registry_has_empty_tables_with_their_columns(empty_run):
     with sqlite3.connect(database) as connection:
         tables = {name: pd.read_sql(f'select * from "{name}"', connection)
                   for (name,) in connection.execute("select name from sqlite_master where type='table'")}
-    assert sorted(tables) == ["ccds", "exposures", "quarantine", "scamp_fields", "scamp_groups"]
+    assert sorted(tables) == ["ccds", "exposures", "product_quality", "quarantine", "scamp_fields", "scamp_groups"]
     for name, table in tables.items():
         assert list(table.columns) == [c.name for c in schema().tables[name].columns], name
     assert tables["ccds"].empty and tables["scamp_fields"].empty and tables["scamp_groups"].empty
+    assert tables["product_quality"].empty  # no product: register_product_quality wrote none
     assert tables["exposures"]["status"].tolist() == ["quarantined"] * 2
     assert tables["quarantine"]["reason"].tolist() == ["missing_keyword"] * 2
     export = pd.read_csv(empty_run["workdir"] / "results" / "registry" / "exposures.csv")
