@@ -355,7 +355,7 @@ def _pyplot() -> Any:
 
 
 def _save(fig: Any, paths: Sequence[str | Path]) -> None:
-    from spica.step1.qa.plots import save_figure
+    from spica.plotting import save_figure
 
     save_figure(fig, list(paths))
 

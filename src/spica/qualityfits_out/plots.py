@@ -20,24 +20,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from spica.plotting import save_figure  # noqa: E402
+
 __all__ = ["psf_map_plot", "fwhm_histogram_plot", "galaxy_counts_plot", "completeness_plot"]
-
-
-def save_figure(fig: plt.Figure, paths: Sequence[Path | str | None], dpi: int = 100) -> None:
-    """Write ``fig`` to each path, PNG or PS by suffix, as
-    :func:`spica.step1.qa.plots.save_figure` does (PNG at zlib level 1), then close it.
-    Here so that the completeness job need not import QualityFITS-in's plots (pandas,
-    astropy.visualization, its measurement: 0.8 s of CPU per job)."""
-    for p in paths:
-        if p is None:
-            continue
-        p = Path(p)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        if p.suffix == ".ps":
-            fig.savefig(p, format="ps", dpi=dpi)
-        else:
-            fig.savefig(p, format="png", dpi=dpi, pil_kwargs={"compress_level": 1})
-    plt.close(fig)
 
 
 def psf_map_plot(

@@ -21,6 +21,7 @@ import pandas as pd  # noqa: E402
 from astropy.visualization import AsinhStretch, ImageNormalize, ZScaleInterval  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
+from spica.plotting import save_figure  # noqa: E402  (re-exported: callers import it from here)
 from spica.step1.qa.measure import CCDGeometry, block_mean, resample_nearest  # noqa: E402
 
 __all__ = [
@@ -34,20 +35,6 @@ __all__ = [
     "psf_mosaic_plot",
     "ellipticity_plot",
 ]
-
-
-def save_figure(fig: plt.Figure, paths: Sequence[Path | str | None], dpi: int = 100) -> None:
-    """Write ``fig`` to each path (PNG at zlib level 1: a third of the encoding time)."""
-    for p in paths:
-        if p is None:
-            continue
-        p = Path(p)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        if p.suffix == ".ps":
-            fig.savefig(p, format="ps", dpi=dpi)
-        else:
-            fig.savefig(p, format="png", dpi=dpi, pil_kwargs={"compress_level": 1})
-    plt.close(fig)
 
 
 def _fixed_layout(fig: plt.Figure, twin: bool = False) -> None:
