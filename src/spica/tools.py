@@ -12,6 +12,7 @@ upgrading a tool therefore marks exactly its products as outdated.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import importlib.util
 import re
@@ -93,12 +94,33 @@ def _module_path(name: str, top: Path) -> Path | None:
     return None
 
 
+@functools.lru_cache(maxsize=None)
+def _parsed(path: Path, mtime_ns: int, size: int) -> tuple[bytes, ast.Module | None]:
+    """A source file's bytes and syntax tree (None if it does not parse), once per
+    version of the file in a process: a workflow hashes ~30 scripts whose imports
+    overlap, and parsing them again for each cost every dry-run seconds."""
+    data = path.read_bytes()
+    try:
+        return data, ast.parse(data, filename=str(path))
+    except (SyntaxError, ValueError):
+        return data, None
+
+
+def _parse(path: Path) -> tuple[bytes, ast.Module | None]:
+    """:func:`_parsed` of the current version of ``path``."""
+    stat = path.stat()
+    return _parsed(path, stat.st_mtime_ns, stat.st_size)
+
+
 def _imported_modules(path: Path, module: str, package: str) -> set[str]:
     """Modules of ``package`` that the source at ``path`` (module ``module``) imports,
     at any depth (function-local imports included), absolute or relative."""
     found: set[str] = set()
     here = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    for node in ast.walk(ast.parse(path.read_bytes())):
+    tree = _parse(path)[1]
+    if tree is None:
+        raise SyntaxError(f"{path} does not parse")
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.split(".")[0] == package)
         elif isinstance(node, ast.ImportFrom):
@@ -177,11 +199,22 @@ def _normalised_source(path: Path) -> bytes:
     a fix to them must not rerun one. A file that does not parse is hashed as
     its bytes (a rule using it fails anyway).
     """
-    data = path.read_bytes()
-    try:
-        tree = ast.parse(data, filename=str(path))
-    except (SyntaxError, ValueError):
+    data, tree = _parse(path)
+    if tree is None:
         return data
+    return _normalised_tree(path, *_stat_key(path))
+
+
+def _stat_key(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size
+
+
+@functools.lru_cache(maxsize=None)
+def _normalised_tree(path: Path, mtime_ns: int, size: int) -> bytes:
+    """:func:`_normalised_source` of a file that parses, once per version of it (parsed
+    again: the tree of :func:`_parsed` is shared, this one is edited)."""
+    tree = ast.parse(_parsed(path, mtime_ns, size)[0], filename=str(path))
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
             body = node.body
