@@ -16,7 +16,8 @@ In a scratch directory (argument, default a new temporary directory) this
            --configfile config/config.yaml config/demo-fullsize.yaml
 
 3. prints one line per rule from every ``results/benchmarks/**/*.tsv`` (whatever
-   the rule names, old one-rule-per-step layout or merged ``reduce_exposure``):
+   the rule names: old one-rule-per-step layout, ``reduce_exposure`` +
+   ``assess_quality``, or today's one ``reduce_exposure`` job, QA included):
    wall s, CPU s, peak memory MB (``max_rss``), disk of its outputs MB (the
    files of the job's folder for step 1, the stack files for SWarp), and the
    tools' share (from the ``.steps.json`` beside a benchmark when present,
@@ -144,9 +145,10 @@ def _disk_mb(scratch: Path, tsv: Path, rule: str) -> float:
         if not folder.is_dir():
             return 0.0
         sizes = {p.name: p.stat().st_size for p in folder.rglob("*") if p.is_file()}
-        keys = {"check_exposure": ("_check",), "mask_defects": ("_defects",), "make_weight_map": ("_weight", "_flag", "_ww"),
+        keys = {"check_exposure": ("_check", ".ahead"), "mask_defects": ("_defects",), "make_weight_map": ("_weight", "_flag", "_ww"),
                 "extract_sources": ("_ldac", "_sex", "_minibkg"), "model_psf": ("_psf", "_psfex"),
-                "reduce_exposure": ("_weight", "_flag", "_ww", "_ldac", "_sex", "_minibkg", "_psf", "_psfex"),
+                "reduce_exposure": ("_weight", "_flag", "_ww", "_ldac", "_sex", "_minibkg", "_psf", "_psfex",
+                                    "_diag", "p.xml", ".png", ".ps"),
                 "assess_quality": ("_diag", "_qa", ".png"), "write_ahead": (".ahead",)}.get(rule, ())
         return sum(v for k, v in sizes.items() if any(m in k for m in keys)) / 2**20
     if rule == "coadd_stack":

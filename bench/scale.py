@@ -19,7 +19,11 @@ the ``plan_release`` checkpoint on the 7,042 registry rows) and times::
 little) as ratios, with the number of jobs the dry-run lists and the CPU
 milliseconds per listed job. With every step 1 output in place, the
 ``qualityfits_in`` dry-run lists no job, but Snakemake still builds and checks
-the whole step 1 DAG (3 jobs per exposure and the checkpoint's second pass).
+the whole step 1 DAG (its jobs per exposure and the checkpoint's second pass).
+The bench seals the placeholder registry as ``build_registry`` seals a real one
+(:mod:`spica.seal`, with this checkout's code hashes and tools), so the release
+dry-run takes step 1 as it is and builds none of its jobs; each release line
+says whether the seal held.
 Snakemake runs with ``--rerun-triggers mtime``: the placeholders have no
 Snakemake metadata (without it Snakemake reruns them as "code changed"). Usage::
 
@@ -180,7 +184,8 @@ def build_survey(scratch: Path, fraction: float = 1.0) -> dict:
         check.write_text(json.dumps({"expnum": int(expnum), "status": "ok",
                                      "calibrations": {"flat": flat, "mask": mask}}))
         os.utime(check, (stage["check"],) * 2)
-        for key in reduce_keys + ("ahead",):
+        _touch(paths.step1_path(results, expnum, "ahead"), stage["check"])  # check_exposure's too
+        for key in reduce_keys:
             _touch(paths.step1_path(results, expnum, key), stage["reduce"])
         for key in assess_keys:
             _touch(paths.step1_path(results, expnum, key), stage["assess"])
@@ -208,8 +213,54 @@ def build_survey(scratch: Path, fraction: float = 1.0) -> dict:
         "releases": {"T0002": {"pi_programs": [PI_RUNID]}},
     }
     (scratch / "overlay.yaml").write_text(yaml.safe_dump(overlay, sort_keys=False))
+    seal_survey(scratch)
     return dict(Counter(table["runid"].map({"04AL01": "D", "04AL04": "W", "03AL04": "Pre-W",
                                             "04AL03": "VW"}).fillna("PI")))
+
+
+def merged_config(scratch: Path) -> dict:
+    """The configuration Snakemake runs the scratch survey with: the Snakefile's
+    ``configfile:`` files, then the command line's (:func:`snakemake_command`)."""
+    from snakemake.utils import update_config
+
+    config: dict = {}
+    for path in (REPO / "config" / "config.yaml", REPO / "config" / "releases.yaml",
+                 REPO / "config" / "cfhtls.yaml", scratch / "overlay.yaml"):
+        update_config(config, yaml.safe_load(path.read_text()))
+    return config
+
+
+def seal_survey(scratch: Path, check: bool = False):
+    """Seal the placeholder registry as ``build_registry`` would (:mod:`spica.seal`):
+    the step 1 jobs were "run" by this bench, so a release-only dry-run may skip them.
+    Paths as the workflow spells them (relative to the scratch folder). With
+    ``check``, check the seal instead (a :class:`spica.seal.SealCheck`)."""
+    from spica.seal import check_seal, sealed_files, step1_static, write_seal
+    from spica.step1.inventory import discover_exposures, read_inventory
+    from spica.tools import resolve_tools
+
+    config = merged_config(scratch)
+    tools = resolve_tools(config["tools"])
+    static = step1_static(config, workflow_dir=REPO,
+                          tool_versions={name: tool.version if tool else "absent"
+                                         for name, tool in tools.items()})
+    cwd = os.getcwd()
+    os.chdir(scratch)
+    try:
+        results = config["results"]
+        inventory = str(Path(results) / "step1" / "inventory.csv")
+        accepted = [int(row["expnum"]) for row in read_inventory(inventory) if row["status"] == "ok"]
+        extra = [inventory, str(Path(results) / "quarantine" / "quarantine.csv"),
+                 *[path for path in (config["inputs"]["metadata"], config["inputs"]["grades"])
+                   if os.path.isfile(path)]]
+        files = sealed_files(results, incoming=discover_exposures(config["inputs"]["exposures"]).files,
+                             accepted=accepted, extra=extra)
+        seal, export = Path(results) / "registry" / "step1_seal.json", str(Path(results) / "registry" / "exposures.csv")
+        if check:
+            return check_seal(seal, static=static, files=files, contents=[export])
+        return write_seal(seal, static=static, files=files, contents=[export])
+    finally:
+        os.chdir(cwd)
 
 
 def snakemake_command(scratch: Path, *args: str, profile: Path | None = None) -> list[str]:
@@ -289,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
         counts = build_survey(scratch, fraction=args.fraction)
         print(f"survey: {sum(counts.values())} exposures {counts} in {scratch} "
               f"({time.perf_counter() - start:.0f} s)")
+    # sealed as build_registry would seal it with this checkout's code and tools
+    print(f"step 1 seal: {seal_survey(scratch)['files']} files")
     if not (scratch / "results" / "releases" / "T0002" / "T0002_plan.csv").is_file():
         run = timed(snakemake_command(scratch, "plan_T0002", "--cores", "1"))
         print(f"plan_T0002 (run): wall {run['wall']:.1f} s, cpu {run['cpu']:.1f} s, "
@@ -312,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{per_job:>8}{run['cpu'] / TARGET_SECONDS:>9.2f}"
               f"{run['rss_mb']:>8.0f}{run['rss_mb'] / TARGET_MB:>9.2f}{load:>6.1f}")
         print("    " + ", ".join(f"{rule} {n}" for rule, n in counts.most_common()))
+        if target != "qualityfits_in":  # a release-only run consults the seal (spica.seal)
+            print(f"    step 1 seal before the run: {seal_survey(scratch, check=True).reason}")
     return 0
 
 

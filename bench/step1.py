@@ -8,8 +8,9 @@ and in our Python, their ratio and that ratio against the issue-10 target
 
 Two layouts are read:
 
-* the merged rules (``reduce_exposure``, ``assess_quality``): each job's
-  ``<rule>.steps.json`` (:mod:`spica.step1.timing`) splits it into steps. A
+* the merged rules (today one ``reduce_exposure`` job per exposure: defects,
+  WeightWatcher, SExtractor, PSFEx, QA; earlier also ``assess_quality``): each
+  job's ``<rule>.steps.json`` (:mod:`spica.step1.timing`) splits it into steps. A
   ``tool`` step's children CPU is the tools' time; everything else is our
   Python: python steps in full, a tool step's own CPU (the Python around the
   subprocess), and the job's start-up (interpreter, imports: the job's

@@ -4,24 +4,6 @@
 # under its own names.
 
 
-rule write_ahead:
-    """Primary keywords SCAMP needs (FILTER, QRUNID, MJD-OBS, PHOTFLAG, PHOT_C...) per CCD."""
-    input:
-        exposure=get_raw_exposure,
-        metadata=optional_input(config["inputs"]["metadata"]),
-    output:
-        ahead=step1("ahead"),
-    params:
-        photometric=get_photometric_flag,
-        software=software("write_ahead"),
-    log:
-        run_log("exposure", "write_ahead"),
-    conda:
-        "../envs/spica.yaml"
-    script:
-        "../scripts/write_ahead.py"
-
-
 rule solve_astrometry:
     """SCAMP over one astrometric list shared by planned products: heads (WCS + FLXSCALE), XML, check plots."""
     input:

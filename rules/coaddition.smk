@@ -11,7 +11,7 @@ rule coadd_stack:
         exposures=get_stack_exposures,
         weights=get_stack_weights,
         scamp=SCAMP_PRODUCTS,
-        registry=ancient(REGISTRY_EXPORT),
+        registry=get_registry_ancient,
         config=astromatic_file("stack_swarp"),
     output:
         image=product_file("image"),
@@ -139,7 +139,7 @@ rule summarise_product:
         astrometric=product_file("astrometric_list"),
         accept=product_file("scamp_accept"),
         scamp_xml=product_file("scamp_xml"),
-        registry=ancient(REGISTRY_EXPORT),
+        registry=get_registry_ancient,
         qualityfits_out=product_file("diag"),  # rules/qualityfits_out.smk
         completeness=product_file("comptness_table"),
         regions=product_file("reg"),  # the automatic masks: their masked fraction

@@ -6,8 +6,10 @@ import functools
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
+from snakemake.common import overwrite_function_params
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.sourcecache import LocalSourceFile
@@ -17,11 +19,12 @@ from spica import paths
 from spica.astromatic import psfex, sextractor
 from spica.astromatic.scamp import CHECKPLOTS
 from spica.coaddition.grid import stack_grid
-from spica.qualityfits_out.grading import team_grade
 from spica.release.planning import done_products, read_plan, stale_solutions
 from spica.transfer.staging import read_product_grades
 from spica.step1.inventory import discover_exposures, find_calibration_file, read_inventory
 from spica.registry import empty_survey_message, read_metadata, sqlite_file
+from spica.seal import check_seal, sealed_files
+from spica.seal import step1_static as seal_static
 from spica.tools import resolve_tools, script_code_hash
 
 RESULTS = config["results"]
@@ -97,7 +100,7 @@ def software(script=None, tools=()):
     run lists: hashing all 25 scripts' imports at parse time cost every dry-run
     1.7-10 s of CPU (issue 10, section 5); the value is the same dict.
     """
-    return functools.partial(_software_param, script, tuple(tools))
+    return _wildcards_only(functools.partial(_software_param, script, tuple(tools)))
 
 
 def _software_param(script, tools, wildcards):
@@ -307,10 +310,101 @@ def get_raw_calibration(wildcards):
 
 
 def get_step1_for_registry(wildcards):
-    """QA summaries and diagnostics of every accepted exposure."""
+    """QA summaries and diagnostics of every accepted exposure. With the verdicts (and
+    the ``.ahead`` files, written by the same check_exposure jobs) the registry closes
+    step 1: what SCAMP reads of an exposure is ready when the registry is."""
     return {
         key: step1_files(accepted_exposures(), key) for key in ("qa_xml", "diag")
     }
+
+
+# ------------------------------------------------------- the step 1 seal
+# build_registry seals the registry (spica.seal): a run whose targets are releases
+# only takes the registry and the step 1 files as they are when nothing the seal
+# records changed, instead of listing the ~21,000 step 1 jobs of a survey again.
+STEP1_SEAL = str(Path(RESULTS) / "registry" / "step1_seal.json")
+
+#: Targets that need no step 1 job when the seal holds: releases, plans, image mode.
+RELEASE_TARGET_RE = r"(release|plan|images)_[A-Za-z0-9]+"
+
+
+@functools.lru_cache(maxsize=1)
+def step1_static():
+    """What step 1 is made with (:func:`spica.seal.step1_static`): a param of
+    build_registry, which writes it into the seal."""
+    return seal_static(config, workflow_dir=workflow.basedir,
+                       tool_versions={name: tool_version(name) for name in TOOLS},
+                       code_hash=_script_path_hash)
+
+
+def _script_path_hash(path):
+    """:func:`_script_hash` of a script given by its path (cached per run)."""
+    return _script_hash(Path(path).stem)
+
+
+def get_results(wildcards):
+    """Param: the results tree (a function: a path prefix as a plain param is a lint)."""
+    return RESULTS
+
+
+def get_step1_static(wildcards):
+    """Param of build_registry: :func:`step1_static`."""
+    return step1_static()
+
+
+def step1_seal_files(accepted):
+    """The files the seal records (:func:`spica.seal.sealed_files`)."""
+    extra = [INVENTORY, QUARANTINE,
+             *optional_input(config["inputs"]["metadata"]), *optional_input(config["inputs"]["grades"])]
+    return sealed_files(RESULTS, incoming=INCOMING.files, accepted=accepted, extra=extra)
+
+
+def _release_only_run():
+    """Whether every target of this run is a release, a plan or the image mode (or
+    their files), without a forced rerun: only then may the seal stand for step 1."""
+    settings = workflow.dag_settings
+    targets = set(settings.targets or ())
+    if not targets or settings.forceall or settings.forcerun or settings.until:
+        return False
+    releases = os.path.join(RESULTS, "releases") + os.sep
+    return all(re.fullmatch(RELEASE_TARGET_RE, target) or os.path.normpath(target).startswith(releases)
+               for target in targets)
+
+
+@functools.lru_cache(maxsize=1)
+def step1_sealed():
+    """Whether this run takes step 1 as the registry's seal says it is (see
+    :mod:`spica.seal`): a release-only run, and nothing the seal records changed."""
+    if not _release_only_run() or not os.path.isfile(INVENTORY):
+        return False
+    accepted = [int(row["expnum"]) for row in read_inventory(INVENTORY) if row["status"] == "ok"]
+    verdict = check_seal(STEP1_SEAL, static=step1_static(), files=step1_seal_files(accepted),
+                         contents=[REGISTRY_EXPORT])
+    if verdict:
+        logger.info(f"SPICA: step 1 is sealed by the registry ({verdict.reason}): "
+                    "its jobs are not listed again")
+    elif os.path.isfile(REGISTRY_EXPORT):
+        logger.info(f"SPICA: step 1 is listed again: {verdict.reason}")
+    return bool(verdict)
+
+
+def step1_input(files):
+    """Step 1 files a release job reads: as they are (``before_update``: Snakemake
+    looks for no producer) when the seal holds, else through their step 1 jobs."""
+    if isinstance(files, str):
+        return before_update(files) if step1_sealed() else files
+    return [before_update(f) for f in files] if step1_sealed() else list(files)
+
+
+def get_registry_export(wildcards):
+    """Input of the plans: the registry export (sealed: as it is)."""
+    return step1_input(REGISTRY_EXPORT)
+
+
+def get_registry_ancient(wildcards):
+    """Input of the jobs that read the registry after the plan: the export, ancient()
+    (a rebuilt registry reruns the plan, whose lists decide), as it is when sealed."""
+    return ancient(step1_input(REGISTRY_EXPORT))
 
 
 # ---------------------------------------------------------------- releases
@@ -371,7 +465,7 @@ def release_step1_plots(release):
     the report holds them and step 1's jobs stay as they are."""
     plan = get_plan(release)
     expnums = sorted({int(e) for members in plan.astrometric_lists.values() for e in members})
-    files, missing = step1_files(expnums, "qa_xml"), []
+    files, missing = step1_input(step1_files(expnums, "qa_xml")), []
     for expnum in expnums:
         qa_xml = paths.step1_path(RESULTS, expnum, "qa_xml")
         for key, plot in paths.qa_plot_paths(qa_xml).items():
@@ -383,7 +477,7 @@ def release_step1_plots(release):
                 missing.append(str(plot))
     if missing:
         logger.warning(f"SPICA: {len(missing)} step 1 QA plot(s) missing, not in the report "
-                       f"of {release} (e.g. {missing[0]}); rerun that exposure's assess_quality")
+                       f"of {release} (e.g. {missing[0]}); rerun that exposure's reduce_exposure")
     return files
 
 
@@ -507,7 +601,7 @@ def get_solution_catalogs(wildcards):
     """Param: step 1 catalogues of a solution's astrometric list (SCAMP reads the
     ``.ahead`` files beside them). Not inputs: at survey scale the lists hold 133,000
     catalogues and as many ``.ahead`` files (issue 10, section 5); Snakemake waits for
-    them through the plan (see :func:`get_accepted_aheads`), and a changed one reruns
+    them through the plan (the registry reads them, see :func:`get_step1_for_registry`), and a changed one reruns
     the solution through :func:`get_solution_state`."""
     return step1_files(get_solution_list(wildcards), "ldac")
 
@@ -532,13 +626,6 @@ def get_solution_state(wildcards):
     return digest.hexdigest()
 
 
-def get_accepted_aheads(wildcards):
-    """The ``.ahead`` file of every accepted exposure: inputs of the plan, so that
-    every SCAMP run of the release waits for those of its list (its catalogues wait
-    through the registry, which reads every QA summary)."""
-    return step1_files(accepted_exposures(), "ahead")
-
-
 def get_solution_id(wildcards):
     """Param: the SCAMP solution of a planned product (its astrometric list's)."""
     return planned_product(wildcards.release, wildcards.stem).solution
@@ -561,12 +648,12 @@ def get_stack_exposures(wildcards):
 
 def get_stack_aheads(wildcards):
     """The ``.ahead`` files of a stack list (photometric flags of its exposures)."""
-    return step1_files(sorted(get_stack_lists(wildcards)["stack"]), "ahead")
+    return step1_input(step1_files(sorted(get_stack_lists(wildcards)["stack"]), "ahead"))
 
 
 def get_stack_weights(wildcards):
     """Step 1 weight maps of a stack list, in list order."""
-    return step1_files(sorted(get_stack_lists(wildcards)["stack"]), "weight")
+    return step1_input(step1_files(sorted(get_stack_lists(wildcards)["stack"]), "weight"))
 
 
 def product_grid(product):
@@ -723,6 +810,8 @@ def get_product_grade(wildcards):
     path = config["inputs"]["product_grades"]
     if not os.path.isfile(path):
         return {}
+    from spica.qualityfits_out.grading import team_grade  # imports matplotlib: only when asked
+
     return team_grade(_product_grades(path, os.stat(path).st_mtime_ns), wildcards.release, wildcards.stem)
 
 
@@ -780,4 +869,20 @@ def release_targets(release):
         targets += release_step1_plots(release)  # for the report only: they exist already
         return targets + release_files(release, "pending", "scamp_fields", "product_quality")
 
-    return get_release_products
+    return _wildcards_only(get_release_products)
+
+
+# ------------------------------------------------ input functions, cheaply
+# Snakemake asks inspect.signature() of an input or param function on every call
+# (which aux parameters it takes: input, output, threads...), about 60 us each, a
+# tenth of a release dry-run's CPU at survey scale (issue 10, section 5). Every
+# function here takes the wildcards only: say so once.
+def _wildcards_only(function):
+    """Mark ``function`` as taking the wildcards only (Snakemake skips its signature)."""
+    overwrite_function_params(function, {})  # a mapping, as inspect.signature().parameters
+    return function
+
+
+for _name, _value in list(globals().items()):
+    if _name.startswith("get_") and callable(_value) and not isinstance(_value, type):
+        _wildcards_only(_value)

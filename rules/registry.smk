@@ -2,7 +2,8 @@
 
 
 rule build_registry:
-    """Load headers, observing metadata, QA summaries, grades and quarantine into the database."""
+    """Load headers, observing metadata, QA summaries, grades and quarantine into the
+    database; seal it (spica.seal) for the release runs."""
     input:
         unpack(get_step1_for_registry),
         inventory=INVENTORY,
@@ -14,6 +15,12 @@ rule build_registry:
         export=REGISTRY_EXPORT,
     params:
         url=config["registry"]["url"],
+        # the seal (spica.seal) the registry is written with, last: what step 1 is made
+        # with, and the files whose state it records
+        seal=STEP1_SEAL,
+        step1=get_step1_static,
+        results=get_results,
+        incoming={expnum: str(path) for expnum, path in INCOMING.files.items()},
         software=software("build_registry"),
     log:
         run_log("registry", "build_registry"),

@@ -9,9 +9,9 @@
 checkpoint plan_release:
     """Select the exposures of a release and plan its stacks (seed 3.2.1)."""
     input:
-        registry=REGISTRY_EXPORT,
-        # SCAMP reads these beside the catalogues; its runs wait for them here
-        aheads=get_accepted_aheads,
+        # the registry closes step 1 (every verdict, .ahead file and QA summary is its input);
+        # when its seal holds, a release run takes it as it is (rules/common.smk)
+        registry=get_registry_export,
     output:
         plan=release_file("plan"),
         selection=release_file("selection"),
@@ -37,8 +37,7 @@ checkpoint plan_images:
     that passed step 1, whatever its RunID, in the folder of its version (V0001);
     every other rule of a release product is shared with the releases."""
     input:
-        registry=REGISTRY_EXPORT,
-        aheads=get_accepted_aheads,
+        registry=get_registry_export,
     output:
         plan=release_file("plan"),
         selection=release_file("selection"),

@@ -1,9 +1,11 @@
 # Step 1, the data-ingestion context (seed 2.1 and 3.1): QualityFITS-in.
-# Per exposure, three jobs: the integrity check (before the inventory checkpoint);
-# reduce_exposure (defect masks -> WeightWatcher weight/flag maps -> SExtractor
-# catalogue -> PSFEx model, one job: each Snakemake job costs planning time and a
-# cluster submission, 7,000 exposures); QA plots, diagnostics, XML (assess_quality,
-# apart so that a QA fix reruns only QA). Both after the check form group "step1".
+# Per exposure, two jobs: the integrity check (before the inventory checkpoint; it
+# also writes the .ahead SCAMP reads, from the headers it reads anyway),
+# then reduce_exposure: defect masks -> WeightWatcher weight/flag maps ->
+# SExtractor catalogue -> PSFEx model -> QA plots, diagnostics, XML, one job
+# (issue 10: each Snakemake job costs planning time and a cluster submission,
+# 7,000 exposures; the QA uses the CCD pixels the defect step read). Group
+# "step1": a cluster profile may bundle several exposures' jobs in one submission.
 
 _SEX = config["step1"]["sextractor"]
 _PSFEX = config["step1"]["psfex"]
@@ -11,15 +13,22 @@ _WEIGHTS = config["step1"]["weights"]
 
 
 rule check_exposure:
-    """Integrity and content check; locate the Elixir flat and mask."""
+    """Integrity and content check; locate the Elixir flat and mask; write the
+    ``.ahead`` (the primary keywords SCAMP reads beside the catalogue, with the
+    observing metadata's photometric flag) while the headers are read anyway."""
     input:
         exposure=get_raw_exposure,
     output:
         check=step1("check"),
+        # empty for a quarantined exposure (it has no catalogue for SCAMP to read)
+        ahead=step1("ahead"),
     params:
         calibrations=config["inputs"]["calibrations"],
         fitsverify=FITSVERIFY,
         limits=INTEGRITY_LIMITS,
+        # a param, not the metadata file as an input: a new metadata file reruns the
+        # check of the exposures whose flag it changes, not of all of them
+        photometric=get_photometric_flag,
         software=software("check_exposure", tools=["fitsverify"]),
     log:
         run_log("exposure", "check_exposure"),
@@ -67,7 +76,8 @@ rule stage_calibration:
 
 rule reduce_exposure:
     """Defect masks (cosmic rays, trails, saturation, NaN) -> WeightWatcher weight/flag
-    maps -> SExtractor catalogue -> PSFEx model: one job (spica.step1.reduce); the
+    maps -> SExtractor catalogue -> PSFEx model -> QualityFITS-in (QA plots, per-CCD
+    diagnostics, XML summary, provisional grade): one job (spica.step1.reduce); the
     defect map is private to it (written beside the products, deleted at the end)."""
     input:
         exposure=get_raw_exposure,
@@ -88,6 +98,10 @@ rule reduce_exposure:
         minibkg=step1("minibkg"),
         psf=step1("psf"),
         psfex_xml=step1("psfex_xml"),
+        # the 21 QA plots (spica.paths.QA_PLOTS) are written beside the XML, which is
+        # written last: one product, declared by the XML (spica.paths.STEP1_DECLARED)
+        diag=step1("diag"),
+        qa_xml=step1("qa_xml"),
     params:
         binaries={
             "weightwatcher": tool("weightwatcher"),
@@ -99,6 +113,7 @@ rule reduce_exposure:
         flat_range=_WEIGHTS["flat_range"],
         sextractor_options=sextractor.step1_options(_SEX, pixel_scale=config["survey"]["pixel_scale"]),
         psfex_options=psfex.step1_options(_PSFEX),
+        limits=config["step1"]["grading"],
         software=software("reduce_exposure", tools=["weightwatcher", "sextractor", "psfex"]),
     threads: 2  # CCDs analysed side by side by the defect step (write_defect_map)
     group:
@@ -116,36 +131,3 @@ rule reduce_exposure:
         # a script, not shell: WeightWatcher's inputs are checked first (it silently
         # writes wrong maps from mismatched MEFs) and single-CCD outputs repaired
         "../scripts/reduce_exposure.py"
-
-
-rule assess_quality:
-    """QualityFITS-in: QA plots, per-CCD diagnostics, XML summary, provisional grade."""
-    input:
-        exposure=get_raw_exposure,
-        weight=step1("weight"),
-        flag=step1("flag"),
-        ldac=step1("ldac"),
-        sex_xml=step1("sex_xml"),
-        minibkg=step1("minibkg"),
-        psf=step1("psf"),
-        psfex_xml=step1("psfex_xml"),
-    output:
-        # the 21 QA plots (spica.paths.QA_PLOTS) are written beside the XML, which is
-        # written last: one product, declared by the XML (spica.paths.STEP1_DECLARED)
-        diag=step1("diag"),
-        qa_xml=step1("qa_xml"),
-    params:
-        limits=config["step1"]["grading"],
-        pixel_scale=config["survey"]["pixel_scale"],
-        software=software("assess_quality"),
-    group:
-        "step1"
-    log:
-        log=run_log("exposure", "assess_quality"),
-        steps=run_steps("exposure", "assess_quality"),
-    benchmark:
-        run_benchmark("exposure", "assess_quality")
-    conda:
-        "../envs/spica.yaml"
-    script:
-        "../scripts/assess_quality.py"

@@ -1,4 +1,4 @@
-"""Rule reduce_exposure: defect masks, weight/flag maps, catalogue and PSF of one exposure."""
+"""Rule reduce_exposure: defect masks, weight/flag maps, catalogue, PSF and QA of one exposure."""
 
 import json
 import os
@@ -11,7 +11,7 @@ sys.stderr = log
 # against them and double its CPU time: one each. Read when astroscrappy loads.
 os.environ["OMP_NUM_THREADS"] = "1"
 
-from spica.step1.reduce import OUTPUT_KEYS, reduce_exposure  # noqa: E402
+from spica.step1.reduce import OUTPUT_KEYS, QA_KEYS, reduce_exposure  # noqa: E402
 from spica.step1.timing import StepTimer  # noqa: E402
 
 timer = StepTimer(snakemake.rule, snakemake.wildcards.expnum)
@@ -30,9 +30,10 @@ try:
         sextractor_options=params.sextractor_options,
         psfex_options=params.psfex_options,
         threads=snakemake.threads,
+        qa={"outputs": {key: snakemake.output[key] for key in QA_KEYS}, "limits": params.limits},
         log=log,
         timer=timer,
     )
 finally:
     timer.write(snakemake.log.steps)
-print(json.dumps(result["defects"], indent=1, default=str), file=log)
+print(json.dumps({"defects": result["defects"], "qa": result["qa"]}, indent=1, default=str), file=log)

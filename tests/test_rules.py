@@ -145,13 +145,16 @@ def test_snakemake_lint_is_clean(tmp_path):
 
 
 def test_step1_qa_plots_are_one_product_with_the_qa_xml():
-    """assess_quality declares its XML and diagnostics only; the 21 QA plots keep the
-    seed's names beside the XML (issue 10, section 5: declared one by one they were
-    half of the files Snakemake listed per step 1 job at survey scale)."""
+    """reduce_exposure (the one step 1 job after the check, QA included) declares the
+    QA XML and diagnostics, not the plots; the 21 QA plots keep the seed's names
+    beside the XML (issue 10, section 5: declared one by one they were half of the
+    files Snakemake listed per step 1 job at survey scale)."""
     from spica import paths
 
-    (assess,) = [rule for rule in ALL_RULES if rule.name == "assess_quality"]
-    assert [item.split("=")[0] for item in assess.items("output")] == ["diag", "qa_xml"]
+    assert not [rule for rule in ALL_RULES if rule.name == "assess_quality"]
+    (reduce,) = [rule for rule in ALL_RULES if rule.name == "reduce_exposure"]
+    outputs = [item.split("=")[0] for item in reduce.items("output")]
+    assert outputs[-2:] == ["diag", "qa_xml"] and not any(key in paths.QA_PLOTS for key in outputs)
     assert paths.STEP1_DECLARED == ("weight", "flag", "ldac", "diag", "qa_xml")
     plots = paths.qa_plot_paths("results/step1/751000p/751000p.xml")
     assert len(plots) == 21
@@ -159,17 +162,24 @@ def test_step1_qa_plots_are_one_product_with_the_qa_xml():
     assert str(plots["rhmag_gal_ps"]) == "results/step1/751000p/751000p_rhmag_gal.ps"
     assert {key: path for key, path in plots.items()} == \
         {key: paths.step1_path("results", 751000, key) for key in paths.QA_PLOTS}
-    script = (REPO / "scripts" / "assess_quality.py").read_text()
-    assert "unlink" in script  # old plots deleted before the new ones, the XML last
+    import inspect
+
+    from spica.step1 import reduce as step1_reduce
+
+    source = inspect.getsource(step1_reduce._assess)
+    assert "unlink" in source  # old plots deleted before the new ones, the XML last
 
 
 def test_solve_astrometry_takes_its_list_as_params():
     """The astrometric list's catalogues are a param with a digest of their versions,
-    not inputs (267,000 files at survey scale); the plan waits for the .ahead files."""
+    not inputs (267,000 files at survey scale); the plan waits for the .ahead files
+    through the registry, which reads them."""
     (solve,) = [rule for rule in ALL_RULES if rule.name == "solve_astrometry"]
     inputs = [item.split("=")[0] for item in solve.items("input")]
     assert "catalogs" not in inputs and "aheads" not in inputs
     params = [item.split("=")[0] for item in solve.items("params")]
     assert {"catalogs", "step1_state"} <= set(params)
     (plan,) = [rule for rule in ALL_RULES if rule.name == "plan_release"]
-    assert "aheads=get_accepted_aheads," in plan.items("input")
+    assert "registry=get_registry_export," in plan.items("input")
+    (registry,) = [rule for rule in ALL_RULES if rule.name == "build_registry"]
+    assert "unpack(get_step1_for_registry)," in registry.items("input")

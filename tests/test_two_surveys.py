@@ -105,7 +105,7 @@ def test_every_rule_writes_its_records_in_its_results_tree(two_surveys):
         assert not outside, outside
         # the rules that run a job all keep a log (targets and checkpoints' targets have none)
         logged = {name for name, records in rules.items() if records}
-        assert {"check_exposure", "reduce_exposure", "assess_quality", "build_registry",
+        assert {"check_exposure", "reduce_exposure", "build_registry",
                 "plan_release", "solve_astrometry", "coadd_stack", "make_chi2"} <= logged
     assert not patterns["survey_a"] & patterns["survey_b"]
     print(f"\nrun-record patterns per survey: {len(patterns['survey_a'])}, shared: 0")
@@ -118,8 +118,8 @@ def test_two_surveys_from_one_checkout_share_no_record(two_surveys):
     jobs = {results: two_surveys[results]["jobs"] for results in SURVEYS}
     for results, found in jobs.items():
         assert found and all(p.startswith(f"{results}/") for p in found), sorted(found)
-        for expnum in GOOD:  # the reduction and the QA of each exposure, with their timings
-            for rule in ("reduce_exposure", "assess_quality"):
+        for expnum in GOOD:  # the one step 1 job of each exposure (reduction and QA), with its timings
+            for rule in ("reduce_exposure",):
                 for kind in ("log", "benchmark", "steps"):
                     record = paths.run_record_path(results, kind, "exposure", rule, expnum=expnum)
                     assert str(record) in found, (record, sorted(found))

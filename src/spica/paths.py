@@ -202,7 +202,7 @@ STEP1_INTERMEDIATES: dict[str, str] = {
 
 #: The delivered step 1 products a rule declares to Snakemake: all but the QA plots.
 #: The 21 plots of an exposure are one product with its QA XML (``NNNNNNp.xml``):
-#: ``assess_quality`` deletes them, writes them beside the XML, the XML last, so a
+#: ``reduce_exposure`` (its QA step) deletes them, writes them beside the XML, the XML last, so a
 #: complete XML means complete plots (:func:`qa_plot_paths`). Declared one by one
 #: they were half of the ~40 files of each of the ~21,000 step 1 jobs that
 #: Snakemake lists at survey scale (issue 10, section 5).

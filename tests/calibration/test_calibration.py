@@ -559,3 +559,34 @@ def test_deliver_heads_and_the_image_ahead(tmp_path):
     deliver_heads(stack_list=[751008], heads_dir=scamp, aheads=aheads, out_dir=night)
     with pytest.raises(FileNotFoundError, match="not photometric"):
         deliver_image_ahead(heads_dir=night, out=tmp_path / "751008p_V0001_ahed.txt")
+
+
+def test_the_check_writes_the_ahead_and_quarantines_an_unwritable_one(tmp_path):
+    """check_exposure writes the .ahead (issue 10: one job fewer per exposure): with the
+    photometric flag for a passed exposure, empty for a quarantined one, and a named
+    ``unreadable`` verdict, never a crash, when the headers cannot make one."""
+    from spica.step1.inventory import write_exposure_ahead
+
+    hdus = [fits.PrimaryHDU(header=_primary())]
+    hdus += [fits.ImageHDU(np.zeros((4, 3), np.float32), header=_extension(i)) for i in range(2)]
+    fits.HDUList(hdus).writeto(tmp_path / "good.fits")
+    ok = {"ok": True, "reason": None, "message": ""}
+    verdict = write_exposure_ahead(ok, tmp_path / "good.fits", tmp_path / "s1" / "good_ldac.ahead",
+                                   photometric=True)
+    assert verdict is ok
+    heads = read_heads(tmp_path / "s1" / "good_ldac.ahead")
+    assert len(heads) == 2 and heads[0]["PHOTFLAG"] is True and heads[1]["PHOT_C"] == pytest.approx(26.23)
+    # quarantined by its check: an empty .ahead, the verdict untouched
+    bad = {"ok": False, "reason": "missing_keyword", "message": "no FILTER"}
+    assert write_exposure_ahead(bad, tmp_path / "good.fits", tmp_path / "bad_ldac.ahead",
+                                photometric=True) is bad
+    assert (tmp_path / "bad_ldac.ahead").read_text() == ""
+    # passed, but no QRUNID anywhere: quarantined as unreadable, with why
+    primary = _primary()
+    del primary["QRUNID"]
+    fits.HDUList([fits.PrimaryHDU(header=primary), *hdus[1:]]).writeto(tmp_path / "noqrun.fits")
+    verdict = write_exposure_ahead(dict(ok), tmp_path / "noqrun.fits", tmp_path / "n_ldac.ahead",
+                                   photometric=False)
+    assert verdict["ok"] is False and verdict["reason"] == "unreadable" and "QRUNID" in verdict["message"]
+    assert verdict["details"]["failures"][0]["reason"] == "unreadable"
+    assert (tmp_path / "n_ldac.ahead").read_text() == ""

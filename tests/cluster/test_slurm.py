@@ -50,11 +50,11 @@ from tests.cluster.conftest import (
 
 pytestmark = [pytest.mark.slurm, pytest.mark.tools, pytest.mark.e2e]
 
-#: The rules of the step 1 group: the reduction (defects, WeightWatcher, SExtractor,
-#: PSFEx in one job) and the QA.
-STEP1_GROUP = ("reduce_exposure", "assess_quality")
+#: The rules of the step 1 group: the one job of an exposure after its check (defects,
+#: WeightWatcher, SExtractor, PSFEx, QA).
+STEP1_GROUP = ("reduce_exposure",)
 #: The rules the reduction replaced (one job each, before the merge).
-OLD_STEP1_RULES = ("mask_defects", "make_weight_map", "extract_sources", "model_psf")
+OLD_STEP1_RULES = ("mask_defects", "make_weight_map", "extract_sources", "model_psf", "assess_quality")
 #: ``Job <id> has been submitted with SLURM jobid <n> (log: <path>)``
 _SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) \(log: (\S+)\)\.?$", re.MULTILINE)
 #: Test-only speed-up: the plugin's first status check after 1 s (default 40 s)
@@ -148,7 +148,7 @@ def _counts(labels) -> dict[str, int]:
 
 
 def test_step1_of_an_exposure_is_two_slurm_jobs(slurm_run):
-    """check_exposure, then one group job for reduce_exposure and assess_quality."""
+    """check_exposure, then one group job for reduce_exposure (defects to QA)."""
     first = _counts(submissions(slurm_run["first_log"]).values())
     groups = {label: n for label, n in first.items() if label.startswith("group_step1")}
     assert list(groups.values()) == [len(KEEP)], first

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from collections import Counter
 
 import pytest
 
-from tests.e2e.conftest import job_counts, snakemake, step1_product
+from tests.e2e.conftest import accepted_exposures, job_counts, snakemake, step1_product
 
 pytestmark = [pytest.mark.e2e, pytest.mark.tools]
 
@@ -64,3 +66,47 @@ def test_a_remade_catalogue_reruns_its_scamp_solution(release):
     # the catalogue's date back: the digest is the recorded one again, nothing reruns
     after = snakemake(workdir, "-n", "release_T0002")
     assert after.returncode == 0 and "solve_astrometry" not in after.stdout + after.stderr
+
+
+#: Step 1's rules: a release run whose registry seal holds lists none of them.
+STEP1_RULES = {"check_exposure", "make_inventory", "stage_calibration", "reduce_exposure",
+               "build_registry"}
+
+
+def _dag_rules(run) -> Counter:
+    """Jobs per rule in the DAG Snakemake builds (``--dag``: every job, done or not)."""
+    assert run.returncode == 0, run.stderr[-2000:]
+    return Counter(re.findall(r'label = "([a-z_0-9]+)', run.stdout))
+
+
+def test_a_release_run_takes_the_sealed_registry_as_it_is(release):
+    """Issue 10, section 5: the registry closes step 1 and seals it (spica.seal). A
+    run of release targets only, with nothing the seal records changed, builds no step 1
+    job (at survey scale ~21,000 of them); one that asks for step 1 too, or after a
+    step 1 file changed, lists step 1 as before."""
+    workdir = release["workdir"]
+    seal = json.loads((workdir / "results" / "registry" / "step1_seal.json").read_text())
+    accepted = len(accepted_exposures(release))
+    assert seal["files"] >= 11 * accepted  # every accepted exposure's 11 step 1 files
+    sealed = snakemake(workdir, "--dag=dot", "release_T0002")
+    rules = _dag_rules(sealed)
+    assert "step 1 is sealed by the registry" in sealed.stderr
+    assert not STEP1_RULES & set(rules), rules
+    assert rules["plan_release"] == 1 and rules["coadd_stack"] == 3 and rules["solve_astrometry"] == 2
+    # step 1 asked for too: the whole DAG, one reduce_exposure job per accepted exposure
+    both = _dag_rules(snakemake(workdir, "--dag=dot", "qualityfits_in", "release_T0002"))
+    assert both["reduce_exposure"] == accepted and both["build_registry"] == 1
+    assert {key: n for key, n in both.items() if key not in STEP1_RULES | {"qualityfits_in"}} == rules
+    # a remade catalogue breaks the seal: step 1 is listed again
+    expnum = int(accepted_exposures(release)["expnum"].iloc[0])
+    ldac = step1_product(release, expnum, "ldac")
+    before = ldac.stat()
+    try:
+        os.utime(ldac, ns=(before.st_atime_ns, before.st_mtime_ns + 10**9))
+        broken = snakemake(workdir, "--dag=dot", "release_T0002")
+        assert "step 1 is listed again: step 1's inputs or products changed" in broken.stderr
+        assert _dag_rules(broken)["reduce_exposure"] == accepted
+    finally:
+        os.utime(ldac, ns=(before.st_atime_ns, before.st_mtime_ns))
+    again = snakemake(workdir, "-n", "release_T0002")  # a dry-run logs to stdout
+    assert "step 1 is sealed" in again.stdout + again.stderr

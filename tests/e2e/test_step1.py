@@ -149,30 +149,30 @@ def test_registry_holds_exposures_grades_and_quarantine(step1):
 def test_rerun_after_a_change_touches_only_what_it_affects(step1):
     nothing = snakemake(step1["workdir"], "-n", "qualityfits_in")
     assert "Nothing to be done" in nothing.stdout + nothing.stderr
-    # a PSFEx setting changes: the one reduction job of each exposure (defect masks,
-    # weights, catalogue and PSF are one job, reduce_exposure), the QA that reads
-    # it and the registry rerun; the integrity checks and calibration copies do not
+    # a PSFEx setting changes: the one step 1 job of each exposure (defect masks,
+    # weights, catalogue, PSF and QA are one job, reduce_exposure) and the registry
+    # rerun; the integrity checks and calibration copies do not
     override = step1["workdir"] / "psfex-change.yaml"
     override.write_text("step1:\n  psfex:\n    min_snr: 25.0\n")  # deep-merged over config.yaml
     changed = snakemake(step1["workdir"], "-n", "qualityfits_in", overrides=override)
     counts = job_counts(changed.stdout + changed.stderr)
     n = len(accepted_exposures(step1))
-    rerun = {"reduce_exposure": n, "assess_quality": n, "build_registry": 1, "qualityfits_in": 1}
+    rerun = {"reduce_exposure": n, "build_registry": 1, "qualityfits_in": 1}
     assert counts == rerun, counts
     # a SExtractor setting changes: the same jobs
     override.write_text("step1:\n  sextractor:\n    detect_thresh: 2.0\n")
     changed = snakemake(step1["workdir"], "-n", "qualityfits_in", overrides=override)
     assert job_counts(changed.stdout + changed.stderr) == rerun
-    # a QA setting changes: QA and the registry only, not the reduction
+    # a QA setting changes: the same jobs (the QA is part of the one step 1 job,
+    # issue 10: fewer, fatter jobs), not the integrity checks
     override.write_text("step1:\n  grading:\n    max_fwhm_arcsec: 1.5\n")
     changed = snakemake(step1["workdir"], "-n", "qualityfits_in", overrides=override)
-    assert job_counts(changed.stdout + changed.stderr) == {
-        "assess_quality": n, "build_registry": 1, "qualityfits_in": 1}
+    assert job_counts(changed.stdout + changed.stderr) == rerun
 
 
 def test_reduce_exposure_leaves_no_defect_map_and_times_its_steps(step1):
     """The defect map is private to reduce_exposure (deleted); each job's
-    ``.steps.json`` names its four steps, tools with their subprocess CPU."""
+    ``.steps.json`` names its five steps, tools with their subprocess CPU."""
     for expnum in accepted_exposures(step1)["expnum"]:
         assert not step1_product(step1, expnum, "defects").exists(), expnum
         bench = step1["workdir"] / paths.run_record_path(
@@ -181,7 +181,7 @@ def test_reduce_exposure_leaves_no_defect_map_and_times_its_steps(step1):
         assert reduce["rule"] == "reduce_exposure" and reduce["expnum"] == str(expnum)
         assert [(s["name"], s["kind"]) for s in reduce["steps"]] == [
             ("defects", "python"), ("weightwatcher", "tool"), ("sextractor", "tool"),
-            ("psfex", "tool")]
+            ("psfex", "tool"), ("qa", "python")]
         for step in reduce["steps"]:
             assert min(step["wall_s"], step["cpu_self_s"], step["cpu_children_s"]) >= 0, step
         by_name = {step["name"]: step for step in reduce["steps"]}
@@ -192,5 +192,6 @@ def test_reduce_exposure_leaves_no_defect_map_and_times_its_steps(step1):
         assert by_name["defects"]["cpu_children_s"] < 0.1, (expnum, by_name["defects"])
         assert reduce["steps"][0]["cpu_self_s"] > 0  # cosmic rays and trails are our CPU
         assert reduce["total"]["cpu_children_s"] >= sum(s["cpu_children_s"] for s in reduce["steps"]) - 0.01
-        quality = json.loads((bench / "assess_quality.steps.json").read_text())
-        assert [s["name"] for s in quality["steps"]] == ["qa"]
+        # the QA is the job's last step, after the tools (no assess_quality job any more)
+        assert by_name["qa"]["cpu_self_s"] > 0 and by_name["qa"]["cpu_children_s"] < 0.1, by_name["qa"]
+        assert not (bench / "assess_quality.tsv").exists()

@@ -36,11 +36,6 @@ rule check_exposure:
 
 rule reduce_exposure:
     input: "step1/{{expnum}}p.check"
-    output: "step1/{{expnum}}p.weight"
-    shell: "sleep 2; touch {{output}}"
-
-rule assess_quality:
-    input: "step1/{{expnum}}p.weight"
     output: "step1/{{expnum}}p.qa"
     shell: "sleep 2; touch {{output}}"
 
@@ -92,11 +87,10 @@ def test_in_progress_while_snakemake_runs(tmp_path):
     assert "Finished jobid" in err and "steps (100%) done" in err
 
     # live: each product with its current step, the steps before done, after pending
-    reduce = seen[("751000p", "Weight and flag maps, SExtractor, PSFEx")]
+    reduce = seen[("751000p", "Weight and flag maps, SExtractor, PSFEx, QualityFITS-in")]
     assert [(s["rule"], s["state"]) for s in reduce] == [
-        ("check_exposure", "done"), ("reduce_exposure", "running"), ("assess_quality", "pending")]
-    assert ("751000p", "Checking the exposure (integrity)") in seen
-    assert ("751000p", "Running QualityFITS-in") in seen
+        ("check_exposure", "done"), ("reduce_exposure", "running")]
+    assert ("751000p", "Checking the exposure (integrity), its .ahead header") in seen
     swarp = {s["rule"]: s["state"] for s in seen[(STACK, "Running swarp")]}
     assert swarp["coadd_stack"] == "running" and swarp["make_stack_thumbnails"] == "pending"
     assert swarp["accept_calibration"] == "done"   # coadd_stack needs it: made before this run
@@ -105,10 +99,9 @@ def test_in_progress_while_snakemake_runs(tmp_path):
     # after the run: nothing in progress, every step of the run done
     assert in_progress(url) == []
     after = {p["product"]: {s["rule"]: s["state"] for s in p["steps"]} for p in run_progress(url)}
-    assert after["751000p"] == {"check_exposure": "done", "reduce_exposure": "done",
-                                "assess_quality": "done"}
+    assert after["751000p"] == {"check_exposure": "done", "reduce_exposure": "done"}
     assert after[STACK]["coadd_stack"] == after[STACK]["make_stack_thumbnails"] == "done"
     events = read_events(url)
     (run_info,) = runs(events).values()
     assert run_info["status"] == "success"
-    assert sum(e["kind"] == "job_finished" for e in events) == 6   # 5 jobs and `all`
+    assert sum(e["kind"] == "job_finished" for e in events) == 5   # 4 jobs and `all`

@@ -92,14 +92,12 @@ def test_exposure_steps_and_optional_and_unknown_rules():
                 ev("job_started", "reduce_exposure", 2, "751000p", "exposure")]
     entry = product_steps("751000p", "exposure", exposure)
     assert [(s["rule"], s["state"]) for s in entry["steps"]] == [
-        ("check_exposure", "done"), ("reduce_exposure", "running"), ("assess_quality", "pending")]
-    assert entry["current"] == "Weight and flag maps, SExtractor, PSFEx"
-    # write_ahead (asked for by a release) shows only when it ran; a rule the
-    # steps do not know is appended under its own name
-    more = exposure + [ev("job_started", "write_ahead", 3, "751000p", "exposure"),
-                       ev("job_started", "fix_header", 4, "751000p", "exposure")]
+        ("check_exposure", "done"), ("reduce_exposure", "running")]
+    assert entry["current"] == "Weight and flag maps, SExtractor, PSFEx, QualityFITS-in"
+    # a rule the steps do not know is appended under its own name
+    more = exposure + [ev("job_started", "fix_header", 4, "751000p", "exposure")]
     rules = [s["rule"] for s in product_steps("751000p", "exposure", more)["steps"]]
-    assert rules == ["check_exposure", "reduce_exposure", "assess_quality", "write_ahead", "fix_header"]
+    assert rules == ["check_exposure", "reduce_exposure", "fix_header"]
 
 
 def test_image_by_image_products_have_their_head_steps():

@@ -410,3 +410,57 @@ def test_trail_found_on_a_fullsize_ccd():
     assert not trail[dist > 40].any()
     clean, _ = _fullsize_ccd(12, trail=False)
     assert not detect_trails(clean, **config).any()
+
+
+def test_write_defect_map_hands_each_ccd_to_keep(tmp_path):
+    """``keep`` sees every CCD once, in order, as read (float32 after BZERO, from the
+    file's int16 read straight: the same values as astropy's), with the BZERO of a
+    16-bit CCD; KeptPixels gives them back exactly from 16 bits; a compressed
+    exposure goes through astropy (no raw pixels) and gives the same map."""
+    from spica.step1.reduce import KeptPixels
+
+    ccds = [make_ccd(7, trail=False), make_ccd(8, trail=False)]
+    maps = {}
+    for compressed in (False, True):
+        image = tmp_path / f"exp{int(compressed)}.fits"
+        _write_exposure(image, ccds, compressed=compressed)
+        seen, kept = [], KeptPixels()
+
+        def keep(index, pixels, offset, raw):
+            seen.append((index, pixels.dtype, offset, None if raw is None else raw.dtype.itemsize))
+            kept.keep(index, pixels, offset, raw)
+
+        maps[compressed] = tmp_path / f"defects{int(compressed)}.fits"
+        write_defect_map(image, maps[compressed], cosmics=COSMICS, trails=TRAILS, keep=keep)
+        assert seen == [(i, np.float32, 32768.0, None if compressed else 2) for i in range(2)]
+        with fits.open(image) as hdul:
+            for index in range(2):
+                assert_array_equal(kept(index), np.asarray(hdul[index + 1].data, np.float32))
+                assert kept._ccds[index][0].dtype.itemsize == 2
+    with fits.open(maps[False]) as plain, fits.open(maps[True]) as packed:
+        for a, b in zip(plain[1:], packed[1:]):
+            assert_array_equal(a.data, b.data)
+
+
+def test_radon_prescreen_never_misses_a_candidate():
+    """The counting pre-screen of detect_trails (_radon_may_exceed) is a necessary
+    condition: wherever the median Radon transform has a line above the candidate
+    S/N, it says so; on pure noise it spares the transform. Checked at S/N limits
+    around the lines' own maxima (exact medians, odd and even lengths)."""
+    from spica.step1.defects import _median_radon, _radon_may_exceed
+
+    rng = np.random.default_rng(11)
+    theta = np.arange(0.0, 180.0, 3.0)
+    noise = rng.normal(0, 1, (60, 40)).astype(np.float32)
+    noise[5:9, 3:7] = np.nan
+    trail = noise.copy()
+    trail[np.arange(60), np.clip(np.arange(60) // 2 + 5, 0, 39)] += 4.0
+    for image in (noise, trail):
+        mrt, length = _median_radon(image, theta)
+        score = np.where(length >= 10, mrt * np.sqrt(length), -np.inf)
+        best = float(np.max(score))
+        assert _radon_may_exceed(image, theta, best * 0.999, 10)  # one line is above
+        assert not _radon_may_exceed(image, theta, best * 1.5 + 50, 10)  # no line is
+    # pure noise at the configured S/N (15 x 1.25 sigma): no candidate, no transform needed
+    assert not _radon_may_exceed(noise, theta, 15 * 1.25 * 1.0, 10)
+    assert _radon_may_exceed(trail, theta, 15 * 1.25 * 1.0, 10)

@@ -520,3 +520,28 @@ def test_reason_case(tmp_path: Path, reason: str) -> None:
 def test_reasons_documented() -> None:
     assert list(REASONS)[0] == "unreadable" and list(REASONS)[-1] == "duplicate_expnum"
     assert all(isinstance(text, str) and len(text) > 20 for text in REASONS.values())
+
+
+def test_raw_integer_pixels_match_astropy(tmp_path):
+    """The integrity check reads plain integer CCDs straight from the file
+    (spica.step1._pixels): the same pixels as astropy's once scaled; anything
+    else (float, BLANK, a malformed BZERO) is left to astropy."""
+    from spica.step1._pixels import raw_integer_image
+
+    rng = np.random.default_rng(5)
+    values = rng.integers(0, 65535, (30, 20)).astype(np.uint16)
+    hdus = [fits.PrimaryHDU(), fits.ImageHDU(values, name="ccd00"),
+            fits.ImageHDU(values.astype(np.float32), name="ccd01")]
+    blank = fits.ImageHDU(values.astype(np.int16), name="ccd02")
+    blank.header["BLANK"] = -32768
+    hdus.append(blank)
+    path = tmp_path / "raw.fits"
+    fits.HDUList(hdus).writeto(path)
+    with fits.open(path) as hdul:
+        raw = raw_integer_image(hdul[1], path)
+        assert raw.dtype == np.dtype(">i2") and raw.shape == (30, 20) and isinstance(raw, np.memmap)
+        assert np.array_equal(raw.astype(np.float64) * hdul[1].header["BSCALE"] + hdul[1].header["BZERO"], values)
+        assert raw_integer_image(hdul[2], path) is None and raw_integer_image(hdul[3], path) is None
+    with fits.open(path) as hdul:
+        hdul[1].header["BZERO"] = "many"
+        assert raw_integer_image(hdul[1], path) is None

@@ -380,3 +380,55 @@ def test_astrometric_offsets_pure():
     assert off[4] == pytest.approx(20.0, abs=1.0)
     assert np.all(np.delete(off, 4) < 0.5)
     assert isinstance(geoms[0], CCDGeometry) and geoms[2].flips == (-1, -1)
+
+
+@needs_sex_psfex
+def test_pixels_kept_in_memory_give_the_same_qa(perfect, tmp_path):
+    """The merged step 1 job hands the QA the CCD pixels its defect step read
+    (spica.step1.reduce.KeptPixels): same diagnostics as reading the exposure, and
+    each CCD is dropped once used."""
+    from spica.step1.reduce import KeptPixels
+
+    inputs, summary, _ = perfect
+    kept = KeptPixels()
+    with fits.open(inputs["exposure"]) as hdul:
+        for index, hdu in enumerate(hdul[1:]):
+            bzero = hdu.header.get("BZERO")
+            kept.keep(index, np.asarray(hdu.data, np.float32), bzero if hdu.header.get("BITPIX") == 16 else None)
+    outputs = {k: v for k, v in output_paths(tmp_path).items() if k in ("diag", "qa_xml", "m")}
+    again = assess_exposure(
+        exposure=inputs["exposure"], weight=inputs["weight"], flag=inputs["flag"], ldac=inputs["ldac"],
+        sex_xml=inputs["sex_xml"], minibkg=inputs["minibkg"], psf=inputs["psf"], psfex_xml=inputs["psfex_xml"],
+        outputs=outputs, limits=LIMITS, science=kept,
+    )  # fmt: skip
+    assert len(kept) == 0  # dropped one by one
+    assert again["grade"] == summary["grade"] and again["fwhm_arcsec"] == summary["fwhm_arcsec"]
+    for mine, theirs in zip(again["ccds"], summary["ccds"]):
+        assert {k: v for k, v in mine.items() if isinstance(v, float) and np.isfinite(v)} == \
+            {k: v for k, v in theirs.items() if isinstance(v, float) and np.isfinite(v)}
+
+
+def test_pixel_summaries_equal_the_separate_measures():
+    """One pass-sharing function gives the values of block_mean, flag_fractions and
+    weight_statistics exactly (finite weight map, and one with NaN)."""
+    from spica.step1.qa import measure
+
+    rng = np.random.default_rng(3)
+    sci = rng.normal(1000, 30, (203, 150)).astype(np.float32)
+    weight = rng.uniform(0.5, 1.5, sci.shape).astype(np.float32)
+    flag = np.zeros(sci.shape, np.uint8)
+    flag[rng.random(sci.shape) < 0.03] = 4
+    flag[10:20, 5] = 1 | 16
+    flag[40, :] |= 8
+    weight[flag > 0] = 0
+    weight[100, 100] = 0  # zero weight, no flag: masked
+    for w in (weight, np.where(np.arange(sci.shape[1]) == 7, np.nan, weight).astype(np.float32)):
+        got = measure._pixel_summaries(sci, w, flag, 8)
+        assert_equal = np.testing.assert_array_equal
+        assert_equal(got["thumb"], measure.block_mean(sci, 8, good=w > 0))
+        assert_equal(got["weight_thumb"], measure.block_mean(w, 8))
+        assert got["weights"] == measure.weight_statistics(w)
+        slow = {f"frac_{k}": np.count_nonzero(flag & bit) / flag.size for k, bit in measure.FLAG_BITS.items()}
+        slow["frac_masked"] = (np.count_nonzero(flag) + np.count_nonzero((flag == 0) & ~(w > 0))) / flag.size
+        assert got["flags"] == pytest.approx(slow, abs=0, rel=1e-12)
+        assert got["flags"]["frac_trail"] == 150 / flag.size

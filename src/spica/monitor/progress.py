@@ -52,7 +52,7 @@ class Step:
         started they are done, even when they ran in an earlier run.
     optional
         Shown only when one of its jobs ran, or a step that ran needs it
-        (``write_ahead``, which only a release asks for; QualityFITS-out).
+        (QualityFITS-out).
     """
 
     rule: str
@@ -88,10 +88,8 @@ _RELEASE_TAIL = (
 #: Ordered steps of each kind of product (the kinds :func:`products_of` gives).
 STEPS: dict[str, tuple[Step, ...]] = {
     "exposure": (
-        Step("check_exposure", "Checking the exposure (integrity)"),
-        Step("reduce_exposure", "Weight and flag maps, SExtractor, PSFEx", ("check_exposure",)),
-        Step("assess_quality", "Running QualityFITS-in", ("reduce_exposure", "check_exposure")),
-        Step("write_ahead", "Writing the .ahead header", optional=True),
+        Step("check_exposure", "Checking the exposure (integrity), its .ahead header"),
+        Step("reduce_exposure", "Weight and flag maps, SExtractor, PSFEx, QualityFITS-in", ("check_exposure",)),
     ),
     "stack": _RELEASE_HEAD
     + (Step("deliver_heads", "Copy header to swarp", ("deliver_calibration",)),)

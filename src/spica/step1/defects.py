@@ -25,7 +25,7 @@ import logging
 import math
 import warnings
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +35,7 @@ import numpy as np
 
 from spica import headers
 from spica.step1._blocks import block_sum as _block_sum
+from spica.step1._pixels import raw_integer_image
 
 __all__ = [
     "FLAG_BITS",
@@ -297,6 +298,32 @@ def _median_radon(
     return mrt, length
 
 
+def _radon_may_exceed(image: np.ndarray, theta: np.ndarray, scale: float, min_length: float) -> bool:
+    """Whether a line of :func:`_median_radon` may have ``median * sqrt(length) > scale``.
+
+    The exact pre-screen of :func:`detect_trails`: a line of ``length``
+    finite samples whose median exceeds ``t = scale / sqrt(length)`` has at
+    least ``ceil(length / 2)`` samples above ``t`` (its upper half), which
+    counting decides without sorting (about twice as fast as the transform).
+    False means that no line of ``length >= min_length`` reaches the
+    candidate S/N, so the transform has no candidate; True, only that one
+    may (the transform decides). The limit is loosened by 1e-6 against
+    rounding.
+    """
+    n, before, samples = _radon_samples(image.shape, tuple(float(t) for t in theta))
+    padded = np.full((n, n), np.nan, dtype=np.float32)
+    padded[before[0] : before[0] + image.shape[0], before[1] : before[1] + image.shape[1]] = image
+    flat = np.append(padded.ravel(), np.float32(np.nan))  # index n*n: outside
+    for _, _, take in samples:
+        values = flat[take]
+        length = np.count_nonzero(np.isfinite(values), axis=1)
+        limit = (scale * (1 - 1e-6)) / np.sqrt(np.maximum(length, 1))
+        above = np.count_nonzero(values > limit[:, None].astype(np.float32), axis=1)  # NaN: never above
+        if np.any((length >= min_length) & (2 * above >= length)):
+            return True
+    return False
+
+
 @functools.lru_cache(maxsize=4)
 def _radon_samples(
     shape: tuple[int, int], theta: tuple[float, ...]
@@ -551,14 +578,18 @@ def detect_trails(
     max_width = max(_UNRESOLVED_WIDTH, max_width_pix / binsize)
     buffer = max(10, round(250 / binsize))
     theta_grid = np.arange(0.0, 180.0, theta_step)
+    peak_snr = threshold if min_mrt_snr is None else min_mrt_snr
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
+        stddev = np.nanmedian(np.abs(binned)) / 0.67449
+        if (np.isfinite(stddev) and stddev > 0
+                and not _radon_may_exceed(binned, theta_grid, 1.25 * stddev * peak_snr, min_length)):
+            return out  # no line's median can reach the candidate S/N: no candidate
         mrt, length = _median_radon(binned, theta_grid)
         mrt[length < min_length] = np.nan
-        stddev = np.nanmedian(np.abs(binned)) / 0.67449
         with np.errstate(divide="ignore", invalid="ignore"):
             snr = mrt / (1.25 * stddev / np.sqrt(length))
-    peaks = _mrt_peaks(snr, threshold if min_mrt_snr is None else min_mrt_snr, separation=10)
+    peaks = _mrt_peaks(snr, peak_snr, separation=10)
     if len(peaks) == 0:
         return out  # no candidate: acstools is not even imported
     order = np.argsort(-snr[peaks[:, 0], peaks[:, 1]], kind="stable")
@@ -727,6 +758,7 @@ def write_defect_map(
     mask_path: str | Path | None = None,
     use_datasec: bool = True,
     threads: int = 1,
+    keep: Callable[[int, np.ndarray, float | None, np.ndarray | None], None] | None = None,
 ) -> dict[str, dict[str, int]]:
     """Write the 8-bit defect map (MEF) of an exposure for WeightWatcher.
 
@@ -755,6 +787,16 @@ def write_defect_map(
         holds one CCD in float32 plus astroscrappy's work arrays (about
         0.5 GB on a 2048 x 4612 CCD). astroscrappy's own OpenMP threads
         should be 1 (``OMP_NUM_THREADS``): they spin and double its CPU time.
+    keep : callable, optional
+        Called as ``keep(index, pixels, offset, raw)`` with each CCD's pixels as
+        read (float32, BSCALE/BZERO applied, the whole array), in MEF order,
+        before they are analysed; ``offset`` is the ``BZERO`` of a 16-bit
+        integer CCD with ``BSCALE = 1`` (``pixels - offset`` is then exact in
+        int16), else None; ``raw`` the int16 pixels as stored when they were
+        read straight from the file (:func:`spica.step1._pixels.raw_integer_image`:
+        ``pixels = raw + offset``), else None. The caller keeps what it needs
+        (the QA of :func:`spica.step1.reduce.reduce_exposure` keeps the pixels:
+        the exposure is read once per job); it must not modify the arrays.
 
     Returns
     -------
@@ -777,8 +819,17 @@ def write_defect_map(
         """Pixels and known-bad mask of one CCD (main thread: FITS reads are not thread-safe)."""
         header = hdu.header
         extname = str(header.get("EXTNAME", f"EXT{index + 1}")).strip()
-        data = np.asarray(hdu.data, dtype=np.float32)
-        del hdu.data  # each CCD is read once and not kept (36 CCDs in float: GBs)
+        offset = _int16_offset(header)  # before the data: astropy then drops BZERO
+        raw = raw_integer_image(hdu, exposure_path) if offset is not None else None
+        if raw is not None:  # one pass from the file's int16, one to float32 (astropy: three)
+            data = raw.astype(np.float32)
+            if offset:
+                data += np.float32(offset)
+        else:
+            data = np.asarray(hdu.data, dtype=np.float32)
+            del hdu.data  # each CCD is read once and not kept (36 CCDs in float: GBs)
+        if keep is not None:
+            keep(index, data, offset, raw)
         known = None
         if mask_hdul is not None:
             bpm = np.asarray(mask_hdul[extname].data)
@@ -851,6 +902,17 @@ def write_defect_map(
                 while pending:
                     write(*pending.popleft().result())
     return counts
+
+
+def _int16_offset(header: Any) -> float | None:
+    """``BZERO`` of a 16-bit integer image stored with ``BSCALE = 1`` and no ``BLANK``
+    (its scaled pixels minus it are exact int16), else None."""
+    if header.get("BITPIX") != 16 or "BLANK" in header:
+        return None
+    bscale, bzero = _header_float(header, "BSCALE"), _header_float(header, "BZERO")
+    if bscale not in (None, 1.0) or (bzero is not None and not float(bzero).is_integer()):
+        return None
+    return bzero or 0.0
 
 
 def _header_float(header: Any, key: str) -> float | None:

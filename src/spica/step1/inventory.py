@@ -34,6 +34,7 @@ __all__ = [
     "CalibrationError",
     "check_exposure_and_calibrations",
     "check_calibration_file",
+    "write_exposure_ahead",
     "write_inventory",
     "read_inventory",
     "INVENTORY_COLUMNS",
@@ -259,6 +260,35 @@ def check_exposure_and_calibrations(
                 {"reason": error.reason, "message": str(error)}
             )
     return result
+
+
+def write_exposure_ahead(verdict: dict, exposure: str | Path, ahead: str | Path, *,
+                         photometric: bool) -> dict:
+    """Write the ``.ahead`` of an exposure that passed its check
+    (:func:`spica.calibration.ahead.write_ahead`); an empty file for one that did not
+    (it gets no catalogue, SCAMP never reads it).
+
+    Returns
+    -------
+    dict
+        ``verdict``, turned into an ``unreadable`` failure if the headers that passed
+        the check still could not be written as an ``.ahead`` (never a crash).
+    """
+    from spica.calibration.ahead import write_ahead
+
+    ahead = Path(ahead)
+    ahead.parent.mkdir(parents=True, exist_ok=True)
+    if verdict["ok"]:
+        try:
+            write_ahead(exposure, ahead, photometric=bool(photometric))
+            return verdict
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            message = f"its .ahead (SCAMP's header keywords) could not be written: {error}"
+            verdict = {**verdict, "ok": False, "reason": "unreadable", "message": message}
+            verdict.setdefault("details", {}).setdefault("failures", []).append(
+                {"reason": "unreadable", "message": message})
+    ahead.write_text("")
+    return verdict
 
 
 def write_inventory(

@@ -1,21 +1,27 @@
-"""One exposure's step 1 reduction in one job: defect masks -> WeightWatcher ->
-SExtractor -> PSFEx.
+"""One exposure's step 1 in one job: defect masks -> WeightWatcher ->
+SExtractor -> PSFEx -> QualityFITS-in QA.
 
 At survey scale (7,000 exposures) every Snakemake job costs planning time and,
-on a cluster, a submission; the four steps that turn an Elixir exposure into
-its weight and flag maps, its catalogue and its PSF model are therefore one
-rule (``reduce_exposure``) calling :func:`reduce_exposure`, which calls the
-existing library function of each step:
+on a cluster, a submission; everything that turns an accepted Elixir exposure
+into its weight and flag maps, catalogue, PSF model and QA (plots,
+diagnostics, XML) is therefore one rule (``reduce_exposure``, after the
+integrity check) calling :func:`reduce_exposure`, which calls the existing
+library function of each step:
 
 1. :func:`spica.step1.defects.write_defect_map` (cosmic rays, trails,
    saturation, NaN) writes the defect map, a file private to the job
-   (``<expnum>p_defects.fits`` beside the products, deleted at the end);
+   (``<expnum>p_defects.fits`` beside the products, deleted at the end); the
+   CCD pixels it reads are kept (:class:`KeptPixels`: a map of the file's
+   int16 pixels, or a 16-bit copy) for the QA, so the exposure is read once;
 2. :func:`spica.astromatic.weightwatcher.run_weightwatcher`: weight and flag
    maps and XML;
 3. :func:`spica.astromatic.sextractor.run`: FITS-LDAC catalogue, XML and
    mini-background;
 4. :func:`spica.astromatic.psfex.run`: the PSF model (``_ldac.psf``, named by
-   PSFEx after the catalogue) and XML.
+   PSFEx after the catalogue) and XML;
+5. :func:`spica.step1.qa.assess_exposure`: the 21 QA plots, ``_diag.fits`` and
+   the QA XML ``NNNNNNp.xml``, written last (the plots are one product with it,
+   :data:`spica.paths.STEP1_DECLARED`: old plots are deleted first).
 
 Each step is timed by :class:`spica.step1.timing.StepTimer` (given or made
 here): the ``reduce_exposure.steps.json`` beside the rule's benchmark.
@@ -27,16 +33,21 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from spica import paths
 from spica.astromatic import psfex, sextractor
 from spica.astromatic.weightwatcher import run_weightwatcher
 from spica.step1.defects import write_defect_map
 from spica.step1.timing import StepTimer
 
-__all__ = ["OUTPUT_KEYS", "CONFIG_KEYS", "TOOL_KEYS", "STEPS", "defects_path", "reduce_exposure"]
+__all__ = ["OUTPUT_KEYS", "QA_KEYS", "CONFIG_KEYS", "TOOL_KEYS", "STEPS", "KeptPixels", "defects_path",
+           "reduce_exposure"]
 
-#: The products of the job (:mod:`spica.paths` step 1 keys).
+#: The products of the tools' steps (:mod:`spica.paths` step 1 keys).
 OUTPUT_KEYS = ("weight", "flag", "ww_xml", "ldac", "sex_xml", "minibkg", "psf", "psfex_xml")
+#: The products of the QA step (its 21 plots go beside ``qa_xml``: :func:`spica.paths.qa_plot_paths`).
+QA_KEYS = ("diag", "qa_xml")
 #: The AstrOmatic configuration files it reads, key -> what they configure.
 CONFIG_KEYS = {"ww": "WeightWatcher", "sex": "SExtractor", "param": "SExtractor parameters",
                "conv": "SExtractor filter", "nnw": "SExtractor star/galaxy network",
@@ -44,7 +55,58 @@ CONFIG_KEYS = {"ww": "WeightWatcher", "sex": "SExtractor", "param": "SExtractor 
 #: The tools it runs (config ``tools:`` names).
 TOOL_KEYS = ("weightwatcher", "sextractor", "psfex")
 #: The timed steps, in order, and their kind.
-STEPS = {"defects": "python", "weightwatcher": "tool", "sextractor": "tool", "psfex": "tool"}
+STEPS = {"defects": "python", "weightwatcher": "tool", "sextractor": "tool", "psfex": "tool",
+         "qa": "python"}
+
+
+class KeptPixels:
+    """The CCD pixels read by the defect step, kept for the QA step.
+
+    A 16-bit exposure (``BITPIX = 16``, ``BSCALE = 1``: Elixir's) read
+    straight from the file is kept as the read-only map of its int16 pixels
+    the defect step converted (:func:`spica.step1._pixels.raw_integer_image`):
+    no copy and no memory of the process' own (a 680 MB copy cost 1.2-1.9 s
+    of page faults per exposure, more than reading the file again); a
+    16-bit exposure read by astropy (``.fits.fz``) is copied in 16 bits
+    (uint16 for ``BZERO = 32768``, else int16 minus BZERO); anything else in
+    float32. :meth:`__call__` gives a CCD back in float32, the
+    values :mod:`astropy.io.fits` read. Use as ``keep`` of
+    :func:`spica.step1.defects.write_defect_map` (:meth:`keep`).
+    """
+
+    def __init__(self) -> None:
+        self._ccds: dict[int, tuple[np.ndarray, float | None]] = {}
+
+    def keep(self, index: int, pixels: np.ndarray, offset: float | None, raw: np.ndarray | None = None) -> None:
+        """Keep CCD ``index`` (0-based image extension); ``offset`` and ``raw``: see
+        :func:`~spica.step1.defects.write_defect_map` (``raw`` is kept as it is: no copy)."""
+        if raw is not None and offset is not None:
+            self._ccds[index] = (raw, offset)
+        elif offset == 32768:  # unsigned 16-bit (Elixir's): the values themselves are exact in uint16
+            self._ccds[index] = (pixels.astype(np.uint16), 0.0)
+        elif offset is not None:
+            self._ccds[index] = (np.subtract(pixels, np.float32(offset)).astype(np.int16), offset)
+        else:
+            self._ccds[index] = (np.array(pixels, dtype=np.float32), None)
+
+    def __len__(self) -> int:
+        return len(self._ccds)
+
+    def __call__(self, index: int) -> np.ndarray | None:
+        """CCD ``index`` in float32 (None if not kept)."""
+        if index not in self._ccds:
+            return None
+        pixels, offset = self._ccds[index]
+        if offset is None:
+            return pixels
+        out = pixels.astype(np.float32)
+        if offset:
+            out += np.float32(offset)
+        return out
+
+    def drop(self, index: int) -> None:
+        """Forget CCD ``index`` (its memory is freed)."""
+        self._ccds.pop(index, None)
 
 
 def defects_path(weight: str | Path) -> Path:
@@ -74,10 +136,11 @@ def reduce_exposure(
     sextractor_options: Mapping[str, Any],
     psfex_options: Mapping[str, Any],
     threads: int = 1,
+    qa: Mapping[str, Any] | None = None,
     log: Any = None,
     timer: StepTimer | None = None,
 ) -> dict[str, Any]:
-    """Defect masks, weight/flag maps, catalogue and PSF model of one exposure.
+    """Defect masks, weight/flag maps, catalogue, PSF model and QA of one exposure.
 
     Parameters
     ----------
@@ -103,16 +166,22 @@ def reduce_exposure(
     threads : int
         CCDs analysed side by side by the defect step (the tools are run with
         their configuration's ``NTHREADS``, 1).
+    qa : mapping, optional
+        The QA step: ``outputs`` (:data:`QA_KEYS` -> path; the 21 plots are
+        written beside ``qa_xml``, which is written last) and ``limits``
+        (config ``step1.grading``). Without it, no QA (the tools' products only).
     log : file, optional
         Receives the tools' output and the commands run.
     timer : StepTimer, optional
-        Records the four steps (:data:`STEPS`); by default a new one, returned.
+        Records the steps (:data:`STEPS`); by default a new one, returned.
 
     Returns
     -------
     dict
         ``defects``: the defect pixel counts per EXTNAME; ``commands``: step ->
-        the command run; ``timer``: the :class:`~spica.step1.timing.StepTimer`.
+        the command run; ``timer``: the :class:`~spica.step1.timing.StepTimer`;
+        ``qa``: the QA summary (:func:`spica.step1.qa.assess_exposure`), None
+        without ``qa``.
 
     Raises
     ------
@@ -125,6 +194,9 @@ def reduce_exposure(
     _check_keys("outputs", outputs, OUTPUT_KEYS)
     _check_keys("configs", configs, CONFIG_KEYS)
     _check_keys("binaries", binaries, TOOL_KEYS)
+    if qa is not None:
+        _check_keys("qa", qa, ("outputs", "limits"))
+        _check_keys("qa outputs", qa["outputs"], QA_KEYS)
     out = {key: Path(outputs[key]) for key in OUTPUT_KEYS}
     psf_dir = out["psf"].parent
     if out["psf"] != psf_dir / (out["ldac"].stem + ".psf"):
@@ -134,10 +206,12 @@ def reduce_exposure(
         timer = StepTimer("reduce_exposure", str(expnum))
     defects = defects_path(out["weight"])
     commands: dict[str, list[str]] = {}
+    pixels = KeptPixels() if qa is not None else None
     try:
         with timer.step("defects", STEPS["defects"]):
             counts = write_defect_map(exposure, defects, cosmics=cosmics, trails=trails,
-                                      mask_path=mask, threads=threads)
+                                      mask_path=mask, threads=threads,
+                                      keep=None if pixels is None else pixels.keep)
         with timer.step("weightwatcher", STEPS["weightwatcher"]):
             commands["weightwatcher"] = run_weightwatcher(
                 binaries["weightwatcher"], configs["ww"], flat=flat, mask=mask, defects=defects,
@@ -162,4 +236,25 @@ def reduce_exposure(
     if log is not None:
         for step, command in commands.items():
             print(f"{step}: {' '.join(map(str, command))}", file=log, flush=True)
-    return {"defects": counts, "commands": commands, "timer": timer}
+    summary = None
+    if qa is not None:
+        with timer.step("qa", STEPS["qa"]):
+            summary = _assess(exposure, out, qa, pixels)
+    return {"defects": counts, "commands": commands, "timer": timer, "qa": summary}
+
+
+def _assess(exposure: str | Path, out: Mapping[str, Path], qa: Mapping[str, Any],
+            pixels: KeptPixels | None) -> dict[str, Any]:
+    """The QA step: old plots deleted, then plots, diagnostics and the QA XML (last)."""
+    from spica.step1.qa import assess_exposure  # matplotlib: imported when the tools are done
+
+    qa_out = {key: Path(qa["outputs"][key]) for key in QA_KEYS}
+    plots = paths.qa_plot_paths(qa_out["qa_xml"])
+    for plot in plots.values():  # one product with the XML: no stale plot beside a new XML
+        plot.unlink(missing_ok=True)
+    return assess_exposure(
+        exposure=exposure, weight=out["weight"], flag=out["flag"], ldac=out["ldac"],
+        sex_xml=out["sex_xml"], minibkg=out["minibkg"], psf=out["psf"], psfex_xml=out["psfex_xml"],
+        outputs={**plots, **qa_out}, limits=qa["limits"],
+        science=pixels if pixels is not None and len(pixels) else None,
+    )

@@ -12,7 +12,7 @@ summary (:mod:`spica.step1.qa.report`).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +37,7 @@ def assess_exposure(
     psfex_xml: str | Path | None,
     outputs: Mapping[str, str | Path],
     limits: Mapping[str, float],
+    science: Callable[[int], np.ndarray | None] | None = None,
 ) -> dict[str, object]:
     """Run QualityFITS-in on one exposure and write every product.
 
@@ -55,6 +56,10 @@ def assess_exposure(
         ``"qa_xml"``. Keys absent from the mapping are not written.
     limits : mapping
         ``step1.grading`` thresholds, every key (see :mod:`spica.step1.qa.grade`).
+    science : callable, optional
+        The exposure's CCD pixels already in memory
+        (:class:`spica.step1.reduce.KeptPixels`): see
+        :func:`spica.step1.qa.measure.load_inputs`.
 
     Returns
     -------
@@ -67,7 +72,7 @@ def assess_exposure(
     lim = dict(limits)
     inputs = load_inputs(
         exposure=exposure, weight=weight, flag=flag, ldac=ldac, sex_xml=sex_xml,
-        minibkg=minibkg, psf=psf, psfex_xml=psfex_xml,
+        minibkg=minibkg, psf=psf, psfex_xml=psfex_xml, science=science,
     )  # fmt: skip
     ccds, sources, field = measure_exposure(inputs, astrometry_tolerance=float(lim["max_ccd_offset_arcsec"]))
     grade, reasons = provisional_grade({"field": field, "ccds": ccds}, lim)

@@ -24,7 +24,7 @@ Conventions
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -256,6 +256,7 @@ def load_inputs(
     psf: str | Path | None = None,
     psfex_xml: str | Path | None = None,
     thumb_size: int = 1600,
+    science: Callable[[int], np.ndarray | None] | None = None,
 ) -> ExposureInputs:
     """Read every step 1 input of one exposure (the only reader of the package).
 
@@ -270,6 +271,12 @@ def load_inputs(
         Missing files are tolerated.
     thumb_size : int
         Target size (pixels) of the long side of the binned mosaic.
+    science : callable, optional
+        ``science(i)``: the pixels of image extension ``i`` (0-based), float32,
+        BSCALE/BZERO applied, as astropy reads them, already in memory (the
+        merged step 1 job keeps what its defect step read:
+        :class:`spica.step1.reduce.KeptPixels`), or None to read them; its
+        ``drop(i)``, if any, is called once a CCD is used.
 
     Returns
     -------
@@ -305,7 +312,14 @@ def load_inputs(
             for i, hdu in enumerate(sci_hdus):
                 g = geoms[i]
                 x1, x2, y1, y2 = g.datasec
-                sci = np.asarray(hdu.data[y1 - 1 : y2, x1 - 1 : x2], dtype=np.float32)
+                kept = science(i) if science is not None else None
+                if kept is not None and kept.shape != (g.naxis2, g.naxis1):
+                    kept = None  # not this file's CCD: read it
+                full = kept if kept is not None else hdu.data
+                sci = np.asarray(full[y1 - 1 : y2, x1 - 1 : x2], dtype=np.float32)
+                del full, kept
+                if science is not None and hasattr(science, "drop"):
+                    science.drop(i)
                 wdata = (
                     np.asarray(w_hdus[i].data[y1 - 1 : y2, x1 - 1 : x2], dtype=np.float32)
                     if i < len(w_hdus)
@@ -326,11 +340,8 @@ def load_inputs(
                         header=header,
                         geometry=g,
                         wcs=celestial_wcs(header),
-                        thumb=block_mean(sci, binning, good=wdata > 0),
-                        weight_thumb=block_mean(wdata, binning),
+                        **_pixel_summaries(sci, wdata, fdata, binning),
                         minibkg=np.asarray(mini_hdus[i].data, float) if i < len(mini_hdus) else None,
-                        flags=flag_fractions(fdata, wdata),
-                        weights=weight_statistics(wdata),
                         catalog=cat,
                         ldac_header=head,
                         sex=sex_rows.get(i + 1, {}),
@@ -353,6 +364,37 @@ def load_inputs(
 # --------------------------------------------------------------------------
 # Pixel statistics
 # --------------------------------------------------------------------------
+def _pixel_summaries(sci: np.ndarray, weight: np.ndarray, flag: np.ndarray, binning: int) -> dict[str, object]:
+    """A CCD's thumbnails and statistics (``thumb``, ``weight_thumb``, ``flags``,
+    ``weights`` of :class:`CCDInput`): the values of :func:`block_mean`,
+    :func:`flag_fractions` and :func:`weight_statistics`, sharing the
+    ``weight > 0`` mask and skipping the finiteness masks of a finite weight map
+    (WeightWatcher's always is): fewer passes over the 9.4 Mpixel CCD."""
+    weight = np.asarray(weight)
+    positive = weight > 0
+    out: dict[str, object] = {"thumb": block_mean(sci, binning, good=positive)}
+    finite = weight.dtype.kind == "f" and bool(np.isfinite(weight.sum(dtype=np.float64)))
+    if finite and binning > 1:
+        out["weight_thumb"] = _finite_block_mean(weight, binning)
+    else:
+        out["weight_thumb"] = block_mean(weight, binning)
+    out["flags"] = flag_fractions(flag, weight, positive=positive)
+    out["weights"] = weight_statistics(weight, good=positive if finite else None)
+    return out
+
+
+def _finite_block_mean(image: np.ndarray, factor: int) -> np.ndarray:
+    """:func:`block_mean` of an image without NaN or infinity (same sums, counts from
+    the block sizes instead of a mask)."""
+    image = np.asarray(image, dtype=np.float32)
+    total = _block_sum(_block_sum(image, factor, 0, np.float32), factor, 1, np.float64)
+    rows = np.full(total.shape[0], factor, np.int32)
+    rows[-1] = image.shape[0] - factor * (total.shape[0] - 1)
+    cols = np.full(total.shape[1], factor, np.int32)
+    cols[-1] = image.shape[1] - factor * (total.shape[1] - 1)
+    return (total / np.multiply.outer(rows, cols)).astype(np.float32)
+
+
 def block_mean(image: np.ndarray, factor: int, good: np.ndarray | None = None) -> np.ndarray:
     """Bin ``image`` by ``factor`` (NaN-aware mean; edge blocks average what they hold).
 
@@ -388,10 +430,22 @@ def resample_nearest(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.asarray(image)[np.ix_(iy, ix)]
 
 
-def flag_fractions(flag: np.ndarray, weight: np.ndarray | None = None) -> dict[str, float]:
+def flag_fractions(
+    flag: np.ndarray, weight: np.ndarray | None = None, *, positive: np.ndarray | None = None
+) -> dict[str, float]:
     """Fraction of pixels carrying each flag bit, and the masked fraction.
 
-    The flag map is kept in its own (8-bit) type: no int32 copy.
+    An 8-bit flag map (WeightWatcher's) is counted from the histogram of its
+    non-zero pixels (two passes); other types bit by bit, in their own type.
+
+    Parameters
+    ----------
+    flag : numpy.ndarray
+        Flag map.
+    weight : numpy.ndarray, optional
+        Weight map: its zero (or NaN) pixels count as masked.
+    positive : numpy.ndarray of bool, optional
+        ``weight > 0`` if already computed.
 
     Returns
     -------
@@ -401,22 +455,35 @@ def flag_fractions(flag: np.ndarray, weight: np.ndarray | None = None) -> dict[s
     """
     flag = np.asarray(flag)
     n = max(flag.size, 1)
-    counts = {k: int(np.count_nonzero(flag & bit)) for k, bit in FLAG_BITS.items()}
-    flagged = int(np.count_nonzero(flag))
+    if flag.dtype.itemsize == 1 and flag.dtype.kind in "iu":
+        flagged_values = flag[flag != 0].view(np.uint8)  # a few % of the pixels
+        histogram = np.bincount(flagged_values, minlength=256)
+        values = np.arange(256)
+        counts = {k: int(histogram[(values & bit) > 0].sum()) for k, bit in FLAG_BITS.items()}
+        flagged = int(flagged_values.size)
+    else:
+        counts = {k: int(np.count_nonzero(flag & bit)) for k, bit in FLAG_BITS.items()}
+        flagged = int(np.count_nonzero(flag))
     out = {f"frac_{k}": float(c) / n for k, c in counts.items()}
     if weight is not None:
         # weight zero (or NaN) on an unflagged pixel
-        flagged += int(np.count_nonzero((flag == 0) & ~(np.asarray(weight) > 0)))
+        if positive is None:
+            positive = np.asarray(weight) > 0
+        flagged += int(np.count_nonzero((flag == 0) & ~positive))
     out["frac_masked"] = float(flagged) / n
     return out
 
 
-def weight_statistics(weight: np.ndarray) -> dict[str, float]:
-    """Median, relative RMS and zero fraction of a weight map."""
+def weight_statistics(weight: np.ndarray, *, good: np.ndarray | None = None) -> dict[str, float]:
+    """Median, relative RMS and zero fraction of a weight map.
+
+    ``good``: the positive, finite pixels if already known (``weight > 0`` of a
+    map without infinity).
+    """
     w = np.asarray(weight)
     if w.dtype.kind != "f":
         w = w.astype(np.float32)
-    good = w[(w > 0) & (w < np.inf)]  # positive and finite (NaN compares False)
+    good = w[good if good is not None else (w > 0) & (w < np.inf)]  # positive and finite (NaN compares False)
     if good.size == 0:
         return {"weight_median": 0.0, "weight_rms": 0.0, "frac_weight_zero": 1.0}
     sub = good[:: max(1, good.size // 500_000)].astype(np.float64)
