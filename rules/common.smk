@@ -362,7 +362,9 @@ def step1_seal_files(accepted):
 def _release_only_run():
     """Whether every target of this run is a release, a plan or the image mode (or
     their files), without a forced rerun: only then may the seal stand for step 1."""
-    settings = workflow.dag_settings
+    settings = getattr(workflow, "dag_settings", None)  # absent outside a DAG build (lint)
+    if settings is None:
+        return False
     targets = set(settings.targets or ())
     if not targets or settings.forceall or settings.forcerun or settings.until:
         return False

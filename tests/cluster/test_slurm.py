@@ -57,8 +57,10 @@ STEP1_GROUP = ("reduce_exposure",)
 OLD_STEP1_RULES = ("mask_defects", "make_weight_map", "extract_sources", "model_psf", "assess_quality")
 #: ``Job <id> has been submitted with SLURM jobid <n> (log: <path>)``
 _SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) \(log: (\S+)\)\.?$", re.MULTILINE)
-#: Test-only speed-up: the plugin's first status check after 1 s (default 40 s)
-FAST = ("--slurm-init-seconds-before-status-checks", "1")
+#: Test-only speed-ups: the plugin's first status check after 1 s (default 40 s), and
+#: a round of status checks every 2 s (default 10 s: each wave of dependent jobs
+#: waited about 5 s on average for the next round, on a test cluster with one node)
+FAST = ("--slurm-init-seconds-before-status-checks", "1", "--seconds-between-status-checks", "2")
 
 
 def submissions(log: str) -> dict[str, str]:

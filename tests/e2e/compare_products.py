@@ -84,7 +84,10 @@ RUN_FIELDS = {
     "User": "who ran it",
     "Host": "where it ran",
 }
-IGNORED = {".snakemake_timestamp"}  # Snakemake's empty marker files
+IGNORED = {
+    ".snakemake_timestamp",  # Snakemake's empty marker files
+    "step1_seal.json",  # spica.seal: the modification times of this tree's files, a run record
+}
 PLOTS = {".png", ".ps"}
 FITS_SUFFIXES = {".fits", ".psf"}
 HEAD_SUFFIXES = (".head", ".ahead", "_head.txt", "_ahed.txt")
