@@ -236,7 +236,7 @@ def seal_survey(scratch: Path, check: bool = False):
     Paths as the workflow spells them (relative to the scratch folder). With
     ``check``, check the seal instead (a :class:`spica.seal.SealCheck`)."""
     from spica.seal import check_seal, sealed_files, step1_static, write_seal
-    from spica.step1.inventory import discover_exposures, read_inventory
+    from spica.step1.inventory import discover_exposures
     from spica.tools import resolve_tools
 
     config = merged_config(scratch)
@@ -248,13 +248,10 @@ def seal_survey(scratch: Path, check: bool = False):
     os.chdir(scratch)
     try:
         results = config["results"]
-        inventory = str(Path(results) / "step1" / "inventory.csv")
-        accepted = [int(row["expnum"]) for row in read_inventory(inventory) if row["status"] == "ok"]
-        extra = [inventory, str(Path(results) / "quarantine" / "quarantine.csv"),
-                 *[path for path in (config["inputs"]["metadata"], config["inputs"]["grades"])
-                   if os.path.isfile(path)]]
         files = sealed_files(results, incoming=discover_exposures(config["inputs"]["exposures"]).files,
-                             accepted=accepted, extra=extra)
+                             inventory=str(Path(results) / "step1" / "inventory.csv"),
+                             quarantine=str(Path(results) / "quarantine" / "quarantine.csv"),
+                             optional=[config["inputs"]["metadata"], config["inputs"]["grades"]])
         seal, export = Path(results) / "registry" / "step1_seal.json", str(Path(results) / "registry" / "exposures.csv")
         if check:
             return check_seal(seal, static=static, files=files, contents=[export])

@@ -352,11 +352,10 @@ def get_step1_static(wildcards):
     return step1_static()
 
 
-def step1_seal_files(accepted):
+def step1_seal_files():
     """The files the seal records (:func:`spica.seal.sealed_files`)."""
-    extra = [INVENTORY, QUARANTINE,
-             *optional_input(config["inputs"]["metadata"]), *optional_input(config["inputs"]["grades"])]
-    return sealed_files(RESULTS, incoming=INCOMING.files, accepted=accepted, extra=extra)
+    return sealed_files(RESULTS, incoming=INCOMING.files, inventory=INVENTORY, quarantine=QUARANTINE,
+                        optional=[config["inputs"]["metadata"], config["inputs"]["grades"]])
 
 
 def _release_only_run():
@@ -379,8 +378,7 @@ def step1_sealed():
     :mod:`spica.seal`): a release-only run, and nothing the seal records changed."""
     if not _release_only_run() or not os.path.isfile(INVENTORY):
         return False
-    accepted = [int(row["expnum"]) for row in read_inventory(INVENTORY) if row["status"] == "ok"]
-    verdict = check_seal(STEP1_SEAL, static=step1_static(), files=step1_seal_files(accepted),
+    verdict = check_seal(STEP1_SEAL, static=step1_static(), files=step1_seal_files(),
                          contents=[REGISTRY_EXPORT])
     if verdict:
         logger.info(f"SPICA: step 1 is sealed by the registry ({verdict.reason}): "

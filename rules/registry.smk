@@ -21,6 +21,8 @@ rule build_registry:
         step1=get_step1_static,
         results=get_results,
         incoming={expnum: str(path) for expnum, path in INCOMING.files.items()},
+        metadata=config["inputs"]["metadata"],
+        grades=config["inputs"]["grades"],
         software=software("build_registry"),
     log:
         run_log("registry", "build_registry"),

@@ -7,7 +7,6 @@ sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 
 from spica.registry import build_registry, empty_survey_message  # noqa: E402
 from spica.seal import sealed_files, write_seal  # noqa: E402
-from spica.step1.inventory import read_inventory  # noqa: E402
 
 inputs, params = snakemake.input, snakemake.params
 Path(params.seal).unlink(missing_ok=True)  # a registry being rebuilt is not sealed
@@ -26,9 +25,8 @@ if counts["quarantine"] and not inputs.qa_xml:  # every incoming file was reject
     print(f"WARNING: {empty_survey_message(counts['quarantine'], inputs.quarantine)}",
           file=sys.stderr)
 # the seal, last (spica.seal): what step 1 was made with, the state of every file it covers
-accepted = [int(row["expnum"]) for row in read_inventory(inputs.inventory) if row["status"] == "ok"]
-extra = [inputs.inventory, inputs.quarantine, *inputs.metadata, *inputs.grades]
 files = sealed_files(params.results, incoming={int(k): v for k, v in params.incoming.items()},
-                     accepted=accepted, extra=extra)
+                     inventory=inputs.inventory, quarantine=inputs.quarantine,
+                     optional=[params.metadata, params.grades])
 seal = write_seal(params.seal, static=params.step1, files=files, contents=[snakemake.output.export])
 print(f"sealed: {seal}", file=sys.stderr)

@@ -40,9 +40,14 @@ def survey(tmp_path: Path) -> dict:
     export = results / "registry" / "exposures.csv"
     export.parent.mkdir(parents=True)
     export.write_text("expnum\n700001\n")
-    files = sealed_files(results, incoming=incoming, accepted=[700001])
+    inventory, quarantine = results / "step1" / "inventory.csv", results / "quarantine.csv"
+    inventory.write_text("expnum,path,status,reason,message\n"
+                         f"700001,{incoming[700001]},ok,,\n700002,{incoming[700002]},quarantined,unreadable,x\n")
+    quarantine.write_text("file,reason,message\n")
+    lists = {"inventory": inventory, "quarantine": quarantine, "optional": [tmp_path / "metadata.csv"]}
+    files = sealed_files(results, incoming=incoming, **lists)
     return {"results": results, "incoming": incoming, "files": files, "export": str(export),
-            "seal": results / "registry" / "step1_seal.json"}
+            "seal": results / "registry" / "step1_seal.json", "lists": lists}
 
 
 def _check(survey: dict, static: dict | None = None, files: list | None = None):
@@ -52,8 +57,10 @@ def _check(survey: dict, static: dict | None = None, files: list | None = None):
 
 def test_sealed_files_cover_every_step1_file_of_an_accepted_exposure(survey):
     files = survey["files"]
-    # two raw files and their verdicts, the accepted exposure's 11 step 1 files
-    assert len(files) == 2 * 2 + len(SEALED_KEYS)
+    # inventory and quarantine (no metadata file yet), two raw files and their verdicts,
+    # the accepted exposure's 11 step 1 files
+    assert len(files) == 2 + 2 * 2 + len(SEALED_KEYS)
+    assert not any("metadata" in f for f in files)
     assert str(paths.step1_path(survey["results"], 700001, "ldac")) in files
     assert str(paths.step1_path(survey["results"], 700001, "ahead")) in files
     assert not any("700002p_ldac" in f for f in files)  # quarantined: no step 1 products
@@ -86,7 +93,7 @@ def test_a_changed_file_breaks_the_seal(survey, change):
         ldac.unlink()
     elif change == "new_exposure":
         files = sealed_files(survey["results"], incoming={**survey["incoming"], 700003: "x.fits"},
-                             accepted=[700001])
+                             **survey["lists"])
     else:
         Path(survey["export"]).write_text("expnum\n700001\n700002\n")
     verdict = _check(survey, files=files)

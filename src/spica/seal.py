@@ -115,10 +115,13 @@ def sealed_files(
     results: str | Path,
     *,
     incoming: Mapping[int, str | Path],
-    accepted: Iterable[int],
-    extra: Iterable[str | Path] = (),
+    inventory: str | Path,
+    quarantine: str | Path,
+    optional: Iterable[str | Path] = (),
 ) -> list[str]:
-    """Every file whose state the seal records, in a fixed order.
+    """Every file whose state the seal records, in a fixed order: the one definition
+    ``build_registry`` (writing the seal), the workflow (checking it) and the scale
+    bench share, so that they cannot disagree.
 
     Parameters
     ----------
@@ -126,17 +129,21 @@ def sealed_files(
         The run's results tree (``config["results"]``).
     incoming : mapping
         Odometer -> raw exposure file, every incoming exposure.
-    accepted : iterable of int
-        Odometers that passed the integrity check (the inventory's ``ok`` rows).
-    extra : iterable
-        Further files (inventory, quarantine, metadata, grades, the export).
+    inventory, quarantine : str or Path
+        The inventory (its ``ok`` rows are the accepted exposures, whose step 1
+        files the seal covers) and the quarantine list.
+    optional : iterable
+        Files recorded when they exist (the observing metadata, the grades).
     """
-    files = [str(path) for path in extra]
+    from spica.step1.inventory import read_inventory
+
+    accepted = sorted(int(row["expnum"]) for row in read_inventory(inventory) if row["status"] == "ok")
+    files = [str(inventory), str(quarantine), *(str(path) for path in optional if os.path.isfile(path))]
     for expnum in sorted(incoming):
         files.append(str(incoming[expnum]))
         files.append(str(paths.step1_path(results, expnum, "check")))
     patterns = [paths.step1_pattern(results, key).format for key in SEALED_KEYS]
-    for expnum in sorted(int(e) for e in accepted):
+    for expnum in accepted:
         files.extend(pattern(expnum=expnum) for pattern in patterns)
     return files
 
