@@ -108,8 +108,7 @@ def _parsed(path: Path, mtime_ns: int, size: int) -> tuple[bytes, ast.Module | N
 
 def _parse(path: Path) -> tuple[bytes, ast.Module | None]:
     """:func:`_parsed` of the current version of ``path``."""
-    stat = path.stat()
-    return _parsed(path, stat.st_mtime_ns, stat.st_size)
+    return _parsed(path, *_stat_key(path))
 
 
 def _imported_modules(path: Path, module: str, package: str) -> set[str]:
@@ -199,13 +198,15 @@ def _normalised_source(path: Path) -> bytes:
     a fix to them must not rerun one. A file that does not parse is hashed as
     its bytes (a rule using it fails anyway).
     """
-    data, tree = _parse(path)
+    version = _stat_key(path)  # one stat: the tree and the bytes of the same version
+    data, tree = _parsed(path, *version)
     if tree is None:
         return data
-    return _normalised_tree(path, *_stat_key(path))
+    return _normalised_tree(path, *version)
 
 
 def _stat_key(path: Path) -> tuple[int, int]:
+    """The version of a file: modification time (ns) and size."""
     stat = path.stat()
     return stat.st_mtime_ns, stat.st_size
 
