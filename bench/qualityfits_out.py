@@ -3,10 +3,12 @@
 (issue 12 target: QualityFITS-out <= 0.5 x SWarp).
 
 Reads a finished release's benchmarks (``<results>/benchmarks/releases/<release>/<stem>/``:
-the QualityFITS-out jobs of a product, ``assess_product_quality``,
-``measure_completeness``, ``mask_product`` and ``measure_star_clustering``, against
+the product's QualityFITS-out job ``assess_product_quality``, against
 ``coadd_stack.tsv``) and prints, per product, the CPU seconds and wall seconds of
-QualityFITS-out (both jobs) and of SWarp, and their ratios against the target.
+QualityFITS-out and of SWarp, and their ratios against the target. Since issue 10 the
+job also draws the stack's thumbnails and dust map (not QualityFITS-out): their exact
+CPU seconds, which the job's log gives per part (``cpu_seconds``, getrusage of the
+script and its tools), are taken off the job's.
 CPU time is the figure of merit (other jobs share the machine); a ``cpu_time``
 of 0 (a job shorter than Snakemake's sampler) counts its wall time. Run it
 after ``bin/spica demo`` (from the repository root)::
@@ -38,7 +40,17 @@ from spica import paths
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET = 0.5
-QUALITYFITS_OUT_RULES = ("assess_product_quality", "measure_completeness", "mask_product", "measure_star_clustering")
+QUALITYFITS_OUT_RULE = "assess_product_quality"
+#: Parts of that job that are not QualityFITS-out (spica.qualityfits_out.product).
+NOT_QUALITYFITS_OUT = ("thumbnails", "dust")
+
+
+def _parts(results: Path, release: str, stem: str) -> dict[str, float]:
+    """CPU seconds per part of the job, from the JSON its script prints last in its log."""
+    path = paths.run_record_path(results, "log", "product", QUALITYFITS_OUT_RULE, release=release, stem=stem)
+    text = path.read_text() if path.is_file() else ""
+    start = text.rfind("\n{\n")
+    return json.loads(text[start + 1:]).get("cpu_seconds", {}) if start >= 0 else {}
 
 
 def _times(results: Path, release: str, stem: str, rule: str) -> tuple[float, float] | None:
@@ -86,14 +98,16 @@ def main() -> int:
     rows = []
     for stem in stems:
         swarp = _times(results, args.release, stem, "coadd_stack")
-        jobs = [_times(results, args.release, stem, rule) for rule in QUALITYFITS_OUT_RULES]
-        if swarp is None or any(job is None for job in jobs):
+        job = _times(results, args.release, stem, QUALITYFITS_OUT_RULE)
+        if swarp is None or job is None:
             continue
-        cpu, wall = sum(job[0] for job in jobs), sum(job[1] for job in jobs)
+        parts = _parts(results, args.release, stem)
+        other = sum(parts.get(key, 0.0) for key in NOT_QUALITYFITS_OUT)
+        cpu, wall = max(job[0] - other, 0.0), max(job[1] - other, 0.0)
         rows.append({"product": stem, "swarp_threads": _swarp_threads(results, args.release, stem),
                      "qfo_cpu_s": cpu, "qfo_wall_s": wall, "swarp_cpu_s": swarp[0],
                      "swarp_wall_s": swarp[1], "ratio_cpu": cpu / swarp[0], "ratio_wall": wall / swarp[1],
-                     **{f"{rule}_cpu_s": job[0] for rule, job in zip(QUALITYFITS_OUT_RULES, jobs)}})
+                     **{f"{key}_cpu_s": value for key, value in parts.items()}})
     if not rows:
         print(f"no product of {args.release} with QualityFITS-out and SWarp benchmarks under {folder}",
               file=sys.stderr)

@@ -34,86 +34,61 @@ rule solve_astrometry:
         "../scripts/solve_astrometry.py"
 
 
-rule deliver_calibration:
-    """A product's SCAMP files from its solution: ``_scamp.xml``, ``scamp/`` (heads, check
-    plots under the product's name), the run for its provenance."""
+rule calibrate_product:
+    """A product's calibration files from its SCAMP solution, in one job: the stack and
+    astrometric lists, ``_scamp.xml`` and ``scamp/`` (heads, check plots under the
+    product's name), the accept summary (exposures whose solution is sound enough to
+    stack) and the heads it delivers (``NNNNNNp_head.txt``, ``NNNNNNp_ahed.txt`` for
+    photometric exposures; seed, product table). Cheap steps on the same few files:
+    one job, not five (issue 10, section 5)."""
     input:
         unpack(get_product_solution),
         plan=ancient_plan(),
-        stack=product_file("stack_list"),
+        exposures=get_stack_exposures,
+        aheads=get_stack_aheads,
     output:
+        stack=product_file("stack_list"),
+        astrometric=product_file("astrometric_list"),
         xml=product_file("scamp_xml"),
         cmd=product_file("scamp_cmd"),
         delivery=product_file("scamp_delivery_cmd"),
         # the check plots (PNG) in the report (rules/common.smk: SCAMP_REPORT)
         products=report(directory(SCAMP_PRODUCTS), **SCAMP_REPORT),
-    params:
-        solution=get_solution_id,
-        software=software("deliver_calibration"),
-    log:
-        run_log("product", "deliver_calibration"),
-    conda:
-        "../envs/spica.yaml"
-    script:
-        "../scripts/deliver_calibration.py"
-
-
-rule accept_calibration:
-    """The accept summary: exposures whose SCAMP solution is sound enough to stack."""
-    input:
-        plan=ancient_plan(),
-        stack=product_file("stack_list"),
-        scamp=SCAMP_PRODUCTS,
-        scamp_xml=product_file("scamp_xml"),
-        exposures=get_stack_exposures,
-    output:
-        xml=product_file("scamp_accept"),
+        accept=product_file("scamp_accept"),
         accepted=product_file("accepted"),
-    params:
-        pixel_scale=config["survey"]["pixel_scale"],
-        tolerance=config["calibration"]["max_pixel_scale_error"],
-        max_reference_sigma=config["calibration"]["max_reference_sigma_arcsec"],
-        conditional=get_conditional_exposures,
-        max_focal_plane_offset=config["calibration"]["max_focal_plane_offset_arcsec"],
-        software=software("accept_calibration"),
-    log:
-        run_log("product", "accept_calibration"),
-    conda:
-        "../envs/spica.yaml"
-    script:
-        "../scripts/accept_calibration.py"
-
-
-rule deliver_heads:
-    """The heads a stack delivers: ``NNNNNNp_head.txt`` per exposure of its stack list,
-    ``NNNNNNp_ahed.txt`` for photometric ones (seed, product table)."""
-    input:
-        plan=ancient_plan(),
-        stack=product_file("stack_list"),
-        scamp=SCAMP_PRODUCTS,
-        aheads=get_stack_aheads,
-    output:
         heads=directory(product_file("heads")),
     params:
-        software=software("deliver_heads"),
+        lists=get_stack_lists,
+        solution=get_solution_id,
+        accept=get_accept_settings,
+        software=software("calibrate_product"),
     wildcard_constraints:
         stem=paths.STACK_STEM_RE,
     log:
-        run_log("product", "deliver_heads"),
+        run_log("product", "calibrate_product"),
     conda:
         "../envs/spica.yaml"
     script:
-        "../scripts/deliver_heads.py"
+        "../scripts/calibrate_product.py"
 
 
-use rule deliver_heads as deliver_image_heads with:
+use rule calibrate_product as calibrate_image with:
     output:
+        stack=product_file("stack_list"),
+        astrometric=product_file("astrometric_list"),
+        xml=product_file("scamp_xml"),
+        cmd=product_file("scamp_cmd"),
+        delivery=product_file("scamp_delivery_cmd"),
+        products=report(directory(SCAMP_PRODUCTS), **SCAMP_REPORT),
+        accept=product_file("scamp_accept"),
+        accepted=product_file("accepted"),
         heads=directory(product_file("heads")),
+        # image by image: the image's own head under the product's name (_V0001_head.txt)
         image_head=product_file("image_head"),
     wildcard_constraints:
         stem=paths.IMAGE_STEM_RE,
     log:
-        run_log("product", "deliver_image_heads"),
+        run_log("product", "calibrate_image"),
 
 
 rule deliver_image_ahead:

@@ -61,9 +61,16 @@ rule make_chi2:
 
 
 rule extract_stack_catalogue:
-    """SExtractor dual-image mode: detection on the chi2 image, measurement on the stack."""
+    """SExtractor dual-image mode (detection on the chi2 image, measurement on the
+    stack), then the product's provenance: its command file (``_cmd.txt``) and
+    processing XML (inputs, checksums, software versions, configuration files,
+    non-default options). One job: the provenance lists the catalogue's command, and
+    a job of its own per product cost more DAG time than it saved (issue 10, section
+    5). The astrometric list's catalogues and heads are a param: their changes reach
+    it through scamp_cmd."""
     input:
         unpack(get_stack_chi2),
+        unpack(get_provenance_inputs),
         plan=ancient_plan(),
         image=product_file("image"),
         weight=product_file("weight"),
@@ -71,14 +78,20 @@ rule extract_stack_catalogue:
         param=astromatic_file("release_param"),
         conv=astromatic_file("conv"),
         nnw=astromatic_file("nnw"),
+        refcat=config["inputs"]["refcat"],
     output:
         ldac=product_file("ldac"),
-        xml=product_file("sex_xml"),
-        cmd=product_file("sex_cmd"),
+        sex_xml=product_file("sex_xml"),
+        sex_cmd=product_file("sex_cmd"),
+        cmd=product_file("cmd"),
+        xml=product_file("xml"),
     params:
         bin=tool("sextractor"),
         options=get_catalogue_options,
-        software=software("extract_stack_catalogue", tools=["sextractor"]),
+        provenance_options=get_provenance_options,
+        astrometric=get_provenance_files,
+        software=software("extract_stack_catalogue",
+                          tools=["scamp", "swarp", "sextractor", "psfex", "weightwatcher"]),
     log:
         run_log("product", "extract_stack_catalogue"),
     benchmark:
@@ -87,46 +100,6 @@ rule extract_stack_catalogue:
         "../envs/astromatic.yaml"
     script:
         "../scripts/extract_stack_catalogue.py"
-
-
-rule make_dust_map:
-    """E(B-V) from the offline SFD map, resampled onto the stack grid."""
-    input:
-        image=product_file("image"),
-    output:
-        dust=product_file("dust"),
-    params:
-        source=config["catalogues"]["dust_map"],
-        software=software("make_dust_map"),
-    log:
-        run_log("product", "make_dust_map"),
-    conda:
-        "../envs/spica.yaml"
-    script:
-        "../scripts/make_dust_map.py"
-
-
-rule write_provenance:
-    """The stack's command file (``_cmd.txt``) and processing XML (inputs, checksums,
-    software versions, configuration files, non-default options). The astrometric
-    list's catalogues and heads are a param: their changes reach it through scamp_cmd."""
-    input:
-        unpack(get_provenance_inputs),
-        plan=ancient_plan(),
-        refcat=config["inputs"]["refcat"],
-    output:
-        cmd=product_file("cmd"),
-        xml=product_file("xml"),
-    params:
-        software=software("write_provenance", tools=["scamp", "swarp", "sextractor", "psfex", "weightwatcher"]),
-        options=get_provenance_options,
-        astrometric=get_provenance_files,
-    log:
-        run_log("product", "write_provenance"),
-    conda:
-        "../envs/spica.yaml"
-    script:
-        "../scripts/write_provenance.py"
 
 
 rule summarise_product:
@@ -160,23 +133,8 @@ rule summarise_product:
         "../scripts/summarise_product.py"
 
 
-rule make_stack_thumbnails:
-    """PNG thumbnails of a stack: image, weight map, background (seed 3.2.2)."""
-    input:
-        image=product_file("image"),
-        weight=product_file("weight"),
-    output:
-        **report_plots(product_files(paths.STACK_THUMBNAILS), "Stacks"),
-    params:
-        software=software("make_thumbnails"),
-    log:
-        run_log("product", "make_stack_thumbnails"),
-    conda:
-        "../envs/spica.yaml"
-    script:
-        "../scripts/make_thumbnails.py"
-
-
+# the figure apart from the image: a plotting change must not rerun SWarp and, through the
+# chi-squared image, every catalogue of the tile
 rule make_chi2_thumbnail:
     """The figure of a tile's chi-squared image: PNG and PostScript (``_chi2.ps``)."""
     input:

@@ -571,6 +571,18 @@ def get_conditional_exposures(wildcards):
     return get_plan(wildcards.release).conditional_lists.get(stack, [])
 
 
+def get_accept_settings(wildcards):
+    """Param: the accept summary's limits, and the stack's conditional members."""
+    calibration = config["calibration"]
+    return {
+        "pixel_scale": config["survey"]["pixel_scale"],
+        "tolerance": calibration["max_pixel_scale_error"],
+        "max_reference_sigma": calibration["max_reference_sigma_arcsec"],
+        "conditional": get_conditional_exposures(wildcards),
+        "max_focal_plane_offset": calibration["max_focal_plane_offset_arcsec"],
+    }
+
+
 def get_astrometric_catalogs(wildcards):
     """Step 1 catalogues of a stack's astrometric list."""
     return step1_files(get_stack_lists(wildcards)["astrometric"], "ldac")
@@ -744,7 +756,7 @@ PROVENANCE_CONFIGS = ("scamp", "stack_swarp", "chi2_swarp", "release_sex", "rele
 
 
 def get_provenance_inputs(wildcards):
-    """Command files of the steps that made a product, and the files they read."""
+    """Command files of the steps that made a product before its catalogue, and the files they read."""
     release, stem = wildcards.release, wildcards.stem
     tile = planned_product(release, stem).tile
 
@@ -756,8 +768,7 @@ def get_provenance_inputs(wildcards):
         "scamp_delivery_cmd": product("scamp_delivery_cmd"),
         "swarp_cmd": product("swarp_cmd"),
         "chi2_cmd": str(paths.chi2_path(RESULTS, release, tile, "cmd")),
-        "sex_cmd": product("sex_cmd"),
-    }
+    }  # and the catalogue's command, written by the same job (extract_stack_catalogue)
     # the tile's other filters enter the chi-squared image
     others = [s for s in get_plan(release).tiles()[tile] if s != stem]
     # the astrometric list's catalogues and .ahead files are not inputs here (params,

@@ -1,9 +1,9 @@
 # Step 2, QualityFITS-out (seed 3.2.2, 6.1, 6.2): the quality assessment of every
 # release product (stacks and image-by-image images), from the product and its own
-# weight map. Two jobs per product: SExtractor -> PSFEx -> figures, plots and
-# _diag.fits (assess_product_quality); simulated stars -> completeness
-# (measure_completeness); and the automatic masks _reg.txt (mask_product). The SPICA
-# summary (summarise_product) reads all three.
+# weight map, in one job per product with the stack's thumbnails and dust map
+# (spica.qualityfits_out.product): SExtractor -> PSFEx -> figures, plots and
+# _diag.fits; simulated stars -> completeness; w(theta) of its stars; the automatic
+# masks _reg.txt. The SPICA summary (summarise_product) reads them.
 from spica.qualityfits_out.options import psfex_options as _qfo_psfex_options
 from spica.qualityfits_out.options import sextractor_options as _qfo_sextractor_options
 
@@ -11,25 +11,44 @@ _QFO = config["qualityfits_out"]
 
 
 rule assess_product_quality:
-    """SExtractor (background map) and PSFEx (_protopsf.fits) on the product with its
-    weight map; QualityFITS-in's measurement, plots and _diag.fits."""
+    """QualityFITS-out of a product with its weight map (SExtractor background map and
+    PSFEx _protopsf.fits, QualityFITS-in's measurement, plots and _diag.fits; the
+    completeness of simulated stars; w(theta) of its stars, TreeCorr; the automatic
+    masks: halos and spikes of the reference catalogue's bright stars, boxes on bleed
+    trails, polygons on low-weight borders, DS9 in FK5), and the stack's thumbnails
+    (image, weight map, background; seed 3.2.2) and E(B-V) map (offline SFD map):
+    everything made from the product alone, one job (issue 10, section 5)."""
     input:
         image=product_file("image"),
         weight=product_file("weight"),
-        sex_config=str(ASTROMATIC / "qualityfits_out.sex"),
-        param_config=str(ASTROMATIC / "qualityfits_out.param"),
-        psfex_config=str(ASTROMATIC / "qualityfits_out.psfex"),
-        conv_config=astromatic_file("conv"),
-        nnw_config=astromatic_file("nnw"),
+        refcat=config["inputs"]["refcat"],
+        sex=str(ASTROMATIC / "qualityfits_out.sex"),
+        param=str(ASTROMATIC / "qualityfits_out.param"),
+        psfex=str(ASTROMATIC / "qualityfits_out.psfex"),
+        release_sex=astromatic_file("release_sex"),
+        release_param=astromatic_file("release_param"),
+        conv=astromatic_file("conv"),
+        nnw=astromatic_file("nnw"),
     output:
         **report_plots(product_files(paths.QUALITYFITS_OUT_PRODUCTS), "QualityFITS-out"),
         **product_files(("qfo_ldac", "qfo_sex_xml", "qfo_psfex_xml")),
+        **report_plots(product_files(paths.COMPLETENESS_PRODUCTS), "QualityFITS-out"),
+        comptness_table=product_file("comptness_table"),
+        **report_plots(product_files(paths.STAR_CLUSTERING_PRODUCTS), "QualityFITS-out"),
+        reg=product_file("reg"),
+        **report_plots(product_files(paths.STACK_THUMBNAILS), "Stacks"),
+        dust=product_file("dust"),
     params:
         binaries={"sextractor": tool("sextractor"), "psfex": tool("psfex")},
-        sextractor_options=_qfo_sextractor_options(_QFO),
-        psfex_options=_qfo_psfex_options(_QFO),
-        psf_map_step_arcmin=_QFO["psf_map_step_arcmin"],
-        min_snr=_QFO["min_snr"],
+        # what the assessment reads of the qualityfits_out block (not the grading limits:
+        # those reach summarise_product only)
+        qualityfits_out={"sextractor_options": _qfo_sextractor_options(_QFO),
+                         "psfex_options": _qfo_psfex_options(_QFO),
+                         **{key: _QFO[key] for key in ("psf_map_step_arcmin", "min_snr", "completeness",
+                                                       "colours", "masks")}},
+        catalogue_options=get_catalogue_options,
+        pixel_scale=config["survey"]["pixel_scale"],
+        dust_source=config["catalogues"]["dust_map"],
         software=software("assess_product_quality", tools=["sextractor", "psfex"]),
     log:
         run_log("product", "assess_product_quality"),
@@ -39,59 +58,6 @@ rule assess_product_quality:
         "../envs/astromatic.yaml"
     script:
         "../scripts/assess_product_quality.py"
-
-
-rule measure_completeness:
-    """Stars drawn with the product's PSFEx model added to a copy of its central
-    sub-area on a grid of magnitudes; SExtractor with the release catalogue's settings."""
-    input:
-        image=product_file("image"),
-        weight=product_file("weight"),
-        psf=product_file("protopsf"),
-        config=astromatic_file("release_sex"),
-        param=astromatic_file("release_param"),
-        conv=astromatic_file("conv"),
-        nnw=astromatic_file("nnw"),
-    output:
-        **report_plots(product_files(paths.COMPLETENESS_PRODUCTS), "QualityFITS-out"),
-        comptness_table=product_file("comptness_table"),
-    params:
-        bin=tool("sextractor"),
-        options=get_catalogue_options,
-        settings=_QFO["completeness"],
-        pixel_scale=config["survey"]["pixel_scale"],
-        software=software("measure_completeness", tools=["sextractor"]),
-    log:
-        run_log("product", "measure_completeness"),
-    benchmark:
-        run_benchmark("product", "measure_completeness")
-    conda:
-        "../envs/astromatic.yaml"
-    script:
-        "../scripts/measure_completeness.py"
-
-
-rule mask_product:
-    """Automatic masks (the seed's _reg.txt, DS9 in FK5): halos and spikes of the reference
-    catalogue's bright stars, boxes on the saturated areas (bleed trails) measured in the
-    product, polygons on its low-weight borders; the masked fraction in a comment line."""
-    input:
-        image=product_file("image"),
-        weight=product_file("weight"),
-        refcat=config["inputs"]["refcat"],
-    output:
-        reg=product_file("reg"),
-    params:
-        settings=_QFO["masks"],
-        software=software("mask_product"),
-    log:
-        run_log("product", "mask_product"),
-    benchmark:
-        run_benchmark("product", "mask_product")
-    conda:
-        "../envs/spica.yaml"
-    script:
-        "../scripts/mask_product.py"
 
 
 # Colours and clustering of the stars (seed, product table and footnote 8;
@@ -144,24 +110,3 @@ rule plot_colour_magnitude:
         "../envs/spica.yaml"
     script:
         "../scripts/plot_colour_magnitude.py"
-
-
-rule measure_star_clustering:
-    """Angular two-point correlation function w(theta) of a product's stars (TreeCorr),
-    against random positions over its non-zero weight (``<stem>_wtheta.png``)."""
-    input:
-        catalogue=product_file("qfo_ldac"),
-        weight=product_file("weight"),
-    output:
-        **report_plots(product_files(paths.STAR_CLUSTERING_PRODUCTS), "QualityFITS-out"),
-    params:
-        settings=_QFO["colours"],
-        software=software("measure_star_clustering"),
-    log:
-        run_log("product", "measure_star_clustering"),
-    benchmark:
-        run_benchmark("product", "measure_star_clustering")
-    conda:
-        "../envs/spica.yaml"
-    script:
-        "../scripts/measure_star_clustering.py"

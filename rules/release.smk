@@ -57,24 +57,6 @@ checkpoint plan_images:
         "../scripts/plan_images.py"
 
 
-rule write_stack_lists:
-    """The stack list (exposures co-added) and the astrometric list (exposures calibrated together)."""
-    input:
-        plan=ancient_plan(),
-    output:
-        stack=product_file("stack_list"),
-        astrometric=product_file("astrometric_list"),
-    params:
-        lists=get_stack_lists,
-        software=software("write_stack_lists"),
-    log:
-        run_log("product", "write_stack_lists"),
-    conda:
-        "../envs/spica.yaml"
-    script:
-        "../scripts/write_stack_lists.py"
-
-
 rule report_pending:
     """The seed's "Pending processes" view of a release."""
     input:

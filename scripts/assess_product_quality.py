@@ -1,24 +1,26 @@
-"""Rule assess_product_quality: QualityFITS-out of one release product."""
+"""Rule assess_product_quality: QualityFITS-out of a release product, its thumbnails
+and dust map."""
 
 import json
 import sys
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 
-from spica.qualityfits_out.assess import assess_product  # noqa: E402
+from spica.qualityfits_out.product import assess_release_product  # noqa: E402
 
 inputs = snakemake.input
-figures = assess_product(
+result = assess_release_product(
+    stem=snakemake.wildcards.stem,
     image=inputs.image,
     weight=inputs.weight,
+    refcat=inputs.refcat,
     binaries=snakemake.params.binaries,
-    configs={"sex": inputs.sex_config, "param": inputs.param_config, "psfex": inputs.psfex_config,
-             "conv": inputs.conv_config, "nnw": inputs.nnw_config},
-    sextractor_options=snakemake.params.sextractor_options,
-    psfex_options=snakemake.params.psfex_options,
-    psf_map_step_arcmin=snakemake.params.psf_map_step_arcmin,
-    min_snr=snakemake.params.min_snr,
+    configs={key: inputs[key] for key in ("sex", "param", "psfex", "release_sex", "release_param", "conv", "nnw")},
+    qualityfits_out=snakemake.params.qualityfits_out,
+    catalogue_options=snakemake.params.catalogue_options,
+    pixel_scale=snakemake.params.pixel_scale,
+    dust_source=snakemake.params.dust_source,
     outputs=dict(snakemake.output.items()),
     log=sys.stderr,
 )
-print(json.dumps(figures, indent=1), file=sys.stderr)
+print(json.dumps(result, indent=1, default=str), file=sys.stderr)

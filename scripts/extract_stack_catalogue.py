@@ -1,26 +1,61 @@
-"""Rule extract_stack_catalogue: dual-image SExtractor catalogue of one stack."""
+"""Rule extract_stack_catalogue: a release product's dual-image catalogue (SExtractor)
+and its provenance (command file, processing XML)."""
 
 import sys
+from pathlib import Path
 
 log = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 sys.stderr = log
 
-from spica.coaddition.catalogue import extract_dual  # noqa: E402
-from spica.provenance import write_command  # noqa: E402
+from spica.coaddition.catalogue import catalogue_product  # noqa: E402
+from spica.paths import product_path  # noqa: E402
+from spica.provenance import CommandDelivery  # noqa: E402
 
-run = extract_dual(
+inputs, output = snakemake.input, snakemake.output
+release, stem = snakemake.wildcards.release, snakemake.wildcards.stem
+results, transfer = snakemake.config["results"], snakemake.config["transfer"]
+
+
+def product(key):
+    return str(Path.cwd() / product_path(results, release, stem, key))
+
+
+# the compressed path (seed 3.4): inputs may come as .fits.fz; the products go out compressed
+delivery = CommandDelivery(inputs=[str(Path.cwd() / p) for p in [*inputs.exposures, *inputs.weights]],
+                           images=[product("image"), product("weight")], files=[product("ldac")],
+                           outgoing=transfer["outgoing"], folder=f"{release}/{stem}",
+                           quantize_level=transfer["quantize_level"])
+run = catalogue_product(
     snakemake.params.bin,
-    snakemake.input.config,
-    detection=snakemake.input.chi2,
-    measurement=snakemake.input.image,
-    detection_weight=snakemake.input.chi2_weight,
-    weight=snakemake.input.weight,
-    param=snakemake.input.param,
-    conv=snakemake.input.conv,
-    nnw=snakemake.input.nnw,
-    catalog=snakemake.output.ldac,
-    xml_out=snakemake.output.xml,
+    inputs.config,
+    detection=inputs.chi2,
+    detection_weight=inputs.chi2_weight,
+    image=inputs.image,
+    weight=inputs.weight,
+    param=inputs.param,
+    conv=inputs.conv,
+    nnw=inputs.nnw,
     options=snakemake.params.options,
+    outputs=dict(output.items()),
+    provenance=dict(
+        product=stem,
+        release=release,
+        steps=[("astrometric and photometric calibration (SCAMP)", inputs.scamp_cmd),
+               ("the product's SCAMP heads, from its astrometric solution", inputs.scamp_delivery_cmd),
+               ("co-addition (SWarp)", inputs.swarp_cmd),
+               ("chi-squared image (SWarp)", inputs.chi2_cmd),
+               ("dual-image catalogue (SExtractor)", output.sex_cmd)],
+        # the astrometric list's files come as a param (not DAG inputs: see the rule)
+        inputs={"exposure": inputs.exposures, "weight": inputs.weights,
+                "catalogue": snakemake.params.astrometric["catalogs"],
+                "ahead": snakemake.params.astrometric["aheads"],
+                "tile_stack": inputs.tile_stacks, "reference": [inputs.refcat]},
+        configs=inputs.configs,
+        software={k: str(v) for k, v in snakemake.params.software.items() if k != "code"},
+        options=snakemake.params.provenance_options,
+        root=Path.cwd(),  # the workflow's folder: paths in the script are relative to it
+        delivery=delivery,
+    ),
     log=log,
 )
-write_command(run, snakemake.output.cmd)
+print(" ".join(run.command), file=log)

@@ -87,7 +87,7 @@ def _ids(rule):
 
 def test_the_parser_finds_the_rules():
     names = {rule.name for rule in ALL_RULES}
-    assert {"check_exposure", "plan_release", "coadd_stack", "deliver_image_heads",
+    assert {"check_exposure", "plan_release", "coadd_stack", "calibrate_image",
             "qualityfits_in"} <= names
     assert len(RUNNING) >= 20
     coadd = next(rule for rule in ALL_RULES if rule.name == "coadd_stack")

@@ -204,28 +204,30 @@ def test_masks_cover_the_bright_truth_stars(qfo):
 
 
 def test_qualityfits_out_changes_rerun_it_and_nothing_upstream(qfo, tmp_path, monkeypatch):
-    """A change of QualityFITS-out's catalogue settings reruns both its jobs (the PSF model
-    feeds the completeness) and the summaries; of the completeness settings, that job and the
-    summaries; of its code (a copy of the package on PYTHONPATH with one module edited), both
-    jobs and the summaries. Nothing upstream."""
+    """A change of QualityFITS-out's catalogue settings, of its completeness settings or of
+    its code (a copy of the package on PYTHONPATH with one module edited) reruns its job (one
+    per product since issue 10: the assessment, completeness, w(theta), masks, thumbnails
+    and dust map), the colour diagrams that read its catalogue and the summaries. Nothing
+    upstream; a change of the grading limits reruns only the summaries."""
     workdir = qfo["workdir"]
     override = tmp_path / "qfo-change.yaml"
     # the summaries, and the registry's product_quality rows read from them
     summaries = {"summarise_product": 3, "register_product_quality": 1, "release_T0002": 1}
-    colours = {"measure_star_clustering": 3, "plot_colour_magnitude": 1}  # they read its catalogue
+    qfo = {"assess_product_quality": 3, "plot_colour_magnitude": 1}  # the diagram reads its catalogue
     override.write_text("qualityfits_out:\n  sextractor_overrides: {DEBLEND_MINCONT: 0.01}\n")
     run = snakemake(workdir, "-n", "release_T0002", overrides=override)
     # the PSF model it remakes is the completeness job's input
-    assert job_counts(run.stdout + run.stderr) == {"assess_product_quality": 3, "measure_completeness": 3,
-                                                    **colours, **summaries}
+    assert job_counts(run.stdout + run.stderr) == {**qfo, **summaries}
     override.write_text("qualityfits_out:\n  completeness: {runs: 3}\n")  # the default is 2
     run = snakemake(workdir, "-n", "release_T0002", overrides=override)
-    assert job_counts(run.stdout + run.stderr) == {"measure_completeness": 3, **summaries}
+    assert job_counts(run.stdout + run.stderr) == {**qfo, **summaries}
+    override.write_text("qualityfits_out:\n  grading: {max_fwhm_ratio_b: 1.2}\n")
+    run = snakemake(workdir, "-n", "release_T0002", overrides=override)
+    assert job_counts(run.stdout + run.stderr) == summaries
     source = tmp_path / "src"
     shutil.copytree(REPO / "src" / "spica", source / "spica", ignore=shutil.ignore_patterns("__pycache__"))
     measure = source / "spica" / "qualityfits_out" / "measure.py"
     measure.write_text(measure.read_text() + "\n_A_CHANGE = 1  # code, not a comment: comments never rerun\n")
     monkeypatch.setenv("PYTHONPATH", str(source))
     run = snakemake(workdir, "-n", "release_T0002")
-    assert job_counts(run.stdout + run.stderr) == {"assess_product_quality": 3, "measure_completeness": 3,
-                                                    **colours, **summaries}
+    assert job_counts(run.stdout + run.stderr) == {**qfo, **summaries}

@@ -22,17 +22,16 @@ def test_rerun_after_step2_configuration_changes(release):
     assert release["pending_after_release"] == set()
     override = release["workdir"] / "step2-change.yaml"
     # D3 r and i (one chi-squared tile) and the Very Wide image (its own)
-    downstream = {"coadd_stack": 3, "make_chi2": 2, "extract_stack_catalogue": 3,
-                  "make_dust_map": 3, "write_provenance": 3, "make_stack_thumbnails": 3,
-                  "make_chi2_thumbnail": 2, "summarise_product": 3, "register_product_quality": 1,
-                  "release_T0002": 1,
-                  "assess_product_quality": 3, "measure_completeness": 3,
-                  "measure_star_clustering": 3, "plot_colour_magnitude": 1, "mask_product": 3}
+    # per product: the stack, its catalogue (with the provenance), its QualityFITS-out (with
+    # the thumbnails and dust map), its summary; per tile the chi-squared image and its figure
+    downstream = {"coadd_stack": 3, "make_chi2": 2, "make_chi2_thumbnail": 2, "extract_stack_catalogue": 3,
+                  "assess_product_quality": 3, "summarise_product": 3, "register_product_quality": 1,
+                  "release_T0002": 1, "plot_colour_magnitude": 1}
     # SCAMP once per astrometric list: D3 r and i share one, the Very Wide image has its own;
-    # each of the three products then takes its files from its solution
-    calibration = {"solve_astrometry": 2, "deliver_calibration": 3, "accept_calibration": 3,
-                   "register_calibration": 1, "deliver_heads": 2, "deliver_image_heads": 1,
-                   "deliver_image_ahead": 1}
+    # each of the three products then takes its files from its solution (lists, SCAMP files,
+    # accept summary and heads in one job)
+    calibration = {"solve_astrometry": 2, "calibrate_product": 2, "calibrate_image": 1,
+                   "register_calibration": 1, "deliver_image_ahead": 1}
     override.write_text("coaddition:\n  swarp_overrides: {SUBTRACT_BACK: N}\n")
     changed = snakemake(release["workdir"], "-n", "release_T0002", overrides=override)
     assert job_counts(changed.stdout + changed.stderr) == downstream

@@ -43,7 +43,7 @@ rule coadd_stack:
     output: "releases/{{release}}/{{stem}}.fits"
     shell: "sleep 2; touch {{output}}"
 
-rule make_stack_thumbnails:
+rule assess_product_quality:
     input: "releases/{{release}}/{{stem}}.fits"
     output: "releases/{{release}}/{{stem}}.png"
     shell: "sleep 2; touch {{output}}"
@@ -92,15 +92,16 @@ def test_in_progress_while_snakemake_runs(tmp_path):
         ("check_exposure", "done"), ("reduce_exposure", "running")]
     assert ("751000p", "Checking the exposure (integrity), its .ahead header") in seen
     swarp = {s["rule"]: s["state"] for s in seen[(STACK, "Running swarp")]}
-    assert swarp["coadd_stack"] == "running" and swarp["make_stack_thumbnails"] == "pending"
-    assert swarp["accept_calibration"] == "done"   # coadd_stack needs it: made before this run
-    assert (STACK, "Creating thumbnails") in seen
+    assert swarp["coadd_stack"] == "running" and swarp["assess_product_quality"] == "pending"
+    assert swarp["calibrate_product"] == "done"   # coadd_stack needs it: made before this run
+    assert (STACK, "Running Qualityfits (completeness, masks, star correlation), "
+                   "creating thumbnails and the dust map") in seen
 
     # after the run: nothing in progress, every step of the run done
     assert in_progress(url) == []
     after = {p["product"]: {s["rule"]: s["state"] for s in p["steps"]} for p in run_progress(url)}
     assert after["751000p"] == {"check_exposure": "done", "reduce_exposure": "done"}
-    assert after[STACK]["coadd_stack"] == after[STACK]["make_stack_thumbnails"] == "done"
+    assert after[STACK]["coadd_stack"] == after[STACK]["assess_product_quality"] == "done"
     events = read_events(url)
     (run_info,) = runs(events).values()
     assert run_info["status"] == "success"

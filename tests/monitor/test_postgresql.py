@@ -26,17 +26,18 @@ def test_events_on_postgresql(postgres_url):
     assert in_progress(postgres_url) == []   # table not made yet: nothing running
     recorder = EventRecorder(postgres_url, host="node1")
     recorder.handle({"event": "workflow_started", "configfiles": []})
-    recorder.handle({"event": "job_info", "jobid": 4, "rule_name": "make_stack_thumbnails",
+    recorder.handle({"event": "job_info", "jobid": 4, "rule_name": "extract_stack_catalogue",
                      "wildcards": {"release": "T0002", "stem": STACK}})
     (entry,) = in_progress(postgres_url)
-    assert (entry["product"], entry["host"], entry["current"]) == (STACK, "node1", "Creating thumbnails")
+    assert (entry["product"], entry["host"]) == (STACK, "node1")
+    assert entry["current"] == "Running sextractor on stack image, writing the provenance"
     recorder.handle({"event": "job_finished", "job_id": 4})
     recorder.handle({"event": "progress", "done": 1, "total": 1})
     recorder.close()
     assert not recorder.disabled
     assert in_progress(postgres_url) == []
     (after,) = run_progress(postgres_url)
-    assert {s["rule"]: s["state"] for s in after["steps"]}["make_stack_thumbnails"] == "done"
+    assert {s["rule"]: s["state"] for s in after["steps"]}["extract_stack_catalogue"] == "done"
 
 
 def test_an_unreachable_server_is_a_named_error(tmp_path):

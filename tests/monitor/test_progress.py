@@ -47,34 +47,34 @@ def test_a_running_stack_with_earlier_steps_done_in_a_previous_run():
     were there), its siblings that need it only are pending."""
     entry = product_steps(STACK, "stack", [ev("job_started", "coadd_stack", 7)])
     got = states(entry)
-    assert [s["rule"] for s in entry["steps"]] == [s.rule for s in STEPS["stack"] if not s.optional]
-    assert "assess_product_quality" not in got   # QualityFITS-out: only when the run has it
+    assert [s["rule"] for s in entry["steps"]] == [
+        "solve_astrometry", "calibrate_product", "coadd_stack", "extract_stack_catalogue",
+        "assess_product_quality", "summarise_product"]
     assert entry["current"] == "Running swarp"
-    assert got["coadd_stack"] == "running"
-    for rule in ("solve_astrometry", "deliver_calibration", "accept_calibration", "write_stack_lists"):
-        assert got[rule] == "done", rule
-    for rule in ("deliver_heads", "make_stack_thumbnails", "extract_stack_catalogue",
-                 "make_dust_map", "summarise_product", "write_provenance"):
-        assert got[rule] == "pending", rule
+    assert got == {"solve_astrometry": "done", "calibrate_product": "done", "coadd_stack": "running",
+                   "extract_stack_catalogue": "pending", "assess_product_quality": "pending",
+                   "summarise_product": "pending"}
 
 
 def test_parallel_steps_and_a_failure():
     events = [
         ev("job_started", "coadd_stack", 1), ev("job_finished", "coadd_stack", 1),
-        ev("job_started", "make_dust_map", 2), ev("job_started", "make_stack_thumbnails", 3),
-        ev("job_started", "extract_stack_catalogue", 4), ev("job_failed", "extract_stack_catalogue", 4),
+        ev("job_started", "assess_product_quality", 2),
+        ev("job_started", "extract_stack_catalogue", 3), ev("job_failed", "extract_stack_catalogue", 3),
     ]
     entry = product_steps(STACK, "stack", events)
     got = states(entry)
-    assert got["make_dust_map"] == got["make_stack_thumbnails"] == "running"
+    assert got["assess_product_quality"] == "running"
     assert got["extract_stack_catalogue"] == "failed"
-    assert got["coadd_stack"] == "done" and got["write_provenance"] == "pending"
-    # the first running step in the product's order is the current one
-    assert entry["current"] == "Creating thumbnails"
-    qfo = product_steps(STACK, "stack", events + [ev("job_started", "measure_completeness", 5)])
-    assert states(qfo)["assess_product_quality"] == "done"
-    assert qfo["steps"][-1] == {"label": "Running completeness", "rule": "measure_completeness",
-                                "state": "running"}
+    assert got["coadd_stack"] == "done" and got["summarise_product"] == "pending"
+    assert entry["current"] == ("Running Qualityfits (completeness, masks, star correlation), "
+                                "creating thumbnails and the dust map")
+    # the summary reads the quality assessment and the calibration, not the catalogue
+    summary = product_steps(STACK, "stack", [ev("job_started", "summarise_product", 4)])
+    assert states(summary) == {"solve_astrometry": "done", "calibrate_product": "done",
+                               "coadd_stack": "done", "extract_stack_catalogue": "pending",
+                               "assess_product_quality": "done", "summarise_product": "running"}
+    assert summary["current"] == "Writing the product summary"
 
 
 def test_a_retried_job_and_a_run_that_died():
@@ -82,11 +82,11 @@ def test_a_retried_job_and_a_run_that_died():
     assert states(product_steps(STACK, "stack", events))["coadd_stack"] == "failed"
     events += [ev("job_started", "coadd_stack", 1)]   # Snakemake's retry (retries:)
     assert states(product_steps(STACK, "stack", events))["coadd_stack"] == "running"
-    died = product_steps(STACK, "stack", [ev("job_started", "make_dust_map", 5)], run_active=False)
-    assert states(died)["make_dust_map"] == "failed" and died["current"] is None
+    died = product_steps(STACK, "stack", [ev("job_started", "assess_product_quality", 5)], run_active=False)
+    assert states(died)["assess_product_quality"] == "failed" and died["current"] is None
 
 
-def test_exposure_steps_and_optional_and_unknown_rules():
+def test_exposure_steps_and_unknown_rules():
     exposure = [ev("job_started", "check_exposure", 1, "751000p", "exposure"),
                 ev("job_finished", "check_exposure", 1, "751000p", "exposure"),
                 ev("job_started", "reduce_exposure", 2, "751000p", "exposure")]
@@ -98,13 +98,19 @@ def test_exposure_steps_and_optional_and_unknown_rules():
     more = exposure + [ev("job_started", "fix_header", 4, "751000p", "exposure")]
     rules = [s["rule"] for s in product_steps("751000p", "exposure", more)["steps"]]
     assert rules == ["check_exposure", "reduce_exposure", "fix_header"]
+    # so is a rule of an older workflow, recorded in the database before the rules were merged
+    old = product_steps(STACK, "stack", [ev("job_started", "make_dust_map", 1)])
+    assert old["steps"][-1] == {"label": "Make dust map", "rule": "make_dust_map", "state": "running"}
+    assert states(old)["calibrate_product"] == "pending"
 
 
 def test_image_by_image_products_have_their_head_steps():
     entry = product_steps(IMAGE, "image", [ev("job_started", "deliver_image_ahead", 1, IMAGE, "image")])
     got = states(entry)
-    assert "deliver_heads" not in got
-    assert got["deliver_image_heads"] == "done" and got["deliver_calibration"] == "done"
+    assert [s["rule"] for s in entry["steps"]] == [
+        "solve_astrometry", "calibrate_image", "deliver_image_ahead", "coadd_stack",
+        "extract_stack_catalogue", "assess_product_quality", "summarise_product"]
+    assert got["calibrate_image"] == got["solve_astrometry"] == "done"
     assert got["coadd_stack"] == "pending"
     assert entry["current"] == "Writing the image's .ahead header"
 
@@ -129,15 +135,16 @@ def test_progress_groups_a_runs_events_by_product():
 
 def test_the_slurm_id_shown_is_the_running_jobs():
     events = [ev("job_started", "coadd_stack", 1), ev("job_submitted", "coadd_stack", 1, slurm_job_id="10"),
-              ev("job_finished", "coadd_stack", 1), ev("job_started", "make_dust_map", 2)]
+              ev("job_finished", "coadd_stack", 1), ev("job_started", "extract_stack_catalogue", 2)]
     host = lambda rows: progress(rows)[0]["host"]  # noqa: E731
     assert host(events[:2]) == "node1, SLURM job 10"
-    assert host(events) == "node1"   # make_dust_map not submitted yet: not coadd_stack's id
-    events += [ev("job_submitted", "make_dust_map", 2, slurm_job_id="11"),
-               ev("job_started", "make_stack_thumbnails", 3),
-               ev("job_submitted", "make_stack_thumbnails", 3, slurm_job_id="12")]
+    assert host(events) == "node1"   # extract_stack_catalogue not submitted yet: not coadd_stack's id
+    events += [ev("job_submitted", "extract_stack_catalogue", 2, slurm_job_id="11"),
+               ev("job_started", "assess_product_quality", 3),
+               ev("job_submitted", "assess_product_quality", 3, slurm_job_id="12")]
     assert host(events) == "node1, SLURM job 11, 12"
-    events += [ev("job_finished", "make_dust_map", 2), ev("job_finished", "make_stack_thumbnails", 3)]
+    events += [ev("job_finished", "extract_stack_catalogue", 2),
+               ev("job_finished", "assess_product_quality", 3)]
     assert host(events) == "node1, SLURM job 12"   # after the run: the latest
 
 

@@ -10,9 +10,9 @@ from spica.astromatic import sextractor
 from spica.astromatic.options import astromatic_setting
 from spica.coaddition.header import release_cards, update_stack_header
 from spica.coaddition.stack import _primary_header
-from spica.provenance import ToolRun
+from spica.provenance import ToolRun, write_command, write_provenance
 
-__all__ = ["extract_dual"]
+__all__ = ["extract_dual", "catalogue_product"]
 
 
 def extract_dual(
@@ -52,4 +52,40 @@ def extract_dual(
     headers = [(str(catalog), release_cards([_primary_header(measurement)], zeropoint=zeropoint))]
     update_stack_header(catalog, headers[0][1])
     run.headers = headers
+    return run
+
+
+def catalogue_product(
+    binary: str,
+    config: str | Path,
+    *,
+    detection: str | Path,
+    detection_weight: str | Path,
+    image: str | Path,
+    weight: str | Path,
+    param: str | Path,
+    conv: str | Path,
+    nnw: str | Path,
+    options: Mapping[str, Any],
+    outputs: Mapping[str, str | Path],
+    provenance: Mapping[str, Any],
+    log: Any = None,
+) -> ToolRun:
+    """A release product's catalogue (:func:`extract_dual` on its tile's chi-squared
+    image), its recorded command, then the product's provenance
+    (:func:`spica.provenance.write_provenance`, which reads that command last): one
+    job (rule ``extract_stack_catalogue``).
+
+    ``outputs`` holds the rule's output names: ``ldac``, ``sex_xml``, ``sex_cmd``
+    (the catalogue), ``cmd`` and ``xml`` (the product's ``_cmd.txt`` and ``.xml``);
+    ``provenance`` the keyword arguments of ``write_provenance`` but those two.
+    Returns the SExtractor run.
+    """
+    run = extract_dual(
+        binary, config, detection=detection, measurement=image, detection_weight=detection_weight,
+        weight=weight, param=param, conv=conv, nnw=nnw, catalog=outputs["ldac"],
+        xml_out=outputs["sex_xml"], options=options, log=log,
+    )
+    write_command(run, outputs["sex_cmd"])
+    write_provenance(**provenance, cmd_out=outputs["cmd"], xml_out=outputs["xml"])
     return run

@@ -13,9 +13,9 @@ Examples
 >>> from spica.monitor import in_progress
 >>> in_progress("sqlite:///results/logs/events.sqlite")  # doctest: +SKIP
 [{'product': 'CFHTLS_D_r_141927+524056_T0002', 'host': 'node1',
-  'steps': [{'label': 'Writing stack and astrometric lists', 'rule': 'write_stack_lists',
-             'state': 'done'}, ..., {'label': 'Running swarp', 'rule': 'coadd_stack',
-             'state': 'running'}, ...], 'current': 'Running swarp'}]
+  'steps': [{'label': 'Scamp running', 'rule': 'solve_astrometry', 'state': 'done'},
+            ..., {'label': 'Running swarp', 'rule': 'coadd_stack', 'state': 'running'},
+            ...], 'current': 'Running swarp'}]
 """
 
 from spica.monitor.progress import STEPS, Step, product_steps, products_of, progress

@@ -10,7 +10,7 @@ product of the release plan that shares it (:func:`products_of`).
 
 Each kind of product has an ordered list of steps (:data:`STEPS`), the rules
 that make it, labelled in the words of the seed's in-progress screen
-("Scamp running", "Running swarp", "Creating thumbnails"...). A step's state in
+("Scamp running", "Copy header to swarp", "Running swarp"...). A step's state in
 a run (:func:`product_steps`) comes from the events of its jobs; a step with
 no job in the run is ``done`` when a step that needs it has started (its output
 was already there), ``pending`` otherwise.
@@ -50,40 +50,28 @@ class Step:
     requires
         Rules of the same product whose outputs this rule reads: when it has
         started they are done, even when they ran in an earlier run.
-    optional
-        Shown only when one of its jobs ran, or a step that ran needs it
-        (QualityFITS-out).
     """
 
     rule: str
     label: str
     requires: tuple[str, ...] = ()
-    optional: bool = False
 
 
-_RELEASE_HEAD = (
-    Step("write_stack_lists", "Writing stack and astrometric lists"),
-    Step("solve_astrometry", "Scamp running"),
-    Step("deliver_calibration", "Copying SCAMP solution to the product",
-         ("solve_astrometry", "write_stack_lists")),
-    Step("accept_calibration", "Checking the astrometric calibration",
-         ("deliver_calibration", "write_stack_lists")),
-)
-_RELEASE_TAIL = (
-    Step("coadd_stack", "Running swarp", ("accept_calibration", "deliver_calibration")),
-    Step("make_stack_thumbnails", "Creating thumbnails", ("coadd_stack",)),
-    Step("extract_stack_catalogue", "Running sextractor on stack image", ("coadd_stack",)),
-    Step("make_dust_map", "Making the dust map", ("coadd_stack",)),
-    Step("summarise_product", "Writing the product summary",
-         ("coadd_stack", "accept_calibration", "deliver_calibration", "write_stack_lists")),
-    Step("write_provenance", "Writing provenance (command file, checksums)",
-         ("deliver_calibration", "coadd_stack", "extract_stack_catalogue")),
-    # QualityFITS-out (rules/qualityfits_out.smk): shown when the run asks for it
-    Step("assess_product_quality", "Running Qualityfits", ("coadd_stack",), optional=True),
-    Step("measure_completeness", "Running completeness", ("assess_product_quality",), optional=True),
-    Step("mask_product", "Making the automatic masks", ("coadd_stack",), optional=True),
-    Step("measure_star_clustering", "Star correlation function", ("assess_product_quality",), optional=True),
-)
+def _release_steps(calibrate: str, heads: tuple[Step, ...] = ()) -> tuple[Step, ...]:
+    """Steps of a release product whose calibration rule is ``calibrate``."""
+    return (
+        Step("solve_astrometry", "Scamp running"),
+        Step(calibrate, "Writing lists, copying the SCAMP solution and headers "
+             "(Copy header to swarp), checking the calibration", ("solve_astrometry",)),
+        *heads,
+        Step("coadd_stack", "Running swarp", (calibrate,)),
+        Step("extract_stack_catalogue", "Running sextractor on stack image, writing the provenance",
+             ("coadd_stack",)),
+        Step("assess_product_quality", "Running Qualityfits (completeness, masks, star correlation), "
+             "creating thumbnails and the dust map", ("coadd_stack",)),
+        Step("summarise_product", "Writing the product summary", ("assess_product_quality", calibrate)),
+    )
+
 
 #: Ordered steps of each kind of product (the kinds :func:`products_of` gives).
 STEPS: dict[str, tuple[Step, ...]] = {
@@ -91,20 +79,16 @@ STEPS: dict[str, tuple[Step, ...]] = {
         Step("check_exposure", "Checking the exposure (integrity), its .ahead header"),
         Step("reduce_exposure", "Weight and flag maps, SExtractor, PSFEx, QualityFITS-in", ("check_exposure",)),
     ),
-    "stack": _RELEASE_HEAD
-    + (Step("deliver_heads", "Copy header to swarp", ("deliver_calibration",)),)
-    + _RELEASE_TAIL,
-    "image": _RELEASE_HEAD
-    + (
-        Step("deliver_image_heads", "Copy header to swarp", ("deliver_calibration",)),
-        Step("deliver_image_ahead", "Writing the image's .ahead header", ("deliver_image_heads",)),
-    )
-    + _RELEASE_TAIL,
+    "stack": _release_steps("calibrate_product"),
+    "image": _release_steps("calibrate_image", (
+        Step("deliver_image_ahead", "Writing the image's .ahead header", ("calibrate_image",)),
+    )),
     "chi2": (
         Step("make_chi2", "Running swarp (chi-squared image)"),
         Step("make_chi2_thumbnail", "Creating the chi-squared thumbnail", ("make_chi2",)),
     ),
 }
+
 
 def _stem_kind(stem: str) -> str:
     return "image" if re.fullmatch(paths.IMAGE_STEM_RE, stem) else "stack"
@@ -203,7 +187,7 @@ def product_steps(product: str, kind: str, events: Iterable[Mapping[str, object]
             if dep not in needed:
                 needed.add(dep)
                 todo.append(dep)
-    steps = [s for s in declared if not s.optional or s.rule in observed or s.rule in needed]
+    steps = list(declared)
     known = {s.rule for s in declared}
     steps += [Step(rule, rule.replace("_", " ").capitalize()) for rule in observed if rule not in known]
     rows = []

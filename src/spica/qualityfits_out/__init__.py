@@ -10,8 +10,10 @@ its own weight map (never the step 1 catalogue; the background map is its
 model and its snapshots on a sky grid), measures them as QualityFITS-in
 measures a CCD (:mod:`spica.qualityfits_out.measure`), draws the plots and
 writes ``_diag.fits``; :func:`spica.qualityfits_out.completeness.measure_completeness`
-measures the completeness from simulated stars (a separate job: rule
-``measure_completeness``).
+measures the completeness from simulated stars. One job per product runs them all,
+with the w(theta) of its stars and its automatic masks
+(:func:`spica.qualityfits_out.product.assess_release_product`, rule
+``assess_product_quality``).
 
 ``<stem>_diag.fits`` has the layout of step 1's (:mod:`spica.step1.qa.report`:
 primary keywords, ``CCD_DIAG`` with the product as its one row, ``FIELD_DIAG``)

@@ -1,10 +1,9 @@
-"""QualityFITS-out of one release product: the jobs of rules ``assess_product_quality``
-(:func:`assess_product`) and ``measure_completeness`` (:func:`assess_completeness`).
+"""QualityFITS-out of one release product: the assessment (:func:`assess_product`) and
+the completeness (:func:`assess_completeness`), parts of rule ``assess_product_quality``
+(:mod:`spica.qualityfits_out.product`).
 
-Each job is a fresh Python process whose imports cost about as much CPU as its tools
-(issue 12), so each function imports what it uses itself: the completeness job never
-loads the measurement (pandas, QualityFITS-in) and the assessment never loads the
-completeness code.
+Each function imports what it uses itself (they were separate jobs, fresh Python
+processes whose imports cost about as much CPU as their tools, issue 12).
 """
 
 

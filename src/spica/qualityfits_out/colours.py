@@ -488,7 +488,7 @@ def make_colour_magnitude(catalogues: Mapping[str, str | Path], outputs: Sequenc
 
 def make_star_clustering(catalogue: str | Path, weight: str | Path, outputs: Sequence[str | Path], *,
                          settings: Mapping[str, Any], title: str) -> dict[str, Any]:
-    """w(theta) of a product's stars (rule ``measure_star_clustering``).
+    """w(theta) of a product's stars (part of rule ``assess_product_quality``).
 
     The stars of the product's QualityFITS-out catalogue (:func:`select_stars`
     at ``settings["min_snr"]``) against ``randoms_per_star`` random positions
