@@ -1,7 +1,7 @@
 # Step 2, astrometric and photometric calibration (seed, section 4): SCAMP,
 # offline, once per distinct astrometric list (a solution, shared by the
 # stacks of one tile in several filters), delivered to each planned product
-# under its own names.
+# under its own names by the product's stack job (rules/coaddition.smk).
 
 
 rule solve_astrometry:
@@ -32,63 +32,6 @@ rule solve_astrometry:
         "../envs/astromatic.yaml"
     script:
         "../scripts/solve_astrometry.py"
-
-
-rule calibrate_product:
-    """A product's calibration files from its SCAMP solution, in one job: the stack and
-    astrometric lists, ``_scamp.xml`` and ``scamp/`` (heads, check plots under the
-    product's name), the accept summary (exposures whose solution is sound enough to
-    stack) and the heads it delivers (``NNNNNNp_head.txt``, ``NNNNNNp_ahed.txt`` for
-    photometric exposures; seed, product table). Cheap steps on the same few files:
-    one job, not five (issue 10, section 5)."""
-    input:
-        unpack(get_product_solution),
-        plan=ancient_plan(),
-        exposures=get_stack_exposures,
-        aheads=get_stack_aheads,
-    output:
-        stack=product_file("stack_list"),
-        astrometric=product_file("astrometric_list"),
-        xml=product_file("scamp_xml"),
-        cmd=product_file("scamp_cmd"),
-        delivery=product_file("scamp_delivery_cmd"),
-        # the check plots (PNG) in the report (rules/common.smk: SCAMP_REPORT)
-        products=report(directory(SCAMP_PRODUCTS), **SCAMP_REPORT),
-        accept=product_file("scamp_accept"),
-        accepted=product_file("accepted"),
-        heads=directory(product_file("heads")),
-    params:
-        lists=get_stack_lists,
-        solution=get_solution_id,
-        accept=get_accept_settings,
-        software=software("calibrate_product"),
-    wildcard_constraints:
-        stem=paths.STACK_STEM_RE,
-    log:
-        run_log("product", "calibrate_product"),
-    conda:
-        "../envs/spica.yaml"
-    script:
-        "../scripts/calibrate_product.py"
-
-
-use rule calibrate_product as calibrate_image with:
-    output:
-        stack=product_file("stack_list"),
-        astrometric=product_file("astrometric_list"),
-        xml=product_file("scamp_xml"),
-        cmd=product_file("scamp_cmd"),
-        delivery=product_file("scamp_delivery_cmd"),
-        products=report(directory(SCAMP_PRODUCTS), **SCAMP_REPORT),
-        accept=product_file("scamp_accept"),
-        accepted=product_file("accepted"),
-        heads=directory(product_file("heads")),
-        # image by image: the image's own head under the product's name (_V0001_head.txt)
-        image_head=product_file("image_head"),
-    wildcard_constraints:
-        stem=paths.IMAGE_STEM_RE,
-    log:
-        run_log("product", "calibrate_image"),
 
 
 rule deliver_image_ahead:

@@ -3,26 +3,33 @@
 
 
 rule coadd_stack:
-    """SWarp: Lanczos3, TAN, J2000, weighted co-addition at zero point 30."""
+    """A product's calibration files from its SCAMP solution (the stack and astrometric
+    lists, ``_scamp.xml`` and ``scamp/`` with the heads and check plots under the
+    product's name, the accept summary, the delivered heads ``NNNNNNp_head.txt`` and
+    ``NNNNNNp_ahed.txt``; seed, product table), then SWarp over the exposures the
+    accept summary keeps: Lanczos3, TAN, J2000, weighted co-addition at zero point 30.
+    One job: SWarp reads the lists, heads and accept summary, so it reran after any
+    of them (issue 10, section 5)."""
     input:
+        unpack(get_product_solution),
         plan=ancient_plan(),
-        accepted=product_file("accepted"),
-        accept=product_file("scamp_accept"),
         exposures=get_stack_exposures,
+        aheads=get_stack_aheads,
         weights=get_stack_weights,
-        scamp=SCAMP_PRODUCTS,
         registry=get_registry_ancient,
         config=astromatic_file("stack_swarp"),
     output:
-        image=product_file("image"),
-        weight=product_file("weight"),
-        xml=product_file("swarp_xml"),
-        cmd=product_file("swarp_cmd"),
+        **COADD_OUTPUTS,
     params:
         bin=tool("swarp"),
         grid=get_stack_grid,
         overrides=config["coaddition"]["swarp_overrides"],
+        lists=get_stack_lists,
+        solution=get_solution_id,
+        accept=get_accept_settings,
         software=software("coadd_stack", tools=["swarp", "scamp"]),
+    wildcard_constraints:
+        stem=paths.STACK_STEM_RE,
     threads: 2
     log:
         run_log("product", "coadd_stack"),
@@ -32,6 +39,15 @@ rule coadd_stack:
         "../envs/astromatic.yaml"
     script:
         "../scripts/coadd_stack.py"
+
+
+use rule coadd_stack as coadd_image with:
+    output:
+        **COADD_OUTPUTS,
+        # image by image: the image's own head under the product's name (_V0001_head.txt)
+        image_head=product_file("image_head"),
+    wildcard_constraints:
+        stem=paths.IMAGE_STEM_RE,
 
 
 rule make_chi2:

@@ -501,6 +501,25 @@ def solution_file(key):
 SOLUTION_PRODUCTS = paths.solution_scamp_folder_pattern(RESULTS)
 
 
+#: Outputs of a product's stack job (rules coadd_stack, coadd_image): its calibration
+#: files, then SWarp's. The SCAMP check plots (PNG) go in the report (SCAMP_REPORT).
+COADD_OUTPUTS = {
+    "stack": product_file("stack_list"),
+    "astrometric": product_file("astrometric_list"),
+    "scamp_xml": product_file("scamp_xml"),
+    "scamp_cmd": product_file("scamp_cmd"),
+    "scamp_delivery": product_file("scamp_delivery_cmd"),
+    "scamp": report(directory(SCAMP_PRODUCTS), **SCAMP_REPORT),
+    "accept": product_file("scamp_accept"),
+    "accepted": product_file("accepted"),
+    "heads": directory(product_file("heads")),
+    "image": product_file("image"),
+    "weight": product_file("weight"),
+    "swarp_xml": product_file("swarp_xml"),
+    "swarp_cmd": product_file("swarp_cmd"),
+}
+
+
 def ancient_plan():
     """Input ``plan`` of the rules whose inputs or params come from the plan.
 

@@ -87,11 +87,11 @@ def _ids(rule):
 
 def test_the_parser_finds_the_rules():
     names = {rule.name for rule in ALL_RULES}
-    assert {"check_exposure", "plan_release", "coadd_stack", "calibrate_image",
+    assert {"check_exposure", "plan_release", "coadd_stack", "coadd_image",
             "qualityfits_in"} <= names
     assert len(RUNNING) >= 20
     coadd = next(rule for rule in ALL_RULES if rule.name == "coadd_stack")
-    assert coadd.items("output")[0] == 'image=product_file("image"),'
+    assert coadd.items("output")[0] == "**COADD_OUTPUTS,"
     assert 'software=software("coadd_stack", tools=["swarp", "scamp"]),' in coadd.items("params")
 
 

@@ -82,7 +82,7 @@ def pending_stems(workdir: Path) -> set[str]:
     dry = snakemake(workdir, "-n", "release_T0002")
     assert dry.returncode == 0, dry.stderr[-2000:]
     jobs = re.split(r"\n(?=rule \w+:|checkpoint \w+:)", dry.stdout + dry.stderr)
-    return {m[1] for job in jobs if job.startswith("rule coadd_stack:")
+    return {m[1] for job in jobs if job.startswith(("rule coadd_stack:", "rule coadd_image:"))
             for m in [re.search(r"stem=(\S+)", job)] if m}
 
 

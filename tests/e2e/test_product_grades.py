@@ -182,7 +182,7 @@ def test_images_target_plans_every_exposure_that_passed_step1(release, copied):
     dry = snakemake(copied, "-n", f"images_{version}")
     assert dry.returncode == 0, dry.stderr[-3000:]
     counts = job_counts(dry.stdout)
-    for rule in ("solve_astrometry", "calibrate_image", "coadd_stack", "extract_stack_catalogue",
+    for rule in ("solve_astrometry", "coadd_image", "extract_stack_catalogue",
                  "assess_product_quality", "summarise_product"):
         assert counts.get(rule) == 6, (rule, counts)
     # every QualityFITS-out file under the seed's names, in the version's folder

@@ -20,6 +20,8 @@ from spica.monitor import in_progress, read_events, run_progress, runs
 from tests.conftest import REPO
 
 STACK = "CFHTLS_D_r_141927+524056_T0002"
+#: The label of a stack's coadd_stack step (its calibration files, then SWarp).
+STACK_JOB = "Running swarp"
 
 SNAKEFILE = f"""
 configfile: "config.yaml"
@@ -91,9 +93,9 @@ def test_in_progress_while_snakemake_runs(tmp_path):
     assert [(s["rule"], s["state"]) for s in reduce] == [
         ("check_exposure", "done"), ("reduce_exposure", "running")]
     assert ("751000p", "Checking the exposure (integrity), its .ahead header") in seen
-    swarp = {s["rule"]: s["state"] for s in seen[(STACK, "Running swarp")]}
+    swarp = {s["rule"]: s["state"] for s in seen[(STACK, STACK_JOB)]}
     assert swarp["coadd_stack"] == "running" and swarp["assess_product_quality"] == "pending"
-    assert swarp["calibrate_product"] == "done"   # coadd_stack needs it: made before this run
+    assert swarp["solve_astrometry"] == "done"   # coadd_stack needs it: made before this run
     assert (STACK, "Running Qualityfits (completeness, masks, star correlation), "
                    "creating thumbnails and the dust map") in seen
 

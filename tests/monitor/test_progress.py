@@ -48,10 +48,10 @@ def test_a_running_stack_with_earlier_steps_done_in_a_previous_run():
     entry = product_steps(STACK, "stack", [ev("job_started", "coadd_stack", 7)])
     got = states(entry)
     assert [s["rule"] for s in entry["steps"]] == [
-        "solve_astrometry", "calibrate_product", "coadd_stack", "extract_stack_catalogue",
+        "solve_astrometry", "coadd_stack", "extract_stack_catalogue",
         "assess_product_quality", "summarise_product"]
     assert entry["current"] == "Running swarp"
-    assert got == {"solve_astrometry": "done", "calibrate_product": "done", "coadd_stack": "running",
+    assert got == {"solve_astrometry": "done", "coadd_stack": "running",
                    "extract_stack_catalogue": "pending", "assess_product_quality": "pending",
                    "summarise_product": "pending"}
 
@@ -71,7 +71,7 @@ def test_parallel_steps_and_a_failure():
                                 "creating thumbnails and the dust map")
     # the summary reads the quality assessment and the calibration, not the catalogue
     summary = product_steps(STACK, "stack", [ev("job_started", "summarise_product", 4)])
-    assert states(summary) == {"solve_astrometry": "done", "calibrate_product": "done",
+    assert states(summary) == {"solve_astrometry": "done",
                                "coadd_stack": "done", "extract_stack_catalogue": "pending",
                                "assess_product_quality": "done", "summarise_product": "running"}
     assert summary["current"] == "Writing the product summary"
@@ -101,17 +101,17 @@ def test_exposure_steps_and_unknown_rules():
     # so is a rule of an older workflow, recorded in the database before the rules were merged
     old = product_steps(STACK, "stack", [ev("job_started", "make_dust_map", 1)])
     assert old["steps"][-1] == {"label": "Make dust map", "rule": "make_dust_map", "state": "running"}
-    assert states(old)["calibrate_product"] == "pending"
+    assert states(old)["coadd_stack"] == "pending"
 
 
 def test_image_by_image_products_have_their_head_steps():
     entry = product_steps(IMAGE, "image", [ev("job_started", "deliver_image_ahead", 1, IMAGE, "image")])
     got = states(entry)
     assert [s["rule"] for s in entry["steps"]] == [
-        "solve_astrometry", "calibrate_image", "deliver_image_ahead", "coadd_stack",
+        "solve_astrometry", "coadd_image", "deliver_image_ahead",
         "extract_stack_catalogue", "assess_product_quality", "summarise_product"]
-    assert got["calibrate_image"] == got["solve_astrometry"] == "done"
-    assert got["coadd_stack"] == "pending"
+    assert got["coadd_image"] == got["solve_astrometry"] == "done"
+    assert got["extract_stack_catalogue"] == "pending"
     assert entry["current"] == "Writing the image's .ahead header"
 
 

@@ -66,7 +66,7 @@ def test_a_run_from_start_to_end(url, tmp_path):
 
     assert in_progress(url) == []
     after = {p["product"]: p for p in run_progress(url)}
-    assert after[STACK]["steps"][2] == {"label": "Running swarp", "rule": "coadd_stack", "state": "done"}
+    assert after[STACK]["steps"][1] == {"label": "Running swarp", "rule": "coadd_stack", "state": "done"}
     assert after["751000p"]["steps"][0]["state"] == "done"
     rows = read_events(url)
     assert [r["kind"] for r in rows].count("run_finished") == 1
@@ -189,7 +189,7 @@ def test_a_killed_run_is_not_in_progress(url):
     assert in_progress(url) == []
     (entry,) = run_progress(url)
     assert entry["current"] is None
-    assert entry["steps"][2] == {"label": "Running swarp", "rule": "coadd_stack", "state": "failed"}
+    assert entry["steps"][1] == {"label": "Running swarp", "rule": "coadd_stack", "state": "failed"}
     assert runs(read_events(url))[recorder.run_id]["status"] == "killed"
     # the same events from another host's Snakemake: it cannot be checked, it shows
     other = EventRecorder(url, pid=int(dead.stdout), host="elsewhere")

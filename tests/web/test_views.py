@@ -355,7 +355,7 @@ def test_in_progress_page_reads_the_job_events(survey, client_for, tmp_path):
          "product_kind": "stack", "host": host, "status": "running"},
         {"run_id": run, "kind": "job_finished", "job_id": 1, "rule": "solve_astrometry", "product": stem,
          "product_kind": "stack", "host": host, "status": "done"},
-        {"run_id": run, "kind": "job_started", "job_id": 2, "rule": "calibrate_product", "product": stem,
+        {"run_id": run, "kind": "job_started", "job_id": 2, "rule": "coadd_stack", "product": stem,
          "product_kind": "stack", "host": host, "status": "running"},
         {"run_id": run, "kind": "job_started", "job_id": 3, "rule": "reduce_exposure", "product": "800003p",
          "product_kind": "exposure", "host": host, "status": "running"},
@@ -369,7 +369,7 @@ def test_in_progress_page_reads_the_job_events(survey, client_for, tmp_path):
     with override_settings(SPICA=dataclasses.replace(settings.SPICA, monitor_url=url)):
         page = _text(client_for("member").get("/progress/"))
         assert f"<h2>{stem} <small>{host}</small>" in page
-        assert re.search(rf'<li class="running current" title="calibrate_product">{re.escape(current)}', page)
+        assert re.search(rf'<li class="running current" title="coadd_stack">{re.escape(current)}', page)
         assert "800003p" not in page  # a PI exposure, hidden from a CFHTLS member
         assert "800003p" in _text(client_for("pi1").get("/progress/"))
 

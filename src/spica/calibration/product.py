@@ -1,11 +1,13 @@
-"""A release product's calibration files, from its SCAMP solution: one job (rule
-``calibrate_product``, ``calibrate_image`` for image-by-image products).
+"""A release product's calibration files, from its SCAMP solution: the first part of
+its stack job (rule ``coadd_stack``, ``coadd_image`` for image-by-image products;
+:func:`spica.coaddition.product.stack_product`).
 
 The product's lists, its copy of the solution (``_scamp.xml``, ``scamp/``, the
 run), the accept summary and the heads it delivers are made together: they are
 cheap, read the same few files, and each used to be a Snakemake job of its own,
 five per product, which at survey scale cost more DAG time than the work
-(issue 10, section 5).
+(issue 10, section 5). SWarp reads all but the delivered heads, so it reran after
+any of them anyway.
 """
 
 from __future__ import annotations
@@ -65,9 +67,9 @@ def calibrate_product(
         ``conditional``, ``max_focal_plane_offset``.
     outputs : mapping
         Paths to write, by the rule's output names: ``stack``, ``astrometric``,
-        ``xml``, ``cmd``, ``delivery``, ``products`` (the ``scamp/`` folder),
-        ``accept``, ``accepted``, ``heads`` (folder) and, image by image,
-        ``image_head``.
+        ``scamp_xml``, ``scamp_cmd``, ``scamp_delivery``, ``scamp`` (the
+        ``scamp/`` folder), ``accept``, ``accepted``, ``heads`` (folder) and,
+        image by image, ``image_head``.
 
     Returns
     -------
@@ -79,18 +81,18 @@ def calibrate_product(
     write_exposure_list(lists["astrometric"], outputs["astrometric"])
     run = deliver_solution(
         solution=solution, scamp_dir=solution_dir, scamp_xml=solution_xml, scamp_cmd=solution_cmd,
-        stem=stem, stack_list=stack_list, out_dir=outputs["products"], xml_out=outputs["xml"],
-        cmd_out=outputs["cmd"],
+        stem=stem, stack_list=stack_list, out_dir=outputs["scamp"], xml_out=outputs["scamp_xml"],
+        cmd_out=outputs["scamp_cmd"],
     )
-    write_command(run, outputs["delivery"])
+    write_command(run, outputs["scamp_delivery"])
     accepted = write_accept_summary(
-        stem=stem, stack_list=stack_list, heads_dir=outputs["products"],
+        stem=stem, stack_list=stack_list, heads_dir=outputs["scamp"],
         exposures={parse_exposure_filename(p): p for p in exposures},
-        xml_out=outputs["accept"], accepted_out=outputs["accepted"], scamp_xml=outputs["xml"],
+        xml_out=outputs["accept"], accepted_out=outputs["accepted"], scamp_xml=outputs["scamp_xml"],
         **accept,
     )
     deliver_heads(
-        stack_list=stack_list, heads_dir=outputs["products"],
+        stack_list=stack_list, heads_dir=outputs["scamp"],
         aheads={parse_step1_name(path)[0]: path for path in aheads},
         out_dir=outputs["heads"], image_head_out=outputs.get("image_head"),
     )

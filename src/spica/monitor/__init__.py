@@ -14,7 +14,7 @@ Examples
 >>> in_progress("sqlite:///results/logs/events.sqlite")  # doctest: +SKIP
 [{'product': 'CFHTLS_D_r_141927+524056_T0002', 'host': 'node1',
   'steps': [{'label': 'Scamp running', 'rule': 'solve_astrometry', 'state': 'done'},
-            ..., {'label': 'Running swarp', 'rule': 'coadd_stack', 'state': 'running'},
+            {'label': 'Running swarp', 'rule': 'coadd_stack', 'state': 'running'},
             ...], 'current': 'Running swarp'}]
 """
 

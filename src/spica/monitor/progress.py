@@ -57,19 +57,18 @@ class Step:
     requires: tuple[str, ...] = ()
 
 
-def _release_steps(calibrate: str, heads: tuple[Step, ...] = ()) -> tuple[Step, ...]:
-    """Steps of a release product whose calibration rule is ``calibrate``."""
+def _release_steps(coadd: str, after: tuple[Step, ...] = ()) -> tuple[Step, ...]:
+    """Steps of a release product whose stack job (calibration files, then SWarp) is ``coadd``."""
     return (
         Step("solve_astrometry", "Scamp running"),
-        Step(calibrate, "Writing lists, copying the SCAMP solution and headers "
-             "(Copy header to swarp), checking the calibration", ("solve_astrometry",)),
-        *heads,
-        Step("coadd_stack", "Running swarp", (calibrate,)),
+        # the job copies the solution, checks it and the heads (Copy header to swarp), then SWarp
+        Step(coadd, "Running swarp", ("solve_astrometry",)),
+        *after,
         Step("extract_stack_catalogue", "Running sextractor on stack image, writing the provenance",
-             ("coadd_stack",)),
+             (coadd,)),
         Step("assess_product_quality", "Running Qualityfits (completeness, masks, star correlation), "
-             "creating thumbnails and the dust map", ("coadd_stack",)),
-        Step("summarise_product", "Writing the product summary", ("assess_product_quality", calibrate)),
+             "creating thumbnails and the dust map", (coadd,)),
+        Step("summarise_product", "Writing the product summary", ("assess_product_quality", coadd)),
     )
 
 
@@ -79,9 +78,9 @@ STEPS: dict[str, tuple[Step, ...]] = {
         Step("check_exposure", "Checking the exposure (integrity), its .ahead header"),
         Step("reduce_exposure", "Weight and flag maps, SExtractor, PSFEx, QualityFITS-in", ("check_exposure",)),
     ),
-    "stack": _release_steps("calibrate_product"),
-    "image": _release_steps("calibrate_image", (
-        Step("deliver_image_ahead", "Writing the image's .ahead header", ("calibrate_image",)),
+    "stack": _release_steps("coadd_stack"),
+    "image": _release_steps("coadd_image", (
+        Step("deliver_image_ahead", "Writing the image's .ahead header", ("coadd_image",)),
     )),
     "chi2": (
         Step("make_chi2", "Running swarp (chi-squared image)"),
