@@ -26,7 +26,9 @@ In a scratch directory (argument, default a new temporary directory) this
    python/tools <= 0.25.
 
 ``--stage step1`` stops after step 1; ``--report-only`` reads a finished
-scratch directory. CPU time, not wall time, is the figure to compare: the
+scratch directory; ``--rerun-step1`` runs step 1's jobs again in an existing
+one (``--forcerun check_exposure reduce_exposure``), to measure the step 1
+code again without deleting the outputs. CPU time, not wall time, is the figure to compare: the
 machine may be shared.
 
     nice .venv/bin/python bench/fullsize.py /work/scratch/H1/fullsize
@@ -346,6 +348,8 @@ def main() -> int:
     ap.add_argument("--skip-simulation", action="store_true",
                     help="reuse the scratch dir's demo/raw (spica-demo regenerates it after any change to spica.demo)")
     ap.add_argument("--report-only", action="store_true", help="only read the benchmarks of a finished scratch dir")
+    ap.add_argument("--rerun-step1", action="store_true",
+                    help="run step 1's jobs again (forced), to measure the step 1 code again")
     args = ap.parse_args()
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="spica-fullsize-"))
     scratch.mkdir(parents=True, exist_ok=True)
@@ -357,7 +361,8 @@ def main() -> int:
         else:
             sim = simulate(scratch)
             (scratch / "simulation.json").write_text(json.dumps(sim))
-        rc = snakemake(scratch, "qualityfits_in")
+        rc = snakemake(scratch, "qualityfits_in",
+                       extra=("--forcerun", "check_exposure", "reduce_exposure") if args.rerun_step1 else ())
         if rc == 0 and args.stage == "stack":
             rc = snakemake(scratch, "plan_T0002")  # the plan checkpoint names the stack
         if rc == 0 and args.stage == "stack":

@@ -464,3 +464,77 @@ def test_radon_prescreen_never_misses_a_candidate():
     # pure noise at the configured S/N (15 x 1.25 sigma): no candidate, no transform needed
     assert not _radon_may_exceed(noise, theta, 15 * 1.25 * 1.0, 10)
     assert _radon_may_exceed(trail, theta, 15 * 1.25 * 1.0, 10)
+
+
+def test_sparse_flatnonzero_equals_numpy():
+    """The word-at-a-time nonzero of the defect and QA steps gives np.flatnonzero's
+    indices (bool and uint8, any length, sparse and dense), and None above ``limit``."""
+    from spica.step1._blocks import sparse_flatnonzero
+
+    rng = np.random.default_rng(5)
+    for size in (0, 1, 7, 8, 9, 1001, 40_000):
+        for fraction in (0.0, 0.001, 0.05, 0.5):
+            mask = rng.random(size) < fraction
+            codes = (mask * rng.integers(1, 255, size)).astype(np.uint8)
+            assert_array_equal(sparse_flatnonzero(mask), np.flatnonzero(mask))
+            assert_array_equal(sparse_flatnonzero(codes), np.flatnonzero(codes))
+    square = rng.random((60, 70)) < 0.01
+    assert_array_equal(sparse_flatnonzero(square), np.flatnonzero(square))
+    assert sparse_flatnonzero(square, limit=int(square.sum()) - 1) is None
+    with pytest.raises(ValueError):
+        sparse_flatnonzero(np.zeros(4, np.float32))
+
+
+def test_strong_pixels_and_lplus_patches_equal_the_lplus_image():
+    """L+ computed where needed (the bound's candidates; 7 x 7 patches around pixels,
+    edges included) has laplacian_plus's values to the last bit."""
+    from spica.step1._lacosmic import _lplus_patches, _patches, _strong_pixels
+
+    ccd = make_ccd(21)["data"].astype(np.float32)
+    lplus = laplacian_plus(ccd)
+    for threshold in (5.0, 60.0, 400.0):
+        assert_array_equal(_strong_pixels(ccd, threshold, rows=37), np.flatnonzero(lplus > threshold))
+    rng = np.random.default_rng(2)
+    ys = np.concatenate([rng.integers(0, SHAPE[0], 200), [0, 1, 3, 4, SHAPE[0] - 1, SHAPE[0] - 4]])
+    xs = np.concatenate([rng.integers(0, SHAPE[1], 200), [0, SHAPE[1] - 1, 2, 4, 5, SHAPE[1] - 5]])
+    assert_array_equal(_lplus_patches(ccd, ys, xs, 3), _patches(lplus, ys, xs, 3))
+
+
+def test_binned_medians_equal_scipy():
+    """The trail profile's medians per distance bin are scipy.ndimage.median's, empty
+    bins included (scipy gives them the smallest value of the lowest bin)."""
+    from scipy import ndimage
+
+    from spica.step1.defects import _binned_medians
+
+    rng = np.random.default_rng(9)
+    values = np.rint(rng.normal(1000, 30, 20_000)).astype(np.float32)
+    values[:5000] += rng.normal(0, 1, 5000).astype(np.float32)  # not only integers
+    labels = rng.integers(0, 40, values.size)
+    labels[labels == 7] = 8  # an empty bin inside
+    for nbin in (40, 45):  # and empty bins beyond the last label
+        expected = np.asarray(ndimage.median(values, labels=labels, index=np.arange(nbin)))
+        assert_array_equal(_binned_medians(values, labels, nbin), expected)
+    integers = values.astype(np.int32)  # scipy gives float64 halves for integers
+    expected = np.asarray(ndimage.median(integers, labels=labels, index=np.arange(40)))
+    assert_array_equal(_binned_medians(integers, labels, 40), expected)
+
+
+def test_radon_prescreen_codes_equal_the_general_count(monkeypatch):
+    """On an image without NaN the pre-screen counts 16-bit length codes; its answer is
+    the general float count's at every S/N limit (the general path is forced by a
+    longest line beyond the codes' range)."""
+    from spica.step1 import defects
+
+    rng = np.random.default_rng(12)
+    theta = np.arange(0.0, 180.0, 3.0)
+    noise = rng.normal(0, 1, (61, 40)).astype(np.float32)
+    trail = noise.copy()
+    trail[np.arange(61), np.clip(np.arange(61) // 2 + 5, 0, 39)] += 3.0
+    limits = (2.0, 4.0, 6.0, 8.0, 12.0, 18.75, 30.0)
+    fast = [defects._radon_may_exceed(image, theta, scale, 10) for image in (noise, trail) for scale in limits]
+    lengths = defects._radon_lengths
+    monkeypatch.setattr(defects, "_radon_lengths", lambda shape, angles: (lengths(shape, angles)[0], 2**16))
+    general = [defects._radon_may_exceed(image, theta, scale, 10) for image in (noise, trail) for scale in limits]
+    assert fast == general
+    assert any(fast) and not all(fast)

@@ -432,3 +432,43 @@ def test_pixel_summaries_equal_the_separate_measures():
         slow["frac_masked"] = (np.count_nonzero(flag) + np.count_nonzero((flag == 0) & ~(w > 0))) / flag.size
         assert got["flags"] == pytest.approx(slow, abs=0, rel=1e-12)
         assert got["flags"]["frac_trail"] == 150 / flag.size
+
+
+def test_pixel_summaries_from_16_bit_pixels_and_listed_zero_weights():
+    """The science thumbnail from the kept 16-bit pixels (block sums in integers minus
+    the zero-weight pixels) and the weight figures located from the list of zero
+    weights (a subsample of every 3rd positive pixel here) are the float path's, to
+    the last bit; a big-endian map of the file's int16 (as KeptPixels keeps it) too."""
+    from spica.step1.qa import measure
+
+    rng = np.random.default_rng(8)
+    shape = (1103, 1001)  # > 1e6 positive pixels: weight_statistics subsamples them
+    raw = rng.integers(-32768, 32767, shape).astype(np.int16)
+    sci = raw.astype(np.float32) + np.float32(32768)
+    weight = rng.uniform(0.5, 1.5, shape).astype(np.float32)
+    flag = np.zeros(shape, np.uint8)
+    flag[rng.random(shape) < 0.002] = 4
+    flag[:, 17] |= 1
+    weight[flag > 0] = 0
+    weight[5, 5] = weight[-1, -1] = 0  # zero weight without a flag: masked
+    slow = measure._pixel_summaries(sci, weight, flag, 12)
+    assert slow["weights"] == measure.weight_statistics(weight)
+    for values in (raw, raw.astype(">i2")):
+        fast = measure._pixel_summaries(None, weight, flag, 12, integers=(values, 32768.0))
+        np.testing.assert_array_equal(fast["thumb"], measure.block_mean(sci, 12, good=weight > 0))
+        np.testing.assert_array_equal(fast["weight_thumb"], slow["weight_thumb"])
+        assert fast["weights"] == slow["weights"]
+        assert fast["flags"] == measure.flag_fractions(flag, weight)
+
+
+def test_pixel_summaries_of_a_16_bit_flag_map():
+    """A flag map in 16 bits (not WeightWatcher's 8) gives the same fractions."""
+    from spica.step1.qa import measure
+
+    rng = np.random.default_rng(4)
+    weight = rng.uniform(0.5, 1.5, (90, 70)).astype(np.float32)
+    flag = np.where(rng.random(weight.shape) < 0.05, 4 | 256, 0).astype(np.int16)
+    weight[flag > 0] = 0
+    got = measure._pixel_summaries(np.ones(weight.shape, np.float32), weight, flag, 8)
+    assert got["flags"] == measure.flag_fractions(flag, weight)
+    assert got["flags"]["frac_cosmic"] == np.count_nonzero(flag) / flag.size

@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from astropy.io import fits
 
 from spica.headers import image_hdus
+
+if TYPE_CHECKING:  # pandas is imported by exposure_zeropoints only: check_exposure writes
+    import pandas as pd  # an .ahead per exposure and never needs it (0.45 s a job)
 
 __all__ = ["PRIMARY_KEYWORDS", "PHOTOMETRY_KEYWORDS", "ahead_cards", "write_ahead", "exposure_zeropoints"]
 
@@ -147,4 +149,6 @@ def exposure_zeropoints(
         )
         rows.append({"ccd": ccd, "flxscale": flx, "magzerop": zp0, "zp_scamp": zp_scamp,
                      "zp_elixir": zp_elixir, "dzp": zp_scamp - zp_elixir})
+    import pandas as pd
+
     return pd.DataFrame(rows)

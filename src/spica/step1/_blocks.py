@@ -1,10 +1,11 @@
-"""Block sums of images: the binning kernel shared by the defect masks and the QA thumbnails."""
+"""Array kernels shared by the defect masks and the QA: block sums (binning) and the
+positions of the few set pixels of a large mask."""
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["block_sum"]
+__all__ = ["block_sum", "sparse_flatnonzero"]
 
 
 def block_sum(values: np.ndarray, size: int, axis: int, dtype: type) -> np.ndarray:
@@ -40,3 +41,43 @@ def block_sum(values: np.ndarray, size: int, axis: int, dtype: type) -> np.ndarr
     if full < length:
         out[-1] = values[full:].sum(axis=0, dtype=dtype)
     return out if axis == 0 else out.T
+
+
+def sparse_flatnonzero(values: np.ndarray, limit: int | None = None) -> np.ndarray | None:
+    """``np.flatnonzero`` of a 1-byte array (bool, uint8, int8) whose set values are few.
+
+    numpy's ``nonzero`` of bytes costs about 2 ns a byte (20 ms on a 9.4
+    Mpixel CCD); here the 8-byte words holding any set byte are found first
+    (8x fewer elements), then the bytes of those words: 3 ms for a few
+    thousand set pixels. Dense arrays go through ``np.flatnonzero``.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Any shape, 1-byte elements.
+    limit : int, optional
+        If more than ``limit`` values are set, return None (the caller then
+        prefers a whole-array method).
+
+    Returns
+    -------
+    numpy.ndarray of intp or None
+        Sorted flat indices of the non-zero values.
+    """
+    flat = np.ascontiguousarray(values).reshape(-1)
+    if flat.dtype.itemsize != 1:
+        raise ValueError(f"sparse_flatnonzero: 1-byte elements expected, not {flat.dtype}")
+    flat = flat.view(np.uint8)
+    count = int(np.count_nonzero(flat))
+    if limit is not None and count > limit:
+        return None
+    if count == 0:
+        return np.zeros(0, np.intp)
+    if count > flat.size // 16:
+        return np.flatnonzero(flat)
+    head = flat.size // 8 * 8
+    words = np.flatnonzero(flat[:head].view(np.uint64))
+    inside = (words[:, None] * 8 + np.arange(8)).reshape(-1)
+    inside = inside[flat[inside] != 0]
+    tail = np.flatnonzero(flat[head:]) + head
+    return np.concatenate([inside, tail]).astype(np.intp, copy=False)

@@ -14,12 +14,13 @@ more than reading it again.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["RAW_INTEGER_TYPES", "raw_integer_image"]
+__all__ = ["RAW_INTEGER_TYPES", "raw_integer_image", "native_image"]
 
 #: FITS integer BITPIX -> the big-endian numpy type of its pixels.
 RAW_INTEGER_TYPES = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8"}
@@ -68,3 +69,54 @@ def raw_integer_image(hdu: Any, path: str | Path) -> np.ndarray | None:
         return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
     except (OSError, TypeError, KeyError, ValueError):
         return None
+
+
+def native_image(hdu: Any, path: str | Path) -> np.ndarray | None:
+    """A native-endian copy of an uncompressed, unscaled 2-D image HDU, or None.
+
+    One ``readinto`` of the data block and an in-place byte swap: half the CPU
+    of astropy's read followed by a conversion to native order (a 1.4 GB
+    WeightWatcher weight map is read by the QA step of every exposure).
+
+    Parameters
+    ----------
+    hdu : astropy.io.fits.ImageHDU
+        An HDU of a file opened from ``path``, its data not read.
+    path : str or Path
+        The file.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        ``(NAXIS2, NAXIS1)`` pixels in native byte order (float for BITPIX
+        -32/-64, the stored integers otherwise); None for a compressed,
+        scaled (``BSCALE`` not 1 or ``BZERO`` not 0), ``BLANK``-carrying or
+        non-2-D HDU, or a file shorter than the header says (read it with astropy).
+    """
+    from astropy.io import fits
+
+    header = hdu.header
+    dtype = {**RAW_INTEGER_TYPES, -32: ">f4", -64: ">f8"}.get(header.get("BITPIX"))
+    if (type(hdu) not in (fits.ImageHDU, fits.PrimaryHDU) or dtype is None or "BLANK" in header
+            or header.get("NAXIS") != 2):
+        return None
+    try:
+        if float(header.get("BSCALE", 1.0)) != 1.0 or float(header.get("BZERO", 0.0)) != 0.0:
+            return None
+    except (TypeError, ValueError):
+        return None
+    shape = (header.get("NAXIS2"), header.get("NAXIS1"))
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape):
+        return None
+    out = np.empty(shape, dtype=np.dtype(dtype).newbyteorder("="))
+    try:
+        offset = hdu.fileinfo()["datLoc"]
+        with open(path, "rb") as stream:
+            stream.seek(offset)
+            if stream.readinto(memoryview(out).cast("B")) != out.nbytes:
+                return None
+    except (OSError, TypeError, KeyError, ValueError):
+        return None
+    if sys.byteorder == "little" and out.itemsize > 1:
+        out.byteswap(inplace=True)  # the file's big-endian bytes, now in native order
+    return out

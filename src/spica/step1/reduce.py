@@ -104,6 +104,14 @@ class KeptPixels:
             out += np.float32(offset)
         return out
 
+    def integers(self, index: int) -> tuple[np.ndarray, float] | None:
+        """CCD ``index`` as kept in 16 bits and the offset to add (``pixels = values +
+        offset``, exact), without the float32 conversion; None if not kept or kept in float."""
+        kept = self._ccds.get(index)
+        if kept is None or kept[1] is None:
+            return None
+        return kept[0], float(kept[1])
+
     def drop(self, index: int) -> None:
         """Forget CCD ``index`` (its memory is freed)."""
         self._ccds.pop(index, None)

@@ -36,6 +36,7 @@ from astropy.wcs import WCS, FITSFixedWarning
 
 from spica import headers
 from spica.step1._blocks import block_sum as _block_sum
+from spica.step1._blocks import sparse_flatnonzero
 from spica.astromatic.psfex import read_psf_extensions, read_psf_models
 from spica.astromatic.sextractor import read_extension_data, read_ldac
 
@@ -312,23 +313,19 @@ def load_inputs(
             for i, hdu in enumerate(sci_hdus):
                 g = geoms[i]
                 x1, x2, y1, y2 = g.datasec
-                kept = science(i) if science is not None else None
-                if kept is not None and kept.shape != (g.naxis2, g.naxis1):
-                    kept = None  # not this file's CCD: read it
-                full = kept if kept is not None else hdu.data
-                sci = np.asarray(full[y1 - 1 : y2, x1 - 1 : x2], dtype=np.float32)
-                del full, kept
+                sci, integers = _science_pixels(hdu, i, science, (g.naxis2, g.naxis1), (y1, y2, x1, x2))
                 if science is not None and hasattr(science, "drop"):
                     science.drop(i)
+                inner = (y2 - y1 + 1, x2 - x1 + 1)
                 wdata = (
-                    np.asarray(w_hdus[i].data[y1 - 1 : y2, x1 - 1 : x2], dtype=np.float32)
+                    _image_section(w_hdus[i], weight, (y1, y2, x1, x2), np.float32)
                     if i < len(w_hdus)
-                    else np.ones_like(sci)
+                    else np.ones(inner, np.float32)
                 )
                 fdata = (
-                    np.asarray(f_hdus[i].data[y1 - 1 : y2, x1 - 1 : x2])
+                    _image_section(f_hdus[i], flag, (y1, y2, x1, x2), None)
                     if i < len(f_hdus)
-                    else np.zeros(sci.shape, np.uint8)
+                    else np.zeros(inner, np.uint8)
                 )
                 header = hdu.header.copy()
                 head, cat = catalogs[i] if i < len(catalogs) else (fits.Header(), Table())
@@ -340,7 +337,7 @@ def load_inputs(
                         header=header,
                         geometry=g,
                         wcs=celestial_wcs(header),
-                        **_pixel_summaries(sci, wdata, fdata, binning),
+                        **_pixel_summaries(sci, wdata, fdata, binning, integers=integers),
                         minibkg=np.asarray(mini_hdus[i].data, float) if i < len(mini_hdus) else None,
                         catalog=cat,
                         ldac_header=head,
@@ -350,7 +347,7 @@ def load_inputs(
                         psf_image=psf_img,
                     )
                 )
-                del sci, wdata, fdata
+                del sci, integers, wdata, fdata
                 for hdus in (sci_hdus, w_hdus, f_hdus):
                     if i < len(hdus):
                         del hdus[i].data  # read once, not kept
@@ -361,16 +358,90 @@ def load_inputs(
     return ExposureInputs(name=name, primary=primary, ccds=ccds, binning=binning)
 
 
+def _science_pixels(
+    hdu: fits.ImageHDU,
+    index: int,
+    science: Callable[[int], np.ndarray | None] | None,
+    shape: tuple[int, int],
+    section: tuple[int, int, int, int],
+) -> tuple[np.ndarray | None, tuple[np.ndarray, float] | None]:
+    """A CCD's science pixels within DATASEC ``section`` (1-based ``y1, y2, x1, x2``):
+    ``(None, (values, offset))`` when ``science`` keeps them as 16-bit integers
+    (:meth:`spica.step1.reduce.KeptPixels.integers`: no float copy), else
+    ``(float32 pixels, None)`` from ``science`` or read from ``hdu``."""
+    y1, y2, x1, x2 = section
+    if science is not None and hasattr(science, "integers"):
+        kept = science.integers(index)
+        if kept is not None and kept[0].shape == shape:
+            return None, (kept[0][y1 - 1 : y2, x1 - 1 : x2], kept[1])
+    kept = science(index) if science is not None else None
+    if kept is not None and kept.shape != shape:
+        kept = None  # not this file's CCD: read it
+    full = kept if kept is not None else hdu.data
+    return np.asarray(full[y1 - 1 : y2, x1 - 1 : x2], dtype=np.float32), None
+
+
+def _image_section(hdu: fits.ImageHDU, path: str | Path, section: tuple[int, int, int, int],
+                   dtype: type | None) -> np.ndarray:
+    """DATASEC ``section`` of an image HDU in ``dtype`` (None: as read): read by one ``readinto``
+    (:func:`spica.step1._pixels.native_image`) when it is uncompressed and unscaled,
+    else by astropy."""
+    from spica.step1._pixels import native_image
+
+    y1, y2, x1, x2 = section
+    data = native_image(hdu, path)
+    if data is None:
+        data = hdu.data
+    return np.asarray(data[y1 - 1 : y2, x1 - 1 : x2], dtype=dtype)
+
+
 # --------------------------------------------------------------------------
 # Pixel statistics
 # --------------------------------------------------------------------------
-def _pixel_summaries(sci: np.ndarray, weight: np.ndarray, flag: np.ndarray, binning: int) -> dict[str, object]:
+def _pixel_summaries(
+    sci: np.ndarray | None,
+    weight: np.ndarray,
+    flag: np.ndarray,
+    binning: int,
+    integers: tuple[np.ndarray, float] | None = None,
+) -> dict[str, object]:
     """A CCD's thumbnails and statistics (``thumb``, ``weight_thumb``, ``flags``,
     ``weights`` of :class:`CCDInput`): the values of :func:`block_mean`,
-    :func:`flag_fractions` and :func:`weight_statistics`, sharing the
-    ``weight > 0`` mask and skipping the finiteness masks of a finite weight map
-    (WeightWatcher's always is): fewer passes over the 9.4 Mpixel CCD."""
+    :func:`flag_fractions` and :func:`weight_statistics`, in fewer passes over
+    the 9.4 Mpixel CCD.
+
+    ``sci`` is the science image in float; or ``integers = (values, offset)``
+    gives it exactly (``sci = values + offset``, 16-bit values as the
+    exposure stores them; ``sci`` may then be None). With a finite weight map
+    (WeightWatcher's always is: checked from its block sums) the pixels of
+    weight 0 (a few per thousand) are listed once and everything else is
+    counted from that list: the flag fractions, the weight subsample of
+    :func:`weight_statistics` (the same pixels) and, for integer science
+    pixels, the science thumbnail (block sums of all pixels minus the listed
+    ones: exact in integers, so the same values as :func:`block_mean`).
+    """
     weight = np.asarray(weight)
+    flag = np.asarray(flag)
+    if sci is None and integers is None:
+        raise ValueError("_pixel_summaries: no science pixels")
+    if weight.dtype.kind == "f" and binning > 1 and flag.shape == weight.shape:
+        image = np.asarray(weight, dtype=np.float32)
+        total = _block_sum(_block_sum(image, binning, 0, np.float32), binning, 1, np.float64)
+        if np.isfinite(total).all():  # a NaN or infinite pixel makes its block's sum non-finite
+            bad = sparse_flatnonzero(~(weight > 0))  # weight 0 (sorted flat indices)
+            if integers is not None and integers[0].shape == weight.shape:
+                thumb = _integer_block_mean(integers[0], integers[1], binning, bad)
+            else:
+                sci_f = _science_float(sci, integers)
+                good = weight > 0
+                thumb = block_mean(sci_f, binning, good=good)
+            return {
+                "thumb": thumb,
+                "weight_thumb": (total / _block_sizes(image.shape, binning)).astype(np.float32),
+                "flags": _flag_fractions_listed(flag, bad),
+                "weights": _weight_statistics_listed(weight, bad),
+            }
+    sci = _science_float(sci, integers)
     positive = weight > 0
     out: dict[str, object] = {"thumb": block_mean(sci, binning, good=positive)}
     finite = weight.dtype.kind == "f" and bool(np.isfinite(weight.sum(dtype=np.float64)))
@@ -383,16 +454,98 @@ def _pixel_summaries(sci: np.ndarray, weight: np.ndarray, flag: np.ndarray, binn
     return out
 
 
+def _science_float(sci: np.ndarray | None, integers: tuple[np.ndarray, float] | None) -> np.ndarray:
+    """The science pixels in float32 (from ``integers`` when ``sci`` is None)."""
+    if sci is not None:
+        return np.asarray(sci, dtype=np.float32)
+    values, offset = integers
+    out = np.asarray(values).astype(np.float32)
+    if offset:
+        out += np.float32(offset)
+    return out
+
+
+def _block_sizes(shape: tuple[int, int], factor: int) -> np.ndarray:
+    """Number of pixels of each ``factor`` x ``factor`` block (edge blocks hold fewer)."""
+    ny, nx = shape
+    rows = np.full(-(-ny // factor), factor, np.int32)
+    rows[-1] = ny - factor * (rows.size - 1)
+    cols = np.full(-(-nx // factor), factor, np.int32)
+    cols[-1] = nx - factor * (cols.size - 1)
+    return np.multiply.outer(rows, cols)
+
+
+def _integer_block_mean(values: np.ndarray, offset: float, factor: int, bad: np.ndarray) -> np.ndarray:
+    """:func:`block_mean` of ``values + offset`` over the pixels not listed in ``bad``
+    (flat indices), for 16-bit integer ``values``: block sums of every pixel in
+    integers, minus the listed ones, plus the offset times the count. The sums
+    are exact, so the means are :func:`block_mean`'s to the last bit."""
+    native = np.asarray(values)
+    native = native.astype(native.dtype.newbyteorder("="))  # one pass: a big-endian file map to native
+    sums = _block_sum(_block_sum(native, factor, 0, np.int32), factor, 1, np.int64)
+    count = _block_sizes(native.shape, factor).astype(np.int64)
+    total = sums.astype(np.float64)
+    if bad.size:
+        nx = native.shape[1]
+        ys, xs = np.divmod(bad, nx)
+        block = (ys // factor) * sums.shape[1] + xs // factor
+        count -= np.bincount(block, minlength=sums.size).reshape(sums.shape)
+        total -= np.bincount(block, weights=native.reshape(-1)[bad].astype(np.float64),
+                             minlength=sums.size).reshape(sums.shape)
+    total += float(offset) * count
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / count, np.nan).astype(np.float32)
+
+
+def _flag_fractions_listed(flag: np.ndarray, zero_weight: np.ndarray) -> dict[str, float]:
+    """:func:`flag_fractions` given the flat indices of the pixels of weight 0 (their
+    unflagged ones count as masked): the same figures."""
+    flat = flag.reshape(-1)
+    n = max(flat.size, 1)
+    flagged_at = sparse_flatnonzero(flat) if flat.dtype.itemsize == 1 else np.flatnonzero(flat)
+    values = flat[flagged_at]
+    if values.dtype.itemsize == 1 and values.dtype.kind in "iu":
+        histogram = np.bincount(values.view(np.uint8), minlength=256)
+        codes = np.arange(256)
+        counts = {k: int(histogram[(codes & bit) > 0].sum()) for k, bit in FLAG_BITS.items()}
+    else:
+        counts = {k: int(np.count_nonzero(values & bit)) for k, bit in FLAG_BITS.items()}
+    out = {f"frac_{k}": float(c) / n for k, c in counts.items()}
+    masked = flagged_at.size + int(np.count_nonzero(flat[zero_weight] == 0))
+    out["frac_masked"] = float(masked) / n
+    return out
+
+
+def _weight_statistics_listed(weight: np.ndarray, zero_weight: np.ndarray) -> dict[str, float]:
+    """:func:`weight_statistics` of a finite weight map given the sorted flat indices of
+    its pixels of weight 0: the same subsample of the positive pixels (every k-th
+    in order), located from the list instead of a copy of all of them."""
+    flat = weight.reshape(-1)
+    n_good = flat.size - zero_weight.size
+    if n_good <= 0:
+        return {"weight_median": 0.0, "weight_rms": 0.0, "frac_weight_zero": 1.0}
+    step = max(1, n_good // 500_000)
+    ranks = np.arange(0, n_good, step)
+    # the positive pixel of rank r is at r + (the zero-weight pixels before it): zero-weight
+    # pixel k precedes it when the positive pixels before that one, index_k - k, are <= r,
+    # i.e. it precedes the ranks from ceil((index_k - k) / step) on
+    first = -(-(zero_weight - np.arange(zero_weight.size)) // step)
+    shift = np.cumsum(np.bincount(first, minlength=ranks.size + 1)[: ranks.size])
+    sub = flat[ranks + shift].astype(np.float64)
+    med = float(np.median(sub))
+    return {
+        "weight_median": med,
+        "weight_rms": float(np.std(sub) / med) if med > 0 else 0.0,
+        "frac_weight_zero": 1.0 - n_good / max(flat.size, 1),
+    }
+
+
 def _finite_block_mean(image: np.ndarray, factor: int) -> np.ndarray:
     """:func:`block_mean` of an image without NaN or infinity (same sums, counts from
     the block sizes instead of a mask)."""
     image = np.asarray(image, dtype=np.float32)
     total = _block_sum(_block_sum(image, factor, 0, np.float32), factor, 1, np.float64)
-    rows = np.full(total.shape[0], factor, np.int32)
-    rows[-1] = image.shape[0] - factor * (total.shape[0] - 1)
-    cols = np.full(total.shape[1], factor, np.int32)
-    cols[-1] = image.shape[1] - factor * (total.shape[1] - 1)
-    return (total / np.multiply.outer(rows, cols)).astype(np.float32)
+    return (total / _block_sizes(image.shape, factor)).astype(np.float32)
 
 
 def block_mean(image: np.ndarray, factor: int, good: np.ndarray | None = None) -> np.ndarray:
