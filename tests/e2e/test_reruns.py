@@ -16,21 +16,23 @@ pytestmark = [pytest.mark.e2e, pytest.mark.tools]
 
 
 def test_rerun_after_step2_configuration_changes(release):
-    """Changing SWarp's configuration reruns the stacks and what depends on them,
-    not SCAMP or step 1; changing SCAMP's reruns calibration and everything after."""
+    """Changing SWarp's configuration reruns the stack jobs (which also deliver the
+    products' SCAMP files) and what depends on them, not SCAMP or step 1; changing
+    SCAMP's reruns the solutions and everything after."""
     # the release is complete and its pending view caught up (the release phase)
     assert release["pending_after_release"] == set()
     override = release["workdir"] / "step2-change.yaml"
     # D3 r and i (one chi-squared tile) and the Very Wide image (its own)
-    # per product: the stack, its catalogue (with the provenance), its QualityFITS-out (with
-    # the thumbnails and dust map), its summary; per tile the chi-squared image and its figure
-    downstream = {"coadd_stack": 2, "coadd_image": 1, "make_chi2": 2, "make_chi2_thumbnail": 2, "extract_stack_catalogue": 3,
-                  "assess_product_quality": 3, "summarise_product": 3, "register_product_quality": 1,
-                  "release_T0002": 1, "plot_colour_magnitude": 1}
-    # SCAMP once per astrometric list: D3 r and i share one, the Very Wide image has its own;
-    # each of the three products then takes its files from its solution (lists, SCAMP files,
-    # accept summary and heads: the first part of its stack job, in downstream)
-    calibration = {"solve_astrometry": 2, "register_calibration": 1, "deliver_image_ahead": 1}
+    # per product: the stack job (its calibration files from the solution, then SWarp), its
+    # catalogue (with the provenance), its QualityFITS-out (with the thumbnails and dust map),
+    # its summary; per tile the chi-squared image and its figure. The stack job rewrites the
+    # product's SCAMP files, so the registry's copy of them and the image's .ahead follow
+    downstream = {"coadd_stack": 2, "coadd_image": 1, "make_chi2": 2, "make_chi2_thumbnail": 2,
+                  "extract_stack_catalogue": 3, "assess_product_quality": 3, "summarise_product": 3,
+                  "register_product_quality": 1, "release_T0002": 1, "plot_colour_magnitude": 1,
+                  "register_calibration": 1, "deliver_image_ahead": 1}
+    # SCAMP once per astrometric list: D3 r and i share one, the Very Wide image has its own
+    calibration = {"solve_astrometry": 2}
     override.write_text("coaddition:\n  swarp_overrides: {SUBTRACT_BACK: N}\n")
     changed = snakemake(release["workdir"], "-n", "release_T0002", overrides=override)
     assert job_counts(changed.stdout + changed.stderr) == downstream
