@@ -92,7 +92,10 @@ def deliver_solution(
     for source in sorted(scamp_dir.iterdir()):
         if source.is_file() and not source.name.startswith("."):
             _link_or_copy(source, out_dir / delivered_name(source.name, solution=solution, stem=stem))
-    _link_or_copy(Path(scamp_xml), Path(xml_out))
+    # copied, not linked: an output sharing its input's inode gets the input's date when
+    # Snakemake touches it after the job, and the job's other outputs then look older
+    # than an input (a WorkflowError since the product's lists are made in the same job)
+    shutil.copyfile(scamp_xml, xml_out)
     shutil.copyfile(scamp_cmd, cmd_out)
     heads = [(scamp_dir / scamp_head_name(e)).resolve() for e in sorted(int(e) for e in stack_list)]
     targets = [out_dir.resolve() / head.name for head in heads]
