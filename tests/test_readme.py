@@ -97,7 +97,7 @@ class Check:
 CHECKS: tuple[Check, ...] = (
     Check(r"^bin/spica demo -n$", "dry-run", "the first README command, dry-run"),
     Check(r"^bin/spica demo$", "skip",
-          "the full demo run (about 13 min); `bin/spica demo -n` is run, and tests/e2e runs the "
+          "the full demo run (about 10 min); `bin/spica demo -n` is run, and tests/e2e runs the "
           "same workflow on the small survey"),
     Check(r"^bin/spica test$", "skip", "the command that runs this test (.ci/run runs it)"),
     Check(r"^bin/spica test \S", "collect", "a pytest selection"),
