@@ -10,7 +10,7 @@ product of the release plan that shares it (:func:`products_of`).
 
 Each kind of product has an ordered list of steps (:data:`STEPS`), the rules
 that make it, labelled in the words of the seed's in-progress screen
-("Scamp running", "Copy header to swarp", "Running swarp"...). A step's state in
+("Scamp running", "Running swarp", "Running Qualityfits"...). A step's state in
 a run (:func:`product_steps`) comes from the events of its jobs; a step with
 no job in the run is ``done`` when a step that needs it has started (its output
 was already there), ``pending`` otherwise.
