@@ -20,7 +20,6 @@ from spica.calibration.product import calibrate_product
 from spica.coaddition.stack import coadd_stack
 from spica.paths import parse_exposure_prefix, scamp_head_name
 from spica.provenance import ToolRun, write_command
-from spica.release.planning import read_exposure_list
 
 __all__ = ["stack_product"]
 
@@ -77,8 +76,8 @@ def stack_product(
     ToolRun
         The SWarp run (also written to ``swarp_cmd``).
     """
-    calibrate_product(stem=stem, exposures=exposures, outputs=outputs, **calibration)
-    expnums = read_exposure_list(outputs["accepted"])  # the accept summary's verdict
+    # the accept summary's verdict, as written to outputs["accepted"]
+    expnums = calibrate_product(stem=stem, exposures=exposures, outputs=outputs, **calibration)
     kept = [p for p in exposures if parse_exposure_prefix(Path(p).name) in expnums]
     kept_weights = [p for p in weights if parse_exposure_prefix(Path(p).name) in expnums]
     registry = pd.read_csv(registry_csv, dtype={"expnum": "Int64"})

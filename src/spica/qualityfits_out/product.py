@@ -15,19 +15,14 @@ reruns (issue 10, section 5).
 
 from __future__ import annotations
 
-import resource
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from spica import paths
+from spica.step1.timing import Usage
 
 __all__ = ["assess_release_product"]
-
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return sum(u.ru_utime + u.ru_stime for u in usage)
 
 
 def assess_release_product(
@@ -90,12 +85,13 @@ def assess_release_product(
     from spica.qualityfits_out.masks import mask_product
 
     cpu, result = {}, {}
-    start = _cpu()
+    start = Usage.now()
 
-    def lap(name: str) -> None:
+    def lap(name: str) -> None:  # CPU of this process and of the tools it ran, since the last lap
         nonlocal start
-        now = _cpu()
-        cpu[name], start = round(now - start, 2), now
+        now = Usage.now()
+        spent = now.since(start)
+        cpu[name], start = round(spent["cpu_self_s"] + spent["cpu_children_s"], 2), now
 
     result["figures"] = assess_product(
         image=image, weight=weight, binaries=binaries,
