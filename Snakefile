@@ -57,6 +57,13 @@ for _release in config["releases"]:
         input:
             release_targets(_release),
 
+    # the release and the step 1 QA plots of its exposures, for --report (rules/common.smk)
+    rule:
+        name:
+            f"report_{_release}"
+        input:
+            report_targets(_release),
+
 
 # the automatic image mode (seed 6.2): every exposure that passed step 1, image by image
 rule:

@@ -19,7 +19,7 @@ from spica import paths
 from spica.astromatic import psfex, sextractor
 from spica.astromatic.scamp import CHECKPLOTS
 from spica.coaddition.grid import stack_grid
-from spica.release.planning import done_products, read_plan, stale_solutions
+from spica.release.planning import done_products, missing_product_files, read_plan, stale_solutions
 from spica.transfer.staging import read_product_grades
 from spica.step1.inventory import discover_exposures, find_calibration_file, read_inventory
 from spica.registry import empty_survey_message, read_metadata, sqlite_file
@@ -726,41 +726,45 @@ def get_stack_chi2(wildcards):
     }
 
 
-def colour_file(key):
-    """Pattern of a colour diagram of a release tile (:data:`spica.paths.COLOUR_COLOUR_FILES`,
-    :data:`spica.paths.COLOUR_MAGNITUDE_FILES`), e.g.
-    ``.../CFHTLS_D_ugriz_..._T0002/CFHTLS_D_gri_..._T0002_diagcc.png``."""
-    return paths.colour_pattern(RESULTS, key)
+def tile_colour_outputs(n):
+    """Named outputs of the colour diagrams of a release tile of ``n`` filters
+    (:func:`spica.paths.tile_colour_patterns`), the PNG files marked for the report
+    (caption ``report/diagcc.rst`` or ``diagcm.rst``, the tile as subcategory)."""
+    tile = paths.colour_tile("{survey}", "".join(f"{{b{i}}}" for i in range(1, n + 1)), "{coords}", "{release}")
+    return {key: report_plot(path, key.split("_")[0], "QualityFITS-out", tile) if path.endswith(".png") else path
+            for key, path in paths.tile_colour_patterns(RESULTS, n).items()}
 
 
-def colour_files(keys):
-    """Patterns of several colour diagram files, key -> pattern (named outputs)."""
-    return {key: colour_file(key) for key in keys}
+def tile_band_constraints(n):
+    """Wildcard constraints of the filters ``b1``... ``b<n>`` of a release tile: one filter each."""
+    return {f"b{i}": paths.WILDCARD_CONSTRAINTS["band"] for i in range(1, n + 1)}
 
 
-def get_colour_catalogues(wildcards):
-    """The QualityFITS-out catalogues of the filters ``bands`` of a release tile, named by
-    band (``g``, ``r``, ``i``): the tile's products in those filters."""
-    tile = paths.colour_tile(wildcards.survey, wildcards.tilebands, wildcards.coords, wildcards.release)
-    try:
-        paths.colour_stem(tile, wildcards.bands)
-    except ValueError as error:
-        raise WorkflowError(str(error)) from None
+def _tile_bands(wildcards):
+    """The filters of a colour diagrams job's tile, from its wildcards ``b1``... ``bn``."""
+    return "".join(wildcards[f"b{i}"] for i in range(1, 6) if f"b{i}" in wildcards.keys())
+
+
+def get_colour_tile(wildcards):
+    """Param: the release tile of a colour diagrams job (``CFHTLS_D_ugriz_141927+524056_T0002``)."""
+    return paths.colour_tile(wildcards.survey, _tile_bands(wildcards), wildcards.coords, wildcards.release)
+
+
+def get_tile_colour_catalogues(wildcards):
+    """The QualityFITS-out catalogues of a release tile's products, named by band
+    (``g``, ``r``, ``i``...): one per filter of the tile."""
+    tile, bands = get_colour_tile(wildcards), _tile_bands(wildcards)
+    if bands != "".join(b for b in "ugriz" if b in bands) or len(set(bands)) != len(bands):
+        raise WorkflowError(f"{tile}: its filters are not distinct and in ugriz order")
     stems = get_plan(wildcards.release).tiles().get(tile)
     if stems is None:
         raise WorkflowError(f"{tile} is not a tile of the plan of {wildcards.release}")
     by_band = {planned_product(wildcards.release, stem).band: stem for stem in stems}
-    missing = sorted(set(wildcards.bands) - set(by_band))
+    missing = sorted(set(bands) - set(by_band))
     if missing:
         raise WorkflowError(f"{tile} has no product in filter(s) {missing}")
     return {band: str(paths.product_path(RESULTS, wildcards.release, by_band[band], "qfo_ldac"))
-            for band in wildcards.bands}
-
-
-def get_colour_stem(wildcards):
-    """Param: the stem of a colour diagram (``CFHTLS_D_gri_141927+524056_T0002``), its title."""
-    tile = paths.colour_tile(wildcards.survey, wildcards.tilebands, wildcards.coords, wildcards.release)
-    return paths.colour_stem(tile, wildcards.bands)
+            for band in bands}
 
 
 def get_catalogue_options(wildcards):
@@ -870,9 +874,19 @@ def release_files(release, *keys):
 
 
 def release_targets(release):
-    """Input function of the target ``release_<release>``, which asks for every
-    planned product's delivered files (and the w(theta) of its stars), each tile's
-    chi-squared PNG and colour diagrams, the pending view and the SCAMP fields.
+    """Input function of the target ``release_<release>``: every planned product, each
+    tile's chi-squared figure and colour diagrams, the pending view, the SCAMP fields
+    and the products' quality table.
+
+    What it names per product is what no other job reads (its catalogue, and the
+    ``.ahead`` of a photometric image), plus any file of the product's delivery that
+    is missing on disk while its image is not. Everything else a product has is an
+    output of a job upstream of ``product_quality`` (every summary reads the stack
+    job's image and the QualityFITS-out job's table): Snakemake lists those jobs and
+    reruns them when an input changed. It reruns a job for a missing output only when
+    that file is asked for by name, hence the missing ones; a product without its image
+    is made whole anyway. Naming all ~40 files of each of 2,300 products cost a
+    release dry-run a third of its time (issue 10, section 5).
 
     One target per release (without wildcards), hence this factory.
     """
@@ -884,22 +898,38 @@ def release_targets(release):
                            f"(verdicts: {paths.release_path(RESULTS, release, 'selection')})")
         targets = []
         for stem, product in plan.products().items():
+            needed = ["ldac"]  # the catalogue: nothing downstream reads it
             keys = list(paths.STACK_PRODUCTS)
             if product.mode != "stack":  # image by image: the image's own SCAMP head (seed: _V0001_head.txt)
-                keys += ["image_head"]  # and its .ahead if photometric (_V0001_ahed.txt)
-                keys += ["image_ahead"] if is_photometric(paths.parse_image_stem(stem)[0]) else []
+                keys += ["image_head"]  # and its .ahead if photometric (_V0001_ahed.txt, a job of its own)
+                needed += ["image_ahead"] if is_photometric(paths.parse_image_stem(stem)[0]) else []
             # every QualityFITS-out file under the seed's names (_psf_m.png, _comptness.png, _reg.txt,
             # the w(theta) of its stars): what a delivery of it carries
             keys += list(paths.QUALITYFITS_OUT_DELIVERED)
-            targets += [str(paths.product_path(RESULTS, release, stem, key)) for key in keys]
+            targets += [str(paths.product_path(RESULTS, release, stem, key)) for key in needed]
+            missing = missing_product_files(RESULTS, release, stem, [k for k in keys if k not in needed])
+            if str(paths.product_path(RESULTS, release, stem, "image")) not in missing:
+                targets += missing  # without its image a product is made whole anyway
         targets += [str(paths.chi2_path(RESULTS, release, tile, key)) for tile in plan.tiles()
                     for key in ("png", "ps")]
         # colour-colour diagrams of every three filters of a tile, colour-magnitude of every two
         targets += [str(path) for tile in plan.tiles() for path in paths.colour_paths(RESULTS, release, tile)]
-        targets += release_step1_plots(release)  # for the report only: they exist already
         return targets + release_files(release, "pending", "scamp_fields", "product_quality")
 
     return _wildcards_only(get_release_products)
+
+
+def report_targets(release):
+    """Input function of the target ``report_<release>`` (``snakemake --report report.zip
+    report_T0002``): the release's targets and the step 1 QA plots of its exposures,
+    which are no job's outputs (:func:`release_step1_plots`), so that the report holds them.
+    Not in ``release_<release>``: 100,000 plots at survey scale for a report only."""
+    release_products = release_targets(release)
+
+    def get_report_products(wildcards):
+        return release_products(wildcards) + release_step1_plots(release)
+
+    return _wildcards_only(get_report_products)
 
 
 # ------------------------------------------------ input functions, cheaply

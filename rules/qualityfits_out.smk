@@ -60,53 +60,66 @@ rule assess_product_quality:
         "../scripts/assess_product_quality.py"
 
 
-# Colours and clustering of the stars (seed, product table and footnote 8;
-# spica.qualityfits_out.colours): stars selected in each filter as QualityFITS-out
-# selects them (half-light radius - magnitude), matched across the filters of a tile.
-rule plot_colour_colour:
-    """Colour-colour diagram of three filters of a release tile
-    (``CFHTLS_D_gri_..._T0002_diagcc.png``, one per set of three of its filters) with
-    the reference stellar locus and the stars' median distance to it."""
+# Colours of the stars (seed, product table and footnote 8; spica.qualityfits_out.colours):
+# stars selected in each filter as QualityFITS-out selects them (half-light radius -
+# magnitude), matched across the filters of a tile. One job per tile, one rule per
+# number of filters (a pattern names each diagram's filters, some of the tile's: the
+# wildcards b1... bn are the tile's filters): a diagram a job cost a release at survey
+# scale 2,960 jobs, a sixth of its dry-run (issue 10, section 5).
+rule plot_tile_colours_2:
+    """Every colour diagram of a release tile of two filters: the colour-magnitude
+    diagram of the pair (``CFHTLS_D_ri_..._T0002_diagcm.png``, ``.ps``); with more
+    filters (the rules below), the colour-colour diagram of each three
+    (``CFHTLS_D_gri_..._T0002_diagcc.png``) with the reference stellar locus and the
+    stars' median distance to it, and the colour-magnitude diagram of each two."""
     input:
-        unpack(get_colour_catalogues),
+        unpack(get_tile_colour_catalogues),
     output:
-        **report_plots(colour_files(paths.COLOUR_COLOUR_FILES), "QualityFITS-out", "CFHTLS_{survey}_{tilebands}_{coords}_{release}"),
+        **tile_colour_outputs(2),
     params:
         settings=_QFO["colours"],
-        title=get_colour_stem,
-        software=software("plot_colour_colour"),
+        tile=get_colour_tile,
+        software=software("plot_tile_colours"),
     log:
-        run_log("colours", "plot_colour_colour_{bands}"),
+        run_log("colours2", "plot_tile_colours"),
     benchmark:
-        run_benchmark("colours", "plot_colour_colour_{bands}")
+        run_benchmark("colours2", "plot_tile_colours")
     wildcard_constraints:
-        tilebands=paths.WILDCARD_CONSTRAINTS["bands"],
-        bands=r"[ugriz]{3}",
+        **tile_band_constraints(2),
     conda:
         "../envs/spica.yaml"
     script:
-        "../scripts/plot_colour_colour.py"
+        "../scripts/plot_tile_colours.py"
 
 
-rule plot_colour_magnitude:
-    """Colour-magnitude diagram of two filters of a release tile
-    (``CFHTLS_D_ri_..._T0002_diagcm.png``, one per pair of its filters)."""
-    input:
-        unpack(get_colour_catalogues),
+use rule plot_tile_colours_2 as plot_tile_colours_3 with:
     output:
-        **report_plots(colour_files(paths.COLOUR_MAGNITUDE_FILES), "QualityFITS-out", "CFHTLS_{survey}_{tilebands}_{coords}_{release}"),
-    params:
-        settings=_QFO["colours"],
-        title=get_colour_stem,
-        software=software("plot_colour_magnitude"),
+        **tile_colour_outputs(3),
     log:
-        run_log("colours", "plot_colour_magnitude_{bands}"),
+        run_log("colours3", "plot_tile_colours"),
     benchmark:
-        run_benchmark("colours", "plot_colour_magnitude_{bands}")
+        run_benchmark("colours3", "plot_tile_colours")
     wildcard_constraints:
-        tilebands=paths.WILDCARD_CONSTRAINTS["bands"],
-        bands=r"[ugriz]{2}",
-    conda:
-        "../envs/spica.yaml"
-    script:
-        "../scripts/plot_colour_magnitude.py"
+        **tile_band_constraints(3),
+
+
+use rule plot_tile_colours_2 as plot_tile_colours_4 with:
+    output:
+        **tile_colour_outputs(4),
+    log:
+        run_log("colours4", "plot_tile_colours"),
+    benchmark:
+        run_benchmark("colours4", "plot_tile_colours")
+    wildcard_constraints:
+        **tile_band_constraints(4),
+
+
+use rule plot_tile_colours_2 as plot_tile_colours_5 with:
+    output:
+        **tile_colour_outputs(5),
+    log:
+        run_log("colours5", "plot_tile_colours"),
+    benchmark:
+        run_benchmark("colours5", "plot_tile_colours")
+    wildcard_constraints:
+        **tile_band_constraints(5),

@@ -128,7 +128,7 @@ CHECKS: tuple[Check, ...] = (
           "needs a finished survey and chromium; docs/screenshots/ were made with it"),
     Check(r"^bin/spica snakemake --unlock$", "test",
           "tests/robustness/test_crash.py"),  # unlocks after each SIGKILL of Snakemake, then reruns
-    Check(r"^(bin/spica )?snakemake --report \S+\.zip release_T\d{4}$", "test",
+    Check(r"^(bin/spica )?snakemake --report \S+\.zip report_T\d{4}$", "test",
           "tests/e2e/test_report.py"),  # a report needs a finished release (every marked plot made)
     Check(r"^(bin/spica )?snakemake images_V\d{4}\b", "test",
           "tests/e2e/test_product_grades.py"),  # its jobs appear once plan_images ran (a dry-run stops there)

@@ -98,9 +98,11 @@ __all__ = [
     "band_sets",
     "colour_stem",
     "colour_path",
-    "colour_pattern",
     "colour_paths",
     "colour_tile",
+    "TILE_COLOUR_SIZES",
+    "tile_colour_patterns",
+    "tile_colour_bands",
     "RUN_RECORDS",
     "RUN_RECORD_SCOPES",
     "run_record_path",
@@ -644,7 +646,7 @@ def colour_stem(tile: str, bands: str) -> str:
 
 
 def colour_tile(survey: str, bands: str, coords: str, release: str) -> str:
-    """The name of a release tile from its parts (the wildcards of :func:`colour_pattern`):
+    """The name of a release tile from its parts (the wildcards of :func:`tile_colour_patterns`):
     ``D``, ``ugriz``, ``141927+524056``, ``T0002`` -> ``CFHTLS_D_ugriz_141927+524056_T0002``."""
     return f"CFHTLS_{survey}_{bands}_{coords}_{release}"
 
@@ -656,14 +658,6 @@ def colour_path(results: str | Path, release: str, tile: str, bands: str, key: s
     return _releases(results, release) / tile / f"{colour_stem(tile, bands)}{_COLOUR_FILES[key]}"
 
 
-def colour_pattern(results: str | Path, key: str) -> str:
-    """Return the Snakemake pattern of :func:`colour_path` (wildcards ``release``, ``survey``,
-    ``tilebands`` (the tile's filters), ``bands`` (the diagram's) and ``coords``)."""
-    tile = colour_tile("{survey}", "{tilebands}", "{coords}", "{release}")
-    stem = colour_tile("{survey}", "{bands}", "{coords}", "{release}")
-    return str(_releases(results, "{release}") / tile / f"{stem}{_COLOUR_FILES[key]}")
-
-
 def colour_paths(results: str | Path, release: str, tile: str) -> list[Path]:
     """Every colour diagram of a tile: the colour-colour files of each set of three of its
     filters and the colour-magnitude files of each pair (none for an image-by-image tile)."""
@@ -673,6 +667,43 @@ def colour_paths(results: str | Path, release: str, tile: str) -> list[Path]:
     return [colour_path(results, release, tile, bands, key)
             for size, files in ((3, COLOUR_COLOUR_FILES), (2, COLOUR_MAGNITUDE_FILES))
             for bands in band_sets(match[2], size) for key in files]
+
+
+#: Numbers of filters of a release tile with colour diagrams: one rule each
+#: (``plot_tile_colours_<n>``), whose wildcards ``b1``... ``b<n>`` are the tile's filters.
+TILE_COLOUR_SIZES: tuple[int, ...] = (2, 3, 4, 5)
+
+
+def _band_wildcards(positions: Iterable[int]) -> str:
+    return "".join(f"{{b{i}}}" for i in positions)
+
+
+def tile_colour_patterns(results: str | Path, n: int) -> dict[str, str]:
+    """Snakemake patterns of every colour diagram of a release tile of ``n`` filters, in
+    the order of :func:`colour_paths`, keyed ``<file key>_<positions>``: ``diagcc_123``,
+    ``diagcc_ps_123`` (filters 1, 2, 3 of the tile), ..., ``diagcm_45``, ``diagcm_ps_45``.
+
+    Wildcards ``release``, ``survey``, ``coords`` and ``b1``... ``b<n>`` (one filter each,
+    the tile's in ``ugriz`` order): one job makes a tile's diagrams, and a pattern has to
+    name each diagram's filters, which are some of the tile's.
+    """
+    if n not in TILE_COLOUR_SIZES:
+        raise ValueError(f"a release tile of {n} filter(s) has no colour diagrams rule")
+    tile = colour_tile("{survey}", _band_wildcards(range(1, n + 1)), "{coords}", "{release}")
+    patterns = {}
+    for size, files in ((3, COLOUR_COLOUR_FILES), (2, COLOUR_MAGNITUDE_FILES)):
+        for positions in combinations(range(1, n + 1), size):
+            stem = colour_tile("{survey}", _band_wildcards(positions), "{coords}", "{release}")
+            for key, suffix in files.items():
+                patterns[f"{key}_{''.join(map(str, positions))}"] = \
+                    str(_releases(results, "{release}") / tile / f"{stem}{suffix}")
+    return patterns
+
+
+def tile_colour_bands(key: str, bands: str) -> str:
+    """The filters of the diagram ``key`` of :func:`tile_colour_patterns` in a tile of
+    filters ``bands``: ``diagcc_ps_124``, ``ugriz`` -> ``ugr``."""
+    return "".join(bands[int(i) - 1] for i in key.rsplit("_", 1)[1])
 
 
 def image_by_image_name(expnum: int | str, version: str, suffix: str = ".fits") -> str:
@@ -711,8 +742,9 @@ RUN_RECORD_SCOPES: dict[str, str] = {
     "release": "releases/{release}",
     "product": "releases/{release}/{stem}",
     "tile": "releases/{release}/{chi2}",
-    # a release tile named by its parts (the colour diagrams of its filters)
-    "colours": "releases/{release}/CFHTLS_{survey}_{tilebands}_{coords}_{release}",
+    # a release tile of n filters named by its parts (the colour diagrams of its filters)
+    **{f"colours{n}": f"releases/{{release}}/CFHTLS_{{survey}}_{_band_wildcards(range(1, n + 1))}_{{coords}}_{{release}}"
+       for n in TILE_COLOUR_SIZES},
     "solution": f"releases/{{release}}/{SOLUTIONS_FOLDER}/{{solution}}",
 }
 

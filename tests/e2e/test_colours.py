@@ -1,8 +1,7 @@
 """Colour diagrams and w(theta) end to end: the e2e release (fixture ``release``: D3 r and i
 stacks, one tile of two filters, and the Very Wide image 751042p_V0001) against the
-simulator's truth. The release has no tile of three filters: the colour-colour rule
-(``plot_colour_colour``) is checked on synthetic catalogues only
-(tests/qualityfits_out/test_colours.py)."""
+simulator's truth. The release has no tile of three filters: the colour-colour diagrams
+are checked on synthetic catalogues only (tests/qualityfits_out/test_colours.py)."""
 
 from __future__ import annotations
 
@@ -49,7 +48,9 @@ def test_the_two_filter_tile_gets_its_colour_magnitude_diagram_only(colours):
     names = sorted(p.name for p in (colours["results"] / "releases" / "T0002" / TILE).iterdir()
                    if "_diag" in p.name)
     assert names == [f"{TILE}_diagcm.png", f"{TILE}_diagcm.ps"]
-    assert _log(colours, TILE, "plot_colour_magnitude_ri")["n_stars"] > 300
+    # one job per tile (rule plot_tile_colours_2: two filters), its log the figures per diagram
+    assert list(_log(colours, TILE, "plot_tile_colours")) == ["ri"]
+    assert _log(colours, TILE, "plot_tile_colours")["ri"]["n_stars"] > 300
 
 
 def test_star_colours_are_the_truth_colours(colours):

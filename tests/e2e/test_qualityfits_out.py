@@ -213,7 +213,7 @@ def test_qualityfits_out_changes_rerun_it_and_nothing_upstream(qfo, tmp_path, mo
     override = tmp_path / "qfo-change.yaml"
     # the summaries, and the registry's product_quality rows read from them
     summaries = {"summarise_product": 3, "register_product_quality": 1, "release_T0002": 1}
-    qfo = {"assess_product_quality": 3, "plot_colour_magnitude": 1}  # the diagram reads its catalogue
+    qfo = {"assess_product_quality": 3, "plot_tile_colours_2": 1}  # the diagrams read its catalogue
     override.write_text("qualityfits_out:\n  sextractor_overrides: {DEBLEND_MINCONT: 0.01}\n")
     run = snakemake(workdir, "-n", "release_T0002", overrides=override)
     # the PSF model it remakes is the completeness job's input

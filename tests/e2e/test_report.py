@@ -43,7 +43,7 @@ def report(release: dict, tmp_path_factory) -> dict:
     run = snakemake(workdir, "release_T0002", "--rerun-triggers", "mtime")
     assert run.returncode == 0, run.stderr[-3000:]
     target = tmp_path_factory.mktemp("report") / "report.zip"
-    run = snakemake(workdir, "--report", str(target), "release_T0002")
+    run = snakemake(workdir, "--report", str(target), "report_T0002")
     assert run.returncode == 0, run.stderr[-3000:]
     with zipfile.ZipFile(target) as archive:
         names = archive.namelist()

@@ -29,7 +29,7 @@ def test_rerun_after_step2_configuration_changes(release):
     # product's SCAMP files, so the registry's copy of them and the image's .ahead follow
     downstream = {"coadd_stack": 2, "coadd_image": 1, "make_chi2": 2, "make_chi2_thumbnail": 2,
                   "extract_stack_catalogue": 3, "assess_product_quality": 3, "summarise_product": 3,
-                  "register_product_quality": 1, "release_T0002": 1, "plot_colour_magnitude": 1,
+                  "register_product_quality": 1, "release_T0002": 1, "plot_tile_colours_2": 1,
                   "register_calibration": 1, "deliver_image_ahead": 1}
     # SCAMP once per astrometric list: D3 r and i share one, the Very Wide image has its own
     calibration = {"solve_astrometry": 2}
@@ -66,6 +66,37 @@ def test_a_remade_catalogue_reruns_its_scamp_solution(release):
     # the catalogue's date back: the digest is the recorded one again, nothing reruns
     after = snakemake(workdir, "-n", "release_T0002")
     assert after.returncode == 0 and "solve_astrometry" not in after.stdout + after.stderr
+
+
+def test_a_deleted_product_file_is_made_again(release, tmp_path):
+    """``release_T0002`` names per product only what nothing else reads (its catalogue)
+    plus the delivery files missing on disk (issue 10, section 5): a QualityFITS-out plot
+    and a SCAMP-delivery file deleted by hand rerun exactly the jobs that make them, and
+    what reads their other outputs. (Dry-runs; the files are put back, dates included.)"""
+    results = release["workdir"] / "results"
+    stem = "CFHTLS_D_r_141927+524056_T0002"
+    deleted = [results / "releases" / "T0002" / stem / f"{stem}{suffix}" for suffix in ("_psf_m.png", "_astrom.list")]
+    kept = {path: (tmp_path / path.name, path.stat()) for path in deleted}
+    for path, (copy, _) in kept.items():
+        os.link(path, copy)
+        path.unlink()
+    try:
+        run = snakemake(release["workdir"], "-n", "release_T0002")
+        assert run.returncode == 0, run.stderr[-3000:]
+        counts = job_counts(run.stdout + run.stderr)
+    finally:
+        for path, (copy, stat) in kept.items():
+            os.link(copy, path)
+            os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    # the r stack's SWarp job (it writes the lists), then everything of the r stack
+    # after it, the tile's chi-squared image (r and i) and what reads it: the i
+    # catalogue; the Very Wide image is untouched
+    assert counts == {"coadd_stack": 1, "make_chi2": 1, "make_chi2_thumbnail": 1,
+                      "extract_stack_catalogue": 2, "assess_product_quality": 1, "summarise_product": 1,
+                      "plot_tile_colours_2": 1, "register_calibration": 1, "register_product_quality": 1,
+                      "release_T0002": 1}, counts
+    after = snakemake(release["workdir"], "-n", "release_T0002")
+    assert "Nothing to be done" in after.stdout + after.stderr
 
 
 #: Step 1's rules: a release run whose registry seal holds lists none of them.

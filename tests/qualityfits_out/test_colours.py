@@ -4,6 +4,8 @@ stars on the reference stellar locus, so the measured locus is compared with the
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import matplotlib.image
 import numpy as np
 import pandas as pd
@@ -21,9 +23,8 @@ from spica.qualityfits_out.colours import (
     colour_colour_figures,
     locus_colours,
     locus_distance,
-    make_colour_colour,
-    make_colour_magnitude,
     make_star_clustering,
+    make_tile_colours,
     match_filters,
     random_positions,
     read_star_table,
@@ -128,10 +129,21 @@ def test_every_set_of_three_filters_of_a_tile_gets_its_files():
             paths.colour_stem(tile, bands)
 
 
-def test_the_pattern_reads_back_the_path():
-    path = paths.colour_path("res", "T0002", "CFHTLS_D_ugriz_141927+524056_T0002", "gri", "diagcc")
-    assert str(path) == paths.colour_pattern("res", "diagcc").format(
-        release="T0002", survey="D", tilebands="ugriz", bands="gri", coords="141927+524056")
+def test_the_tile_patterns_read_back_the_paths():
+    """One rule per number of filters: its patterns, filled with a tile's filters, are the
+    tile's diagrams (colour_paths), in the same order; each key names its diagram's filters."""
+    for tile in ("CFHTLS_D_ugriz_141927+524056_T0002", "CFHTLS_W_gri_022931-063000_T0002",
+                 "CFHTLS_D_ri_141927+524056_T0002"):
+        survey, bands, coords, release = tile.removeprefix("CFHTLS_").split("_")
+        patterns = paths.tile_colour_patterns("res", len(bands))
+        filled = [pattern.format(release=release, survey=survey, coords=coords,
+                                 **{f"b{i + 1}": b for i, b in enumerate(bands)}) for pattern in patterns.values()]
+        assert filled == [str(p) for p in paths.colour_paths("res", release, tile)]
+        for key, path in zip(patterns, filled):
+            assert Path(path).name.startswith(paths.colour_stem(tile, paths.tile_colour_bands(key, bands)) + "_")
+    assert len(paths.tile_colour_patterns("res", 5)) == 2 * (10 + 10)
+    with pytest.raises(ValueError):
+        paths.tile_colour_patterns("res", 1)
 
 
 # ------------------------------------------------------------------ locus
@@ -185,26 +197,32 @@ def test_the_simulator_draws_its_stars_on_the_reference_locus():
         assert distance < SIMULATOR_VS_REFERENCE, bands
 
 
-def test_the_jobs_write_their_plots_and_refuse_two_grids(sky, tmp_path):
+def test_the_tile_job_writes_every_diagram_and_refuses_two_grids(sky, tmp_path):
     catalogues = {b: _write_ldac(tmp_path / f"{b}.fits", _header(), _catalogue(sky, b, seed=k))
                   for k, b in enumerate("gri")}
-    outputs = [tmp_path / "CFHTLS_D_gri_x_T0002_diagcc.png", tmp_path / "CFHTLS_D_gri_x_T0002_diagcc.ps"]
-    figures = make_colour_colour(catalogues, outputs, settings=SETTINGS, title="gri")
-    assert figures["n_stars"] == 400
-    assert figures["median_distance"] < TOLERANCE  # the reference locus, which the simulator draws on
-    assert matplotlib.image.imread(outputs[0]).shape[:2] == (450, 600)
-    assert outputs[1].read_bytes().startswith(b"%!PS-Adobe")
-    cmd = [tmp_path / "ri_diagcm.png", tmp_path / "ri_diagcm.ps"]
-    assert make_colour_magnitude({b: catalogues[b] for b in "ri"}, cmd, settings=SETTINGS, title="ri") == {
-        "n_sources": 700, "n_stars": 400}
-    assert cmd[0].stat().st_size > 10000
+    tile = "CFHTLS_D_gri_141927+524056_T0002"
+    outputs = {bands: [tmp_path / f"{bands}{kind}.png", tmp_path / f"{bands}{kind}.ps"]
+               for bands, kind in (("gri", "_diagcc"), ("gr", "_diagcm"), ("gi", "_diagcm"), ("ri", "_diagcm"))}
+    figures = make_tile_colours(catalogues, outputs, settings=SETTINGS, tile=tile)
+    assert list(figures) == ["gri", "gr", "gi", "ri"]
+    assert figures["gri"]["n_stars"] == 400
+    assert figures["gri"]["median_distance"] < TOLERANCE  # the reference locus, which the simulator draws on
+    assert figures["ri"] == {"n_sources": 700, "n_stars": 400}
+    assert matplotlib.image.imread(outputs["gri"][0]).shape[:2] == (450, 600)
+    assert outputs["gri"][1].read_bytes().startswith(b"%!PS-Adobe")
+    assert all(files[0].stat().st_size > 10000 for files in outputs.values())
+    # the same diagram alone: the same figures (each catalogue read once for all of them)
+    alone = make_tile_colours({b: catalogues[b] for b in "ri"}, {"ri": outputs["ri"]}, settings=SETTINGS,
+                              tile="CFHTLS_D_ri_141927+524056_T0002")
+    assert alone == {"ri": figures["ri"]}
     shifted = _header()
     shifted["CRPIX1"] += 3
     catalogues["i"] = _write_ldac(tmp_path / "i_other_grid.fits", shifted, _catalogue(sky, "i"))
     with pytest.raises(ColourError, match="one pixel grid"):
-        make_colour_colour(catalogues, outputs, settings=SETTINGS, title="gri")
-    with pytest.raises(ColourError, match="3 filters"):
-        make_colour_colour({b: catalogues[b] for b in "gr"}, outputs, settings=SETTINGS, title="gr")
+        make_tile_colours(catalogues, {"gri": outputs["gri"]}, settings=SETTINGS, tile=tile)
+    for bands in ("grz", "rg", "gg", "g"):  # a filter the tile lacks; not in ugriz order; twice; one
+        with pytest.raises(ColourError, match="no diagram of filters"):
+            make_tile_colours(catalogues, {bands: outputs["gr"]}, settings=SETTINGS, tile=tile)
 
 
 # ------------------------------------------------------------------ w(theta)
@@ -320,7 +338,8 @@ def test_three_rendered_filters_through_sextractor(tmp_path):
     assert figures["n_stars"] > 0.7 * n_star and galaxies_as_stars < 0.05 * figures["n_stars"]
     assert figures["median_distance"] < TOLERANCE
     outputs = [tmp_path / "gri_diagcc.png", tmp_path / "gri_diagcc.ps"]
-    result = make_colour_colour(catalogues, outputs, settings=settings, title="gri")
+    result = make_tile_colours(catalogues, {"gri": outputs}, settings=settings,
+                               tile="CFHTLS_D_gri_141927+524056_T0002")["gri"]
     assert result["n_stars"] == figures["n_stars"] and outputs[0].stat().st_size > 10000
     # the i image 0.3 mag fainter than its zero point says
     shifted = tables["i"][1].assign(mag=tables["i"][1]["mag"] + 0.3)

@@ -39,6 +39,7 @@ from astropy.wcs import WCS
 from scipy.spatial import cKDTree
 
 from spica.astromatic.sextractor import read_ldac
+from spica.paths import colour_stem
 from spica.qualityfits_out.measure import DEFAULT_ZEROPOINT
 from spica.step1.qa.measure import celestial_wcs, classify_sources, stellar_locus
 
@@ -59,8 +60,7 @@ __all__ = [
     "colour_colour_plot",
     "colour_magnitude_plot",
     "wtheta_plot",
-    "make_colour_colour",
-    "make_colour_magnitude",
+    "make_tile_colours",
     "make_star_clustering",
 ]
 
@@ -442,48 +442,59 @@ def _read_filters(catalogues: Mapping[str, str | Path], settings: Mapping[str, A
                          headers={b: h for b, (h, _) in read.items()})
 
 
-def _ordered(catalogues: Mapping[str, str | Path], size: int) -> dict[str, str | Path]:
-    bands = "".join(b for b in _BANDS if b in catalogues)
-    if len(bands) != size or len(catalogues) != size:
-        raise ColourError(f"expected the catalogues of {size} filters, got {sorted(catalogues)}")
-    return {b: catalogues[b] for b in bands}
+def make_tile_colours(catalogues: Mapping[str, str | Path], outputs: Mapping[str, Sequence[str | Path]], *,
+                      settings: Mapping[str, Any], tile: str) -> dict[str, dict[str, Any]]:
+    """Every colour diagram of a release tile (rules ``plot_tile_colours_<n>``): the
+    colour-colour diagram of each set of three of its filters, the colour-magnitude
+    diagram of each pair, each catalogue read once.
 
-
-def make_colour_colour(catalogues: Mapping[str, str | Path], outputs: Sequence[str | Path], *,
-                       settings: Mapping[str, Any], title: str) -> dict[str, float]:
-    """The colour-colour diagram of three filters of a tile (rule ``plot_colour_colour``).
+    One job per tile instead of one per diagram: a five-filter tile has twenty
+    diagrams, and at survey scale the jobs of the diagrams were a sixth of a release's
+    (issue 10, section 5).
 
     Parameters
     ----------
     catalogues
         Band -> QualityFITS-out catalogue of the tile's product in that band.
     outputs
-        The PNG and PS files to write.
+        Filters of a diagram (``gri``: colour-colour, ``ri``: colour-magnitude) -> the
+        PNG and PS files to write; each diagram's filters are some of ``catalogues``'.
     settings
         ``qualityfits_out.colours`` of the configuration.
-    title
-        Plot title (the diagram's stem).
+    tile
+        The tile's name (``CFHTLS_D_ugriz_141927+524056_T0002``); each diagram's title
+        is its stem (:func:`spica.paths.colour_stem`).
 
     Returns
     -------
     dict
-        ``n_stars``, ``median_distance``, ``median_offset_x``, ``median_offset_y`` (mag).
+        Filters -> what :func:`make_colour_colour` or :func:`make_colour_magnitude`
+        returns for that diagram.
+
+    Raises
+    ------
+    ColourError
+        A diagram of filters that are not distinct, in ``ugriz`` order and all among
+        ``catalogues``.
     """
-    catalogues = _ordered(catalogues, 3)
-    bands = "".join(catalogues)
-    figures = colour_colour_figures(_read_filters(catalogues, settings), bands)
-    colour_colour_plot(figures, bands, outputs, title=title, tolerance=float(settings["locus_tolerance_mag"]))
-    return {key: figures[key] for key in ("n_stars", "median_distance", "median_offset_x", "median_offset_y")}
-
-
-def make_colour_magnitude(catalogues: Mapping[str, str | Path], outputs: Sequence[str | Path], *,
-                          settings: Mapping[str, Any], title: str) -> dict[str, int]:
-    """The colour-magnitude diagram of two filters of a tile (rule ``plot_colour_magnitude``).
-    Returns ``n_sources`` (found in both filters) and ``n_stars``."""
-    catalogues = _ordered(catalogues, 2)
-    matched = _read_filters(catalogues, settings)
-    n_stars = colour_magnitude_plot(matched, "".join(catalogues), outputs, title=title)
-    return {"n_sources": int(len(matched)), "n_stars": n_stars}
+    read = {band: read_star_table(path, min_snr=float(settings["min_snr"])) for band, path in catalogues.items()}
+    radius, results = float(settings["match_radius_pix"]), {}
+    for bands, files in outputs.items():
+        if len(bands) not in (2, 3) or bands != "".join(b for b in _BANDS if b in bands) \
+                or not set(bands) <= set(read) or len(set(bands)) != len(bands):
+            raise ColourError(f"{tile}: no diagram of filters {bands!r} (catalogues of {sorted(read)})")
+        matched = match_filters({b: read[b][1] for b in bands}, radius_pix=radius,
+                                headers={b: read[b][0] for b in bands})
+        title = colour_stem(tile, bands)
+        if len(bands) == 3:
+            figures = colour_colour_figures(matched, bands)
+            colour_colour_plot(figures, bands, files, title=title, tolerance=float(settings["locus_tolerance_mag"]))
+            results[bands] = {key: figures[key] for key in
+                              ("n_stars", "median_distance", "median_offset_x", "median_offset_y")}
+        else:
+            n_stars = colour_magnitude_plot(matched, bands, files, title=title)
+            results[bands] = {"n_sources": int(len(matched)), "n_stars": n_stars}
+    return results
 
 
 def make_star_clustering(catalogue: str | Path, weight: str | Path, outputs: Sequence[str | Path], *,

@@ -101,6 +101,7 @@ __all__ = [
     "read_exposure_list",
     "pending_report",
     "done_products",
+    "missing_product_files",
     "stale_solutions",
 ]
 
@@ -845,6 +846,40 @@ def done_products(
     """
     return sorted(product.name for product in plan.products().values()
                   if exists(product_path(results, plan.release, product.stem, "image")))
+
+
+def missing_product_files(results: str | Path, release: str, stem: str, keys: Iterable[str]) -> list[str]:
+    """Paths of the files ``keys`` of planned product ``stem`` that are not on disk,
+    from one listing of the product's folder (every product file lies in it).
+
+    The release target asks Snakemake for these by name (``rules/common.smk``,
+    ``release_targets``): Snakemake reruns a job for a missing output only when some
+    job or target asks for that very file, and asking for every file of every
+    product (about 40 each) multiplied a release dry-run's cost (issue 10, section 5).
+
+    Parameters
+    ----------
+    results
+        The results tree.
+    release
+        The release (``T0002``).
+    stem
+        The product's stem (``CFHTLS_D_r_141927+524056_T0002``, ``546891p_V0001``).
+    keys
+        Keys of :func:`spica.paths.product_path`.
+
+    Returns
+    -------
+    list of str
+        The missing files' paths, in the order of ``keys`` (all of them when the
+        folder does not exist).
+    """
+    files = [product_path(results, release, stem, key) for key in keys]
+    try:
+        present = set(os.listdir(files[0].parent)) if files else set()
+    except (FileNotFoundError, NotADirectoryError):
+        present = set()
+    return [str(path) for path in files if path.name not in present]
 
 
 def stale_solutions(plan: Plan, results: str | Path) -> list[str]:

@@ -1,0 +1,17 @@
+"""Rules plot_tile_colours_<n>: every colour diagram of a release tile of n filters."""
+
+import json
+import sys
+
+sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
+
+from spica.paths import tile_colour_bands  # noqa: E402
+from spica.qualityfits_out.colours import make_tile_colours  # noqa: E402
+
+bands = "".join(snakemake.input.keys())  # noqa: F821 (the tile's filters, in order)
+outputs = {}
+for key, path in snakemake.output.items():  # noqa: F821 (diagcc_123, diagcc_ps_123, ...)
+    outputs.setdefault(tile_colour_bands(key, bands), []).append(path)
+figures = make_tile_colours(dict(snakemake.input.items()), outputs,  # noqa: F821
+                            settings=snakemake.params.settings, tile=snakemake.params.tile)  # noqa: F821
+print(json.dumps(figures, indent=1), file=sys.stderr)
