@@ -742,7 +742,8 @@ def tile_band_constraints(n):
 
 def _tile_bands(wildcards):
     """The filters of a colour diagrams job's tile, from its wildcards ``b1``... ``bn``."""
-    return "".join(wildcards[f"b{i}"] for i in range(1, 6) if f"b{i}" in wildcards.keys())
+    return "".join(wildcards[f"b{i}"] for i in range(1, max(paths.TILE_COLOUR_SIZES) + 1)
+                   if f"b{i}" in wildcards.keys())
 
 
 def get_colour_tile(wildcards):
