@@ -798,10 +798,10 @@ def get_provenance_inputs(wildcards):
     # the astrometric list's catalogues and .ahead files are not inputs here (params,
     # get_provenance_files): solve_astrometry reads them, and a change reruns it, then
     # the product's scamp_cmd (an input above); as inputs they multiplied the DAG by the
-    # list length (~400 exposures a stack, 2 files each, at survey scale)
+    # list length (~400 exposures a stack, 2 files each, at survey scale). Nor are the
+    # stacked exposures and weight maps (get_stacked_files): the stack job reads them, and
+    # a change reruns it, then its image (an input)
     found.update(
-        exposures=get_stack_exposures(wildcards),
-        weights=get_stack_weights(wildcards),
         tile_stacks=[product(key, of=other) for other in others for key in ("image", "weight")],
         configs=[str(astromatic_file(key)) for key in PROVENANCE_CONFIGS],
     )
@@ -812,6 +812,13 @@ def get_provenance_files(wildcards):
     """Param: the files of a product's astrometric list its provenance lists and checksums
     (catalogues and ``.ahead`` files, in list order)."""
     return {"catalogs": get_astrometric_catalogs(wildcards), "aheads": get_astrometric_aheads(wildcards)}
+
+
+def get_stacked_files(wildcards):
+    """Param: the raw exposures and step 1 weight maps of a product's stack list, which
+    its provenance lists and checksums (in list order; the stack job's inputs)."""
+    stack = sorted(get_stack_lists(wildcards)["stack"])
+    return {"exposures": [str(INCOMING.files[e]) for e in stack], "weights": step1_files(stack, "weight")}
 
 
 def get_provenance_options(wildcards):

@@ -21,7 +21,8 @@ def product(key):
 
 
 # the compressed path (seed 3.4): inputs may come as .fits.fz; the products go out compressed
-delivery = CommandDelivery(inputs=[str(Path.cwd() / p) for p in [*inputs.exposures, *inputs.weights]],
+stacked = snakemake.params.stacked  # the stack job's inputs (not DAG inputs here: see the rule)
+delivery = CommandDelivery(inputs=[str(Path.cwd() / p) for p in [*stacked["exposures"], *stacked["weights"]]],
                            images=[product("image"), product("weight")], files=[product("ldac")],
                            outgoing=transfer["outgoing"], folder=f"{release}/{stem}",
                            quantize_level=transfer["quantize_level"])
@@ -45,8 +46,8 @@ run = catalogue_product(
                ("co-addition (SWarp)", inputs.swarp_cmd),
                ("chi-squared image (SWarp)", inputs.chi2_cmd),
                ("dual-image catalogue (SExtractor)", output.sex_cmd)],
-        # the astrometric list's files come as a param (not DAG inputs: see the rule)
-        inputs={"exposure": inputs.exposures, "weight": inputs.weights,
+        # the stacked and astrometric lists' files come as params (not DAG inputs: see the rule)
+        inputs={"exposure": stacked["exposures"], "weight": stacked["weights"],
                 "catalogue": snakemake.params.astrometric["catalogs"],
                 "ahead": snakemake.params.astrometric["aheads"],
                 "tile_stack": inputs.tile_stacks, "reference": [inputs.refcat]},
