@@ -82,9 +82,10 @@ rule extract_stack_catalogue:
     processing XML (inputs, checksums, software versions, configuration files,
     non-default options). One job: the provenance lists the catalogue's command, and
     a job of its own per product cost more DAG time than it saved (issue 10, section
-    5). The astrometric list's catalogues and heads are a param: their changes reach
-    it through scamp_cmd; so are the stacked exposures and weight maps, whose changes
-    reach it through the stack image."""
+    5). The files the provenance lists (the astrometric list's catalogues and heads,
+    the stacked exposures and weights, the tile's other stacks, the configuration
+    files) are a param: their changes reach it through the command files and the
+    image, which are inputs."""
     input:
         unpack(get_stack_chi2),
         unpack(get_provenance_inputs),
@@ -106,8 +107,7 @@ rule extract_stack_catalogue:
         bin=tool("sextractor"),
         options=get_catalogue_options,
         provenance_options=get_provenance_options,
-        astrometric=get_provenance_files,
-        stacked=get_stacked_files,
+        files=get_provenance_files,
         software=software("extract_stack_catalogue",
                           tools=["scamp", "swarp", "sextractor", "psfex", "weightwatcher"]),
     log:

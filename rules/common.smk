@@ -780,45 +780,42 @@ PROVENANCE_CONFIGS = ("scamp", "stack_swarp", "chi2_swarp", "release_sex", "rele
 
 
 def get_provenance_inputs(wildcards):
-    """Command files of the steps that made a product before its catalogue, and the files they read."""
+    """Command files of the steps that made a product before its catalogue (the
+    catalogue's own is written by the same job, extract_stack_catalogue)."""
     release, stem = wildcards.release, wildcards.stem
     tile = planned_product(release, stem).tile
-
-    def product(key, of=stem):
-        return str(paths.product_path(RESULTS, release, of, key))
-
-    found = {
-        "scamp_cmd": product("scamp_cmd"),
-        "scamp_delivery_cmd": product("scamp_delivery_cmd"),
-        "swarp_cmd": product("swarp_cmd"),
+    return {
+        "scamp_cmd": str(paths.product_path(RESULTS, release, stem, "scamp_cmd")),
+        "scamp_delivery_cmd": str(paths.product_path(RESULTS, release, stem, "scamp_delivery_cmd")),
+        "swarp_cmd": str(paths.product_path(RESULTS, release, stem, "swarp_cmd")),
         "chi2_cmd": str(paths.chi2_path(RESULTS, release, tile, "cmd")),
-    }  # and the catalogue's command, written by the same job (extract_stack_catalogue)
-    # the tile's other filters enter the chi-squared image
-    others = [s for s in get_plan(release).tiles()[tile] if s != stem]
-    # the astrometric list's catalogues and .ahead files are not inputs here (params,
-    # get_provenance_files): solve_astrometry reads them, and a change reruns it, then
-    # the product's scamp_cmd (an input above); as inputs they multiplied the DAG by the
-    # list length (~400 exposures a stack, 2 files each, at survey scale). Nor are the
-    # stacked exposures and weight maps (get_stacked_files): the stack job reads them, and
-    # a change reruns it, then its image (an input)
-    found.update(
-        tile_stacks=[product(key, of=other) for other in others for key in ("image", "weight")],
-        configs=[str(astromatic_file(key)) for key in PROVENANCE_CONFIGS],
-    )
-    return found
+    }
 
 
 def get_provenance_files(wildcards):
-    """Param: the files of a product's astrometric list its provenance lists and checksums
-    (catalogues and ``.ahead`` files, in list order)."""
-    return {"catalogs": get_astrometric_catalogs(wildcards), "aheads": get_astrometric_aheads(wildcards)}
+    """Param: the files a product's provenance lists and checksums, in list order: the
+    astrometric list's catalogues and ``.ahead`` files, the stacked exposures and weight
+    maps, the tile's other stacks and weights (they enter the chi-squared image), the
+    configuration files.
 
-
-def get_stacked_files(wildcards):
-    """Param: the raw exposures and step 1 weight maps of a product's stack list, which
-    its provenance lists and checksums (in list order; the stack job's inputs)."""
+    Not inputs of the catalogue job: each is an input of the job that reads it
+    (solve_astrometry, the stack job, make_chi2...), whose command file or image is an
+    input here and carries its changes. As inputs they multiplied the release DAG by
+    the lists' lengths (~400 exposures a stack at survey scale; issue 10, section 5).
+    """
+    release, stem = wildcards.release, wildcards.stem
+    tile = planned_product(release, stem).tile
     stack = sorted(get_stack_lists(wildcards)["stack"])
-    return {"exposures": [str(INCOMING.files[e]) for e in stack], "weights": step1_files(stack, "weight")}
+    others = [s for s in get_plan(release).tiles()[tile] if s != stem]
+    return {
+        "catalogs": get_astrometric_catalogs(wildcards),
+        "aheads": get_astrometric_aheads(wildcards),
+        "exposures": [str(INCOMING.files[e]) for e in stack],
+        "weights": step1_files(stack, "weight"),
+        "tile_stacks": [str(paths.product_path(RESULTS, release, other, key))
+                        for other in others for key in ("image", "weight")],
+        "configs": [str(astromatic_file(key)) for key in PROVENANCE_CONFIGS],
+    }
 
 
 def get_provenance_options(wildcards):

@@ -21,8 +21,8 @@ def product(key):
 
 
 # the compressed path (seed 3.4): inputs may come as .fits.fz; the products go out compressed
-stacked = snakemake.params.stacked  # the stack job's inputs (not DAG inputs here: see the rule)
-delivery = CommandDelivery(inputs=[str(Path.cwd() / p) for p in [*stacked["exposures"], *stacked["weights"]]],
+listed = snakemake.params.files  # what the provenance lists (not DAG inputs here: see the rule)
+delivery = CommandDelivery(inputs=[str(Path.cwd() / p) for p in [*listed["exposures"], *listed["weights"]]],
                            images=[product("image"), product("weight")], files=[product("ldac")],
                            outgoing=transfer["outgoing"], folder=f"{release}/{stem}",
                            quantize_level=transfer["quantize_level"])
@@ -46,12 +46,10 @@ run = catalogue_product(
                ("co-addition (SWarp)", inputs.swarp_cmd),
                ("chi-squared image (SWarp)", inputs.chi2_cmd),
                ("dual-image catalogue (SExtractor)", output.sex_cmd)],
-        # the stacked and astrometric lists' files come as params (not DAG inputs: see the rule)
-        inputs={"exposure": stacked["exposures"], "weight": stacked["weights"],
-                "catalogue": snakemake.params.astrometric["catalogs"],
-                "ahead": snakemake.params.astrometric["aheads"],
-                "tile_stack": inputs.tile_stacks, "reference": [inputs.refcat]},
-        configs=inputs.configs,
+        inputs={"exposure": listed["exposures"], "weight": listed["weights"],
+                "catalogue": listed["catalogs"], "ahead": listed["aheads"],
+                "tile_stack": listed["tile_stacks"], "reference": [inputs.refcat]},
+        configs=listed["configs"],
         software={k: str(v) for k, v in snakemake.params.software.items() if k != "code"},
         options=snakemake.params.provenance_options,
         root=Path.cwd(),  # the workflow's folder: paths in the script are relative to it
