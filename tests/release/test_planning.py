@@ -13,11 +13,12 @@ import pytest
 import json
 import re
 
-from spica.paths import SOLUTION_RE, image_by_image_name, solution_id, stack_name
+from spica.paths import SOLUTION_RE, image_by_image_name, product_path, solution_id, stack_name
 from spica.release.planning import (
     PLAN_FILES,
     PlannedProduct,
     done_products,
+    missing_product_files,
     plan_files,
     read_exposure_list,
     write_exposure_list,
@@ -347,6 +348,23 @@ def test_solutions_are_written_with_the_lists(cfg, demo_survey, tmp_path):
     assert back.solutions() == plan.solutions()
     assert {k: back.solution_list(k) for k in back.solutions()} == \
         {k: plan.solution_list(k) for k in plan.solutions()}
+
+
+def test_missing_product_files_from_one_listing(tmp_path):
+    """The files of a product the release target names because they are missing: in the
+    order asked, the product's folder listed once; all of them without the folder."""
+    stem = f"CFHTLS_D_r_{D3}_T0002"
+    keys = ["image", "weight", "heads", "psf_m", "reg"]
+    expected = [str(product_path(tmp_path, "T0002", stem, key)) for key in keys]
+    assert missing_product_files(tmp_path, "T0002", stem, keys) == expected
+    folder = tmp_path / "releases" / "T0002" / stem
+    folder.mkdir(parents=True)
+    (folder / f"{stem}.fits").write_bytes(b"")
+    (folder / f"{stem}_heads").mkdir()  # a folder output (the delivered heads) counts
+    (folder / f"{stem}_reg.txt").write_text("")
+    (folder / "CFHTLS_D_i_x_T0002_weight.fits").write_bytes(b"")  # another product's name
+    assert missing_product_files(tmp_path, "T0002", stem, keys) == [expected[1], expected[3]]
+    assert missing_product_files(tmp_path, "T0002", stem, []) == []
 
 
 def test_done_products_are_the_stacks_made(cfg, demo_survey, tmp_path):
