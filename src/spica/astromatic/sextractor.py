@@ -191,9 +191,16 @@ def read_ldac(path: str | Path) -> list[tuple[fits.Header, Table]]:
     """Read a FITS-LDAC catalogue: one ``(CCD header, objects table)`` per CCD.
 
     Multidimensional columns (``VIGNET``) are dropped.
+
+    The first objects table is read by astropy; the next ones with the same column
+    layout (every CCD's, in a SExtractor catalogue) straight from the file as numpy
+    records of that table's type (:func:`_objects_layout`): the same columns, types
+    and values, without astropy's column definitions (16 ms a table: 0.6 s of CPU
+    for a 36-CCD MegaCam catalogue).
     """
     out: list[tuple[fits.Header, Table]] = []
-    with fits.open(path, memmap=False) as hdul:
+    layouts: dict[tuple, tuple[np.dtype, list[str]] | None] = {}
+    with fits.open(path, memmap=False) as hdul, open(path, "rb") as stream:
         head: fits.Header | None = None
         for hdu in hdul[1:]:
             extname = hdu.header.get("EXTNAME", "")
@@ -203,13 +210,55 @@ def read_ldac(path: str | Path) -> list[tuple[fits.Header, Table]]:
                 text = "".join(str(c).ljust(80) for c in np.atleast_1d(cards))
                 head = fits.Header.fromstring(text)
             elif extname == "LDAC_OBJECTS":
-                names = [c.name for c in hdu.columns if len(hdu.data[c.name].shape) <= 1]
-                table = Table({n: np.asarray(hdu.data[n]) for n in names}) if len(hdu.data) else Table(
-                    {n: np.zeros(0, dtype=hdu.data[n].dtype) for n in names}
-                )
+                key = _layout_key(hdu.header)
+                layout = layouts.get(key) if key is not None else None
+                rows = int(hdu.header.get("NAXIS2", 0))
+                if layout is not None and rows > 0:
+                    dtype, names = layout
+                    records = np.empty(rows, dtype=dtype)
+                    stream.seek(hdu.fileinfo()["datLoc"])
+                    if stream.readinto(memoryview(records).cast("B")) != records.nbytes:
+                        raise OSError(f"{path}: {extname} table shorter than its header says")
+                    table = Table({n: records[n] for n in names})
+                else:
+                    names = [c.name for c in hdu.columns if len(hdu.data[c.name].shape) <= 1]
+                    table = Table({n: np.asarray(hdu.data[n]) for n in names}) if len(hdu.data) else Table(
+                        {n: np.zeros(0, dtype=hdu.data[n].dtype) for n in names}
+                    )
+                    if key is not None and key not in layouts:
+                        layouts[key] = _objects_layout(hdu, names)
                 out.append((head if head is not None else fits.Header(), table))
                 head = None
     return out
+
+
+def _layout_key(header: fits.Header) -> tuple | None:
+    """The column layout of a binary table header (names, formats, dimensions, row
+    length), or None if its values are not plain stored numbers (a heap, scaling,
+    null values)."""
+    if int(header.get("PCOUNT", 0) or 0) or int(header.get("GCOUNT", 1) or 1) != 1:
+        return None
+    cards = []
+    for keyword, value in header.items():
+        if keyword.startswith(("TSCAL", "TZERO", "TNULL")):
+            return None
+        if keyword.startswith(("TTYPE", "TFORM", "TDIM")):
+            cards.append((keyword, str(value)))
+    return (int(header.get("NAXIS1", 0)), int(header.get("TFIELDS", 0)), tuple(cards))
+
+
+def _objects_layout(hdu: fits.BinTableHDU, names: list[str]) -> tuple[np.dtype, list[str]] | None:
+    """The records' type of a table astropy read and its kept column names, if astropy
+    gives every kept column as stored (the same type: no conversion of logical,
+    string or scaled columns) and the records fill its rows; else None."""
+    data = hdu.data
+    dtype = data.dtype
+    if dtype.itemsize != int(hdu.header.get("NAXIS1", -1)) or not len(data):
+        return None
+    for name in names:
+        if name not in (dtype.names or ()) or np.asarray(data[name]).dtype != dtype[name]:
+            return None
+    return dtype, list(names)
 
 
 def read_extension_data(path: str | Path | None) -> dict[int, dict[str, Any]]:

@@ -23,6 +23,10 @@ library function of each step:
    the QA XML ``NNNNNNp.xml``, written last (the plots are one product with it,
    :data:`spica.paths.STEP1_DECLARED`: old plots are deleted first).
 
+The defect and QA steps run with freed memory kept for reuse
+(:func:`spica.step1._memory.reused_memory`: a CCD's arrays reuse the previous
+CCD's pages instead of faulting in new ones), given back before the tools run.
+
 Each step is timed by :class:`spica.step1.timing.StepTimer` (given or made
 here): the ``reduce_exposure.steps.json`` beside the rule's benchmark.
 """
@@ -38,6 +42,7 @@ import numpy as np
 from spica import paths
 from spica.astromatic import psfex, sextractor
 from spica.astromatic.weightwatcher import run_weightwatcher
+from spica.step1._memory import reused_memory
 from spica.step1.defects import write_defect_map
 from spica.step1.timing import StepTimer
 
@@ -216,7 +221,7 @@ def reduce_exposure(
     commands: dict[str, list[str]] = {}
     pixels = KeptPixels() if qa is not None else None
     try:
-        with timer.step("defects", STEPS["defects"]):
+        with timer.step("defects", STEPS["defects"]), reused_memory():
             counts = write_defect_map(exposure, defects, cosmics=cosmics, trails=trails,
                                       mask_path=mask, threads=threads,
                                       keep=None if pixels is None else pixels.keep)
@@ -246,7 +251,7 @@ def reduce_exposure(
             print(f"{step}: {' '.join(map(str, command))}", file=log, flush=True)
     summary = None
     if qa is not None:
-        with timer.step("qa", STEPS["qa"]):
+        with timer.step("qa", STEPS["qa"]), reused_memory():
             summary = _assess(exposure, out, qa, pixels)
     return {"defects": counts, "commands": commands, "timer": timer, "qa": summary}
 

@@ -428,7 +428,8 @@ def _pixel_summaries(
         image = np.asarray(weight, dtype=np.float32)
         total = _block_sum(_block_sum(image, binning, 0, np.float32), binning, 1, np.float64)
         if np.isfinite(total).all():  # a NaN or infinite pixel makes its block's sum non-finite
-            bad = sparse_flatnonzero(~(weight > 0))  # weight 0 (sorted flat indices)
+            # weight 0 (sorted flat indices); finite, so "not > 0" is "<= 0": one comparison
+            bad = sparse_flatnonzero(weight <= 0)
             if integers is not None and integers[0].shape == weight.shape:
                 thumb = _integer_block_mean(integers[0], integers[1], binning, bad)
             else:
@@ -480,8 +481,8 @@ def _integer_block_mean(values: np.ndarray, offset: float, factor: int, bad: np.
     (flat indices), for 16-bit integer ``values``: block sums of every pixel in
     integers, minus the listed ones, plus the offset times the count. The sums
     are exact, so the means are :func:`block_mean`'s to the last bit."""
-    native = np.asarray(values)
-    native = native.astype(native.dtype.newbyteorder("="))  # one pass: a big-endian file map to native
+    native = np.asarray(values)  # a big-endian file map: summed as it is (numpy swaps the bytes
+    # as it adds them into int32: no native copy of the CCD)
     sums = _block_sum(_block_sum(native, factor, 0, np.int32), factor, 1, np.int64)
     count = _block_sizes(native.shape, factor).astype(np.int64)
     total = sums.astype(np.float64)
@@ -532,12 +533,40 @@ def _weight_statistics_listed(weight: np.ndarray, zero_weight: np.ndarray) -> di
     first = -(-(zero_weight - np.arange(zero_weight.size)) // step)
     shift = np.cumsum(np.bincount(first, minlength=ranks.size + 1)[: ranks.size])
     sub = flat[ranks + shift].astype(np.float64)
-    med = float(np.median(sub))
+    med = _median(sub)
     return {
         "weight_median": med,
         "weight_rms": float(np.std(sub) / med) if med > 0 else 0.0,
         "frac_weight_zero": 1.0 - n_good / max(flat.size, 1),
     }
+
+
+def _median(values: np.ndarray) -> float:
+    """``float(np.median(values))`` of finite 1-D float64 ``values``, the same value, by
+    selection among the values near the middle only.
+
+    The middle two ranks are located from a sorted subsample of about 2,000 values (a
+    band around its median), the values below and within the band are counted, and only
+    the band is partitioned; the mean of the two middle values (the middle one for an odd
+    count) is computed as ``np.median`` does. If the band misses the middle ranks, the full
+    ``np.median``. A 0.5 Mpixel weight subsample: 1 ms instead of 7.
+    """
+    values = np.asarray(values)
+    n = values.size
+    if n < 8192 or values.dtype != np.float64:
+        return float(np.median(values))
+    sample = np.sort(values[:: n // 2048])
+    m = sample.size
+    low, high = sample[max(0, m // 2 - 64)], sample[min(m - 1, m // 2 + 64)]
+    below = int(np.count_nonzero(values < low))
+    band = values[(values >= low) & (values <= high)]
+    first, second = (n - 1) // 2, n // 2  # 0-based ranks of the middle values
+    if not (below <= first and second < below + band.size):
+        return float(np.median(values))
+    if first == second:
+        return float(np.partition(band, first - below)[first - below])
+    part = np.partition(band, (first - below, second - below))
+    return float(np.mean(part[first - below : second - below + 1]))
 
 
 def _finite_block_mean(image: np.ndarray, factor: int) -> np.ndarray:

@@ -130,7 +130,9 @@ def mosaic_thumbnail(
     ax.imshow(canvas, origin="lower", cmap=cm, norm=norm, interpolation="nearest")
     small = max_pixels < 600
     for (x0, x1, y0, y1), lab in zip(boxes, labels):
-        ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec="tab:orange", lw=0.6))
+        # add_artist: the borders lie within the image, whose extent sets the limits, so the
+        # data limits add_patch would update (a path extent per patch) change nothing
+        ax.add_artist(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec="tab:orange", lw=0.6))
         if not small:
             ax.text(x0 + 2, y0 + 2, lab, color="tab:orange", fontsize=6, va="bottom")
     ax.set_axis_off()
@@ -288,7 +290,7 @@ def psf_mosaic_plot(
     for (x0, y0, w, h), img, g, lab, fw in zip(_layout_boxes(geometries), psf_images, geometries, labels,
                                                fwhm_arcsec):
         if img is None:
-            ax.add_patch(Rectangle((x0, y0), w, h, facecolor="0.85", edgecolor="none"))
+            ax.add_artist(Rectangle((x0, y0), w, h, facecolor="0.85", edgecolor="none"))  # limits set above
             ax.text(x0 + w / 2, y0 + h / 2, "no PSF", ha="center", va="center", fontsize=6)
         else:
             sx, sy = g.flips
@@ -296,7 +298,7 @@ def psf_mosaic_plot(
             peak = np.nanmax(img)
             ax.imshow(np.arcsinh(np.clip(img / peak, 0, None) / 0.01), origin="lower", cmap="viridis",
                       aspect="auto", extent=(x0, x0 + w, y0, y0 + h), interpolation="antialiased")
-        ax.add_patch(Rectangle((x0, y0), w, h, fill=False, edgecolor="black", lw=0.8))
+        ax.add_artist(Rectangle((x0, y0), w, h, fill=False, edgecolor="black", lw=0.8))
         ax.annotate(f"{lab} {fw:.2f}\"" if np.isfinite(fw) else lab, (x0 + w / 2, y0 + h), xytext=(0, 1),
                     textcoords="offset points", ha="center", va="bottom", fontsize=5)
     fig.suptitle(title, fontsize=9)
