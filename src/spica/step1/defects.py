@@ -300,36 +300,17 @@ def _running_max(values: np.ndarray, size: int) -> np.ndarray:
 
 
 def _findsat_utils() -> Any:
-    """``acstools.utils_findsat_mrt`` (the trail vetting), imported without running
-    ``acstools/__init__``, which imports every ACS task first (``satdet`` alone pulls in
-    ``scipy.stats``): 0.45 s less CPU for an exposure with a trail candidate.
+    """``acstools.utils_findsat_mrt`` (the trail vetting), by a plain import.
 
-    The package is stood in for by an empty module of the same path while its
-    submodule loads, and removed after: a later ``import acstools`` runs the real
-    ``__init__``, which finds the submodule already loaded. The functions are acstools'.
+    The CCDs of an exposure are searched on several threads, which may import it at
+    the same moment: Python's import lock makes that safe. (Stop 23 tried loading it
+    without ``acstools/__init__``, 0.45 s less on an exposure with a trail candidate,
+    under a stand-in package put in ``sys.modules`` outside that lock: two threads
+    then met a half-initialised module, and the demo's step 1 failed.)
     """
-    import importlib
-    import importlib.util
-    import sys
-    import types
+    from acstools import utils_findsat_mrt
 
-    name = "acstools.utils_findsat_mrt"
-    if name in sys.modules:
-        return sys.modules[name]
-    if "acstools" in sys.modules:
-        return importlib.import_module(name)
-    spec = importlib.util.find_spec("acstools")
-    if spec is None or not spec.submodule_search_locations:
-        return importlib.import_module(name)  # let the import report it
-    stand_in = types.ModuleType("acstools")
-    stand_in.__path__ = list(spec.submodule_search_locations)
-    stand_in.__spec__ = spec
-    sys.modules["acstools"] = stand_in
-    try:
-        return importlib.import_module(name)
-    finally:
-        if sys.modules.get("acstools") is stand_in:
-            del sys.modules["acstools"]
+    return utils_findsat_mrt
 
 
 @contextmanager
