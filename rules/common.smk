@@ -730,7 +730,7 @@ def tile_colour_outputs(n):
     """Named outputs of the colour diagrams of a release tile of ``n`` filters
     (:func:`spica.paths.tile_colour_patterns`), the PNG files marked for the report
     (caption ``report/diagcc.rst`` or ``diagcm.rst``, the tile as subcategory)."""
-    tile = paths.colour_tile("{survey}", "".join(f"{{b{i}}}" for i in range(1, n + 1)), "{coords}", "{release}")
+    tile = paths.colour_tile_pattern(n)
     return {key: report_plot(path, key.split("_")[0], "QualityFITS-out", tile) if path.endswith(".png") else path
             for key, path in paths.tile_colour_patterns(RESULTS, n).items()}
 
@@ -810,7 +810,7 @@ def get_provenance_files(wildcards):
     return {
         "catalogs": get_astrometric_catalogs(wildcards),
         "aheads": get_astrometric_aheads(wildcards),
-        "exposures": [str(INCOMING.files[e]) for e in stack],
+        "exposures": get_stack_exposures(wildcards),
         "weights": step1_files(stack, "weight"),
         "tile_stacks": [str(paths.product_path(RESULTS, release, other, key))
                         for other in others for key in ("image", "weight")],

@@ -101,6 +101,7 @@ __all__ = [
     "colour_paths",
     "colour_tile",
     "TILE_COLOUR_SIZES",
+    "colour_tile_pattern",
     "tile_colour_patterns",
     "tile_colour_bands",
     "RUN_RECORDS",
@@ -678,6 +679,12 @@ def _band_wildcards(positions: Iterable[int]) -> str:
     return "".join(f"{{b{i}}}" for i in positions)
 
 
+def colour_tile_pattern(n: int) -> str:
+    """The name pattern of a release tile of ``n`` filters in the colour rules: wildcards
+    ``survey``, ``b1``... ``b<n>``, ``coords``, ``release``."""
+    return colour_tile("{survey}", _band_wildcards(range(1, n + 1)), "{coords}", "{release}")
+
+
 def tile_colour_patterns(results: str | Path, n: int) -> dict[str, str]:
     """Snakemake patterns of every colour diagram of a release tile of ``n`` filters, in
     the order of :func:`colour_paths`, keyed ``<file key>_<positions>``: ``diagcc_123``,
@@ -689,7 +696,7 @@ def tile_colour_patterns(results: str | Path, n: int) -> dict[str, str]:
     """
     if n not in TILE_COLOUR_SIZES:
         raise ValueError(f"a release tile of {n} filter(s) has no colour diagrams rule")
-    tile = colour_tile("{survey}", _band_wildcards(range(1, n + 1)), "{coords}", "{release}")
+    tile = colour_tile_pattern(n)
     patterns = {}
     for size, files in ((3, COLOUR_COLOUR_FILES), (2, COLOUR_MAGNITUDE_FILES)):
         for positions in combinations(range(1, n + 1), size):
@@ -743,8 +750,7 @@ RUN_RECORD_SCOPES: dict[str, str] = {
     "product": "releases/{release}/{stem}",
     "tile": "releases/{release}/{chi2}",
     # a release tile of n filters named by its parts (the colour diagrams of its filters)
-    **{f"colours{n}": f"releases/{{release}}/CFHTLS_{{survey}}_{_band_wildcards(range(1, n + 1))}_{{coords}}_{{release}}"
-       for n in TILE_COLOUR_SIZES},
+    **{f"colours{n}": f"releases/{{release}}/{colour_tile_pattern(n)}" for n in TILE_COLOUR_SIZES},
     "solution": f"releases/{{release}}/{SOLUTIONS_FOLDER}/{{solution}}",
 }
 

@@ -435,13 +435,6 @@ def wtheta_plot(result: Mapping[str, np.ndarray] | None, n_stars: int, paths: Se
 # --------------------------------------------------------------------------
 # The rules' jobs
 # --------------------------------------------------------------------------
-def _read_filters(catalogues: Mapping[str, str | Path], settings: Mapping[str, Any]) -> pd.DataFrame:
-    """Read the catalogues of several filters (band -> ``_qfo_ldac.fits``) and match them."""
-    read = {band: read_star_table(path, min_snr=float(settings["min_snr"])) for band, path in catalogues.items()}
-    return match_filters({b: t for b, (_, t) in read.items()}, radius_pix=float(settings["match_radius_pix"]),
-                         headers={b: h for b, (h, _) in read.items()})
-
-
 def make_tile_colours(catalogues: Mapping[str, str | Path], outputs: Mapping[str, Sequence[str | Path]], *,
                       settings: Mapping[str, Any], tile: str) -> dict[str, dict[str, Any]]:
     """Every colour diagram of a release tile (rules ``plot_tile_colours_<n>``): the
@@ -468,8 +461,9 @@ def make_tile_colours(catalogues: Mapping[str, str | Path], outputs: Mapping[str
     Returns
     -------
     dict
-        Filters -> what :func:`make_colour_colour` or :func:`make_colour_magnitude`
-        returns for that diagram.
+        Filters -> the diagram's figures: ``n_stars``, ``median_distance``,
+        ``median_offset_x``, ``median_offset_y`` (mag) for a colour-colour diagram;
+        ``n_sources`` (found in both filters) and ``n_stars`` for a colour-magnitude one.
 
     Raises
     ------
