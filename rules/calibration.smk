@@ -11,7 +11,6 @@ rule solve_astrometry:
         # waits for them, and get_solution_state reruns SCAMP when one is remade
         plan=ancient_plan(),
         refcat=config["inputs"]["refcat"],
-        config=astromatic_file("scamp"),
     output:
         xml=solution_file("scamp_xml"),
         cmd=solution_file("scamp_cmd"),
@@ -19,6 +18,7 @@ rule solve_astrometry:
     params:
         catalogs=get_solution_catalogs,
         step1_state=get_solution_state,
+        configs=astromatic_configs("scamp"),
         bin=tool("scamp"),
         overrides=config["calibration"]["scamp_overrides"],
         software=software("solve_astrometry", tools=["scamp"]),

@@ -17,10 +17,10 @@ rule coadd_stack:
         aheads=get_stack_aheads,
         weights=get_stack_weights,
         registry=get_registry_ancient,
-        config=astromatic_file("stack_swarp"),
     output:
         **COADD_OUTPUTS,
     params:
+        configs=astromatic_configs("stack_swarp"),
         bin=tool("swarp"),
         grid=get_stack_grid,
         overrides=config["coaddition"]["swarp_overrides"],
@@ -55,13 +55,13 @@ rule make_chi2:
     input:
         unpack(get_tile_stacks),
         plan=ancient_plan(),
-        config=astromatic_file("chi2_swarp"),
     output:
         image=chi2_file("image"),
         weight=chi2_file("weight"),
         xml=chi2_file("xml"),
         cmd=chi2_file("cmd"),
     params:
+        configs=astromatic_configs("chi2_swarp"),
         bin=tool("swarp"),
         grid=get_tile_grid,
         overrides=config["coaddition"]["swarp_overrides"],
@@ -92,10 +92,6 @@ rule extract_stack_catalogue:
         plan=ancient_plan(),
         image=product_file("image"),
         weight=product_file("weight"),
-        config=astromatic_file("release_sex"),
-        param=astromatic_file("release_param"),
-        conv=astromatic_file("conv"),
-        nnw=astromatic_file("nnw"),
         refcat=config["inputs"]["refcat"],
     output:
         ldac=product_file("ldac"),
@@ -104,6 +100,7 @@ rule extract_stack_catalogue:
         cmd=product_file("cmd"),
         xml=product_file("xml"),
     params:
+        configs=astromatic_configs("release_sex", "release_param", "conv", "nnw"),
         bin=tool("sextractor"),
         options=get_catalogue_options,
         provenance_options=get_provenance_options,

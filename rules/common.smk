@@ -16,6 +16,7 @@ from snakemake.sourcecache import LocalSourceFile
 
 from spica import __version__ as SPICA_VERSION
 from spica import paths
+from spica.astromatic import options as astromatic_options
 from spica.astromatic import psfex, sextractor
 from spica.astromatic.scamp import CHECKPLOTS
 from spica.coaddition.grid import stack_grid
@@ -28,29 +29,38 @@ from spica.seal import step1_static as seal_static
 from spica.tools import resolve_tools, script_code_hash
 
 RESULTS = config["results"]
-ASTROMATIC = Path(workflow.basedir) / "config" / "astromatic"
 ENVS = Path(workflow.basedir) / "envs"
 
-#: The AstrOmatic configuration files (config/astromatic/), key -> file name:
-#: rule inputs, and the configuration files a release product's provenance lists.
-ASTROMATIC_FILES = {
-    "step1_ww": "step1.ww",
-    "step1_sex": "step1.sex",
-    "step1_param": "step1.param",
-    "step1_psfex": "step1.psfex",
-    "scamp": "scamp.scamp",
-    "stack_swarp": "stack.swarp",
-    "chi2_swarp": "chi2.swarp",
-    "release_sex": "release.sex",
-    "release_param": "release.param",
-    "conv": "gauss_3.0_5x5.conv",
-    "nnw": "default.nnw",
-}
+#: The AstrOmatic configuration files, key -> file name (spica.astromatic.options).
+ASTROMATIC_FILES = astromatic_options.CONFIG_FILES
 
 
 def astromatic_file(key):
     """Path of an AstrOmatic configuration file of :data:`ASTROMATIC_FILES`."""
-    return ASTROMATIC / ASTROMATIC_FILES[key]
+    return astromatic_options.config_file(key, workflow.basedir)
+
+
+@functools.lru_cache(maxsize=None)
+def _config_checksum(key):
+    """SHA-1 of the configuration file ``key``, read once per run."""
+    try:
+        return astromatic_options.config_checksum(astromatic_file(key))
+    except OSError as error:
+        raise WorkflowError(f"SPICA: AstrOmatic configuration file {key!r} unreadable: {error}")
+
+
+def astromatic_configs(*keys):
+    """Param ``configs``: the AstrOmatic configuration files ``keys`` a job reads, as the
+    SHA-1 of each one's content (the script finds them with
+    :func:`spica.astromatic.options.config_paths`).
+
+    A param rather than inputs: an edited file reruns the jobs that read it
+    (Snakemake's params trigger), a touched one reruns nothing, and so does a moved
+    checkout (no path in the param). As inputs, 4-8 of them per job were 42,000 file
+    entries of a step 1 dry-run and 30,000 of a release dry-run at survey scale, each
+    costing Snakemake's DAG time (issue 10, section 5).
+    """
+    return {key: _config_checksum(key) for key in keys}
 
 
 wildcard_constraints:

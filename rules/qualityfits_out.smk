@@ -22,13 +22,6 @@ rule assess_product_quality:
         image=product_file("image"),
         weight=product_file("weight"),
         refcat=config["inputs"]["refcat"],
-        sex=str(ASTROMATIC / "qualityfits_out.sex"),
-        param=str(ASTROMATIC / "qualityfits_out.param"),
-        psfex=str(ASTROMATIC / "qualityfits_out.psfex"),
-        release_sex=astromatic_file("release_sex"),
-        release_param=astromatic_file("release_param"),
-        conv=astromatic_file("conv"),
-        nnw=astromatic_file("nnw"),
     output:
         **report_plots(product_files(paths.QUALITYFITS_OUT_PRODUCTS), "QualityFITS-out"),
         **product_files(("qfo_ldac", "qfo_sex_xml", "qfo_psfex_xml")),
@@ -39,6 +32,8 @@ rule assess_product_quality:
         **report_plots(product_files(paths.STACK_THUMBNAILS), "Stacks"),
         dust=product_file("dust"),
     params:
+        configs=astromatic_configs("qfo_sex", "qfo_param", "qfo_psfex", "release_sex", "release_param",
+                                   "conv", "nnw"),
         binaries={"sextractor": tool("sextractor"), "psfex": tool("psfex")},
         # what the assessment reads of the qualityfits_out block (not the grading limits:
         # those reach summarise_product only)

@@ -83,12 +83,6 @@ rule reduce_exposure:
         exposure=get_raw_exposure,
         flat=get_flat,
         mask=get_mask,
-        ww_config=astromatic_file("step1_ww"),
-        sex_config=astromatic_file("step1_sex"),
-        param_config=astromatic_file("step1_param"),
-        conv_config=astromatic_file("conv"),
-        nnw_config=astromatic_file("nnw"),
-        psfex_config=astromatic_file("step1_psfex"),
     output:
         weight=step1("weight"),
         flag=step1("flag"),
@@ -103,6 +97,8 @@ rule reduce_exposure:
         diag=step1("diag"),
         qa_xml=step1("qa_xml"),
     params:
+        # the configuration files, with their checksums (an edit reruns, see common.smk)
+        configs=astromatic_configs("step1_ww", "step1_sex", "step1_param", "conv", "nnw", "step1_psfex"),
         binaries={
             "weightwatcher": tool("weightwatcher"),
             "sextractor": tool("sextractor"),

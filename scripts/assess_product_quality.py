@@ -3,9 +3,11 @@ and dust map."""
 
 import json
 import sys
+from pathlib import Path
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 
+from spica.astromatic.options import config_paths  # noqa: E402
 from spica.qualityfits_out.product import assess_release_product  # noqa: E402
 
 inputs = snakemake.input
@@ -15,7 +17,7 @@ result = assess_release_product(
     weight=inputs.weight,
     refcat=inputs.refcat,
     binaries=snakemake.params.binaries,
-    configs={key: inputs[key] for key in ("sex", "param", "psfex", "release_sex", "release_param", "conv", "nnw")},
+    configs={key.removeprefix("qfo_"): path for key, path in config_paths(snakemake.params.configs, Path(snakemake.scriptdir).parent).items()},
     qualityfits_out=snakemake.params.qualityfits_out,
     catalogue_options=snakemake.params.catalogue_options,
     pixel_scale=snakemake.params.pixel_scale,

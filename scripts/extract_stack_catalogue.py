@@ -7,6 +7,7 @@ from pathlib import Path
 log = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 sys.stderr = log
 
+from spica.astromatic.options import config_paths  # noqa: E402
 from spica.coaddition.catalogue import catalogue_product  # noqa: E402
 from spica.paths import product_path  # noqa: E402
 from spica.provenance import CommandDelivery  # noqa: E402
@@ -26,16 +27,17 @@ delivery = CommandDelivery(inputs=[str(Path.cwd() / p) for p in [*listed["exposu
                            images=[product("image"), product("weight")], files=[product("ldac")],
                            outgoing=transfer["outgoing"], folder=f"{release}/{stem}",
                            quantize_level=transfer["quantize_level"])
+configs = config_paths(snakemake.params.configs, Path(snakemake.scriptdir).parent)
 run = catalogue_product(
     snakemake.params.bin,
-    inputs.config,
+    configs["release_sex"],
     detection=inputs.chi2,
     detection_weight=inputs.chi2_weight,
     image=inputs.image,
     weight=inputs.weight,
-    param=inputs.param,
-    conv=inputs.conv,
-    nnw=inputs.nnw,
+    param=configs["release_param"],
+    conv=configs["conv"],
+    nnw=configs["nnw"],
     options=snakemake.params.options,
     outputs=dict(output.items()),
     provenance=dict(

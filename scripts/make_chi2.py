@@ -1,16 +1,18 @@
 """Rule make_chi2: chi-squared image of one tile over its filters' stacks."""
 
 import sys
+from pathlib import Path
 
 log = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 sys.stderr = log
 
+from spica.astromatic.options import config_paths  # noqa: E402
 from spica.coaddition.stack import make_chi2  # noqa: E402
 from spica.provenance import write_command  # noqa: E402
 
 run = make_chi2(
     snakemake.params.bin,
-    snakemake.input.config,
+    config_paths(snakemake.params.configs, Path(snakemake.scriptdir).parent)["chi2_swarp"],
     stacks=snakemake.input.stacks,
     weights=snakemake.input.weights,
     out_image=snakemake.output.image,

@@ -3,6 +3,7 @@
 import json
 import os
 import sys
+from pathlib import Path
 
 log = open(snakemake.log.log, "w")  # noqa: F821 (snakemake is injected)
 sys.stderr = log
@@ -11,9 +12,11 @@ sys.stderr = log
 # against them and double its CPU time: one each. Read when astroscrappy loads.
 os.environ["OMP_NUM_THREADS"] = "1"
 
+from spica.astromatic.options import config_paths  # noqa: E402
 from spica.step1.reduce import OUTPUT_KEYS, QA_KEYS, reduce_exposure  # noqa: E402
 from spica.step1.timing import StepTimer  # noqa: E402
 
+WORKFLOW = Path(snakemake.scriptdir).parent  # the configuration files' root
 timer = StepTimer(snakemake.rule, snakemake.wildcards.expnum)
 inputs, params = snakemake.input, snakemake.params
 try:
@@ -22,7 +25,7 @@ try:
         flat=inputs.flat,
         mask=inputs.mask,
         outputs={key: snakemake.output[key] for key in OUTPUT_KEYS},
-        configs={key: inputs[f"{key}_config"] for key in ("ww", "sex", "param", "conv", "nnw", "psfex")},
+        configs={key.removeprefix("step1_"): path for key, path in config_paths(params.configs, WORKFLOW).items()},
         binaries=params.binaries,
         cosmics=params.cosmics,
         trails=params.trails,

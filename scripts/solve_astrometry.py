@@ -1,10 +1,12 @@
 """Rule solve_astrometry: SCAMP once over an astrometric list shared by planned products."""
 
 import sys
+from pathlib import Path
 
 log = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 sys.stderr = log
 
+from spica.astromatic.options import config_paths  # noqa: E402
 from spica.astromatic.scamp import run_scamp  # noqa: E402
 from spica.provenance import write_command  # noqa: E402
 
@@ -13,7 +15,7 @@ if not snakemake.params.catalogs:
                      f"{snakemake.wildcards.release}")
 run = run_scamp(
     snakemake.params.bin,
-    snakemake.input.config,
+    config_paths(snakemake.params.configs, Path(snakemake.scriptdir).parent)["scamp"],
     catalogs=snakemake.params.catalogs,
     refcat=snakemake.input.refcat,
     xml_out=snakemake.output.xml,

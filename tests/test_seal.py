@@ -124,7 +124,7 @@ def test_step1_static_follows_code_configuration_and_tools():
     assert {"check_exposure", "reduce_exposure", "build_registry"} <= set(static["code"])
     assert static["tools"]["sextractor"] == "2.28.0" and static["tools"]["psfex"] == "absent"
     assert static["config"]["step1"] == config["step1"]
-    assert len(static["astromatic"]["step1.sex"]) == 40
+    assert len(static["astromatic"]["step1_sex"]) == 40
     # a step 1 setting changes it, a release setting does not
     changed = {**config, "step1": {**config["step1"], "grading": {"changed": True}}}
     other = {**config, "coaddition": {"changed": True}}

@@ -62,10 +62,9 @@ STEP1_SCRIPTS: tuple[str, ...] = (
 )
 #: The tools step 1 runs (their versions are sealed).
 STEP1_TOOLS: tuple[str, ...] = ("fitsverify", "weightwatcher", "sextractor", "psfex")
-#: Step 1's AstrOmatic configuration files (``config/astromatic/``; their contents are sealed).
-STEP1_ASTROMATIC: tuple[str, ...] = (
-    "step1.ww", "step1.sex", "step1.param", "step1.psfex", "gauss_3.0_5x5.conv", "default.nnw",
-)
+#: Step 1's AstrOmatic configuration files (keys of
+#: :data:`spica.astromatic.options.CONFIG_FILES`; their contents are sealed).
+STEP1_ASTROMATIC: tuple[str, ...] = ("step1_ww", "step1_sex", "step1_param", "step1_psfex", "conv", "nnw")
 #: Configuration blocks step 1 depends on, and the keys of ``inputs`` it reads.
 STEP1_CONFIG: tuple[str, ...] = ("survey", "step1", "tools")
 STEP1_INPUTS: tuple[str, ...] = ("exposures", "calibrations", "metadata", "grades")
@@ -94,20 +93,19 @@ def step1_static(
         workflow passes its cached one).
     """
     from spica import __version__
+    from spica.astromatic.options import config_checksum, config_file
     from spica.tools import script_code_hash
 
     code_hash = code_hash or script_code_hash
     workflow_dir = Path(workflow_dir)
     scripts = {name: workflow_dir / "scripts" / f"{name}.py" for name in STEP1_SCRIPTS}
-    astromatic = workflow_dir / "config" / "astromatic"
     return {
         "spica": __version__,
         "code": {name: code_hash(path) for name, path in scripts.items() if path.is_file()},
         "tools": {name: tool_versions.get(name, "absent") for name in STEP1_TOOLS},
         "config": {key: config[key] for key in STEP1_CONFIG},
         "inputs": {key: config["inputs"][key] for key in STEP1_INPUTS},
-        "astromatic": {name: hashlib.sha1((astromatic / name).read_bytes()).hexdigest()
-                       for name in STEP1_ASTROMATIC},
+        "astromatic": {key: config_checksum(config_file(key, workflow_dir)) for key in STEP1_ASTROMATIC},
     }
 
 

@@ -6,12 +6,36 @@ Every ``-KEY value`` pair SPICA puts on an AstrOmatic command line is made by
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["KEYWORD", "format_value", "option_arguments", "astromatic_setting", "read_param_file"]
+__all__ = ["KEYWORD", "CONFIG_FOLDER", "CONFIG_FILES", "format_value", "option_arguments", "astromatic_setting",
+           "read_param_file", "config_file", "config_checksum", "config_paths"]
+
+#: The AstrOmatic configuration files' folder, relative to the workflow's root.
+CONFIG_FOLDER = Path("config") / "astromatic"
+
+#: The AstrOmatic configuration files (:data:`CONFIG_FOLDER`), key -> file name: the
+#: rules' ``configs`` params, and the configuration files a release product's provenance lists.
+CONFIG_FILES = {
+    "step1_ww": "step1.ww",
+    "step1_sex": "step1.sex",
+    "step1_param": "step1.param",
+    "step1_psfex": "step1.psfex",
+    "scamp": "scamp.scamp",
+    "stack_swarp": "stack.swarp",
+    "chi2_swarp": "chi2.swarp",
+    "release_sex": "release.sex",
+    "release_param": "release.param",
+    "conv": "gauss_3.0_5x5.conv",
+    "nnw": "default.nnw",
+    "qfo_sex": "qualityfits_out.sex",
+    "qfo_param": "qualityfits_out.param",
+    "qfo_psfex": "qualityfits_out.psfex",
+}
 
 #: What an AstrOmatic configuration keyword looks like (``DETECT_THRESH``).
 KEYWORD = re.compile(r"^[A-Z][A-Z0-9_]*$")
@@ -89,3 +113,35 @@ def read_param_file(path: str | Path) -> list[str]:
         if text:
             names.append(text.split()[0])
     return names
+
+
+
+def config_file(key: str, root: str | Path) -> Path:
+    """Path of the configuration file ``key`` (:data:`CONFIG_FILES`) of the workflow in ``root``."""
+    return Path(root) / CONFIG_FOLDER / CONFIG_FILES[key]
+
+
+def config_checksum(path: str | Path) -> str:
+    """SHA-1 of a configuration file's content."""
+    return hashlib.sha1(Path(path).read_bytes()).hexdigest()
+
+
+def config_paths(configs: Mapping[str, str], root: str | Path) -> dict[str, str]:
+    """The paths of the configuration files of a rule's ``configs`` param.
+
+    Parameters
+    ----------
+    configs : mapping
+        key (:data:`CONFIG_FILES`) -> SHA-1 of the file: what a job reads, as the param
+        that reruns it when one of them is edited (``astromatic_configs`` in
+        ``rules/common.smk``). Their paths are not in the param, so that the workflow's
+        folder is not: a moved checkout reruns nothing.
+    root : str or Path
+        The workflow's root (in a rule's script, ``Path(snakemake.scriptdir).parent``).
+
+    Returns
+    -------
+    dict
+        key -> path.
+    """
+    return {key: str(config_file(key, root)) for key in configs}
