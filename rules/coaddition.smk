@@ -123,17 +123,14 @@ rule summarise_product:
     input:
         plan=ancient_plan(),
         image=product_file("image"),
-        stack=product_file("stack_list"),
-        astrometric=product_file("astrometric_list"),
-        accept=product_file("scamp_accept"),
-        scamp_xml=product_file("scamp_xml"),
         registry=get_registry_ancient,
         qualityfits_out=product_file("diag"),  # rules/qualityfits_out.smk
-        completeness=product_file("comptness_table"),
-        regions=product_file("reg"),  # the automatic masks: their masked fraction
     output:
         summary=product_file("summary"),
     params:
+        # the lists, accept summary and SCAMP XML (the stack job's, like the image), the
+        # completeness table and the automatic masks (QualityFITS-out's, like the table)
+        files=get_summary_files,
         name=get_stack_name,
         # the provisional grade's limits, and the team's grade of this product only
         # (inputs.product_grades): a regrade reruns this product's summary, nothing else

@@ -20,7 +20,8 @@ from spica.astromatic import options as astromatic_options
 from spica.astromatic import psfex, sextractor
 from spica.astromatic.scamp import CHECKPLOTS
 from spica.coaddition.grid import stack_grid
-from spica.release.planning import done_products, missing_product_files, read_plan, stale_solutions
+from spica.release.planning import (done_products, missing_files, missing_product_files, read_plan,
+                                    stale_solutions)
 from spica.transfer.staging import read_product_grades
 from spica.step1.inventory import discover_exposures, find_calibration_file, read_inventory
 from spica.registry import empty_survey_message, read_metadata, sqlite_file
@@ -876,6 +877,24 @@ def get_stale_solutions(wildcards):
     return stale_solutions(get_plan(wildcards.release), RESULTS)
 
 
+#: The product files a summary reads besides its inputs, key -> product file key.
+SUMMARY_FILES = {"stack": "stack_list", "astrometric": "astrometric_list", "accept": "scamp_accept",
+                 "scamp_xml": "scamp_xml", "completeness": "comptness_table", "regions": "reg"}
+
+
+def get_summary_files(wildcards):
+    """Param: the files of :data:`SUMMARY_FILES` of a product.
+
+    Not inputs: each is written by the job that writes one of the summary's inputs (the
+    stack job's image, QualityFITS-out's table), so a change reaches the summary through
+    that input, and the release target names any of them that is missing
+    (:func:`release_targets`). As inputs they were 14,000 file entries of the release
+    dry-run at survey scale (issue 10, section 5).
+    """
+    return {key: str(paths.product_path(RESULTS, wildcards.release, wildcards.stem, file_key))
+            for key, file_key in SUMMARY_FILES.items()}
+
+
 def get_release_summaries(wildcards):
     """The SPICA summary (``_spica.xml``) of every planned product of a release, keyed by stem."""
     release = wildcards.release
@@ -894,11 +913,13 @@ def release_targets(release):
     and the products' quality table.
 
     What it names per product is what no other job reads (its catalogue, and the
-    ``.ahead`` of a photometric image), plus any file of the product's delivery that
-    is missing on disk while its image is not. Everything else a product has is an
-    output of a job upstream of ``product_quality`` (every summary reads the stack
-    job's image and the QualityFITS-out job's table): Snakemake lists those jobs and
-    reruns them when an input changed. It reruns a job for a missing output only when
+    ``.ahead`` of a photometric image), plus any file of the product's delivery, or of
+    those its summary reads (:data:`SUMMARY_FILES`), that is missing on disk while its
+    image is not; per tile, the first file of its figures' jobs and any other that is
+    missing. Everything else a product has is an output of a job upstream of
+    ``product_quality`` (every summary reads the stack job's image and the
+    QualityFITS-out job's table): Snakemake lists those jobs and reruns them when an
+    input changed. It reruns a job for a missing output only when
     that file is asked for by name, hence the missing ones; a product without its image
     is made whole anyway. Naming all ~40 files of each of 2,300 products cost a
     release dry-run a third of its time (issue 10, section 5).
@@ -921,14 +942,18 @@ def release_targets(release):
             # every QualityFITS-out file under the seed's names (_psf_m.png, _comptness.png, _reg.txt,
             # the w(theta) of its stars): what a delivery of it carries
             keys += list(paths.QUALITYFITS_OUT_DELIVERED)
+            keys += [key for key in SUMMARY_FILES.values() if key not in keys]  # what summaries read
             targets += [str(paths.product_path(RESULTS, release, stem, key)) for key in needed]
             missing = missing_product_files(RESULTS, release, stem, [k for k in keys if k not in needed])
             if str(paths.product_path(RESULTS, release, stem, "image")) not in missing:
                 targets += missing  # without its image a product is made whole anyway
-        targets += [str(paths.chi2_path(RESULTS, release, tile, key)) for tile in plan.tiles()
-                    for key in ("png", "ps")]
-        # colour-colour diagrams of every three filters of a tile, colour-magnitude of every two
-        targets += [str(path) for tile in plan.tiles() for path in paths.colour_paths(RESULTS, release, tile)]
+        # per tile, the chi-squared figure (PNG, PostScript) and the colour-colour diagrams of
+        # every three filters, colour-magnitude of every two: the first file of each job, and
+        # the others that are missing (the 40 files of a 5-filter tile were 12 % of the names)
+        for tile in plan.tiles():
+            figures = [str(paths.chi2_path(RESULTS, release, tile, key)) for key in ("png", "ps")]
+            colours = [str(path) for path in paths.colour_paths(RESULTS, release, tile)]
+            targets += [figures[0]] + colours[:1] + missing_files(figures[1:] + colours[1:])
         return targets + release_files(release, "pending", "scamp_fields", "product_quality")
 
     return _wildcards_only(get_release_products)

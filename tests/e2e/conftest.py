@@ -61,10 +61,12 @@ BEFORE_REGRADE = "e2e-before-regrade"
 
 
 # ------------------------------------------------------------------ helpers
-def snakemake(workdir: Path, *args: str, overrides: Path | None = None) -> subprocess.CompletedProcess:
-    """Run the workflow in ``workdir`` with the demo configuration (and ``overrides``)."""
+def snakemake(workdir: Path, *args: str, overrides: Path | None = None,
+              snakefile: Path = REPO / "Snakefile") -> subprocess.CompletedProcess:
+    """Run the workflow in ``workdir`` with the demo configuration (and ``overrides``);
+    ``snakefile``: another copy of the workflow."""
     configfiles = [str(CONFIG)] + ([str(overrides)] if overrides else [])
-    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
+    command = [sys.executable, "-m", "snakemake", "-s", str(snakefile),
                "--directory", str(workdir), "--cores", "2", *args,
                "--configfile", *configfiles]  # --configfile swallows what follows: keep it last
     return subprocess.run(command, check=False, capture_output=True, text=True, cwd=workdir)

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from collections import Counter
 
 import pytest
 
+from tests.conftest import REPO
 from tests.e2e.conftest import accepted_exposures, job_counts, snakemake, step1_product
 
 pytestmark = [pytest.mark.e2e, pytest.mark.tools]
@@ -110,6 +112,32 @@ def _dag_rules(run) -> Counter:
     return Counter(re.findall(r'label = "([a-z_0-9]+)', run.stdout))
 
 
+def test_a_deleted_tile_figure_or_summary_input_is_made_again(release, tmp_path):
+    """Per tile ``release_T0002`` names the first file of each figure job, and per product
+    the files its summary reads only when missing (``SUMMARY_FILES``): the tile's
+    chi-squared PostScript, its colour-magnitude PostScript and the Very Wide image's
+    completeness table, deleted by hand, rerun exactly the jobs that make them and what
+    reads their outputs. (Dry-runs; the files are put back, dates included.)"""
+    releases = release["workdir"] / "results" / "releases" / "T0002"
+    tile, image = "CFHTLS_D_ri_141927+524056_T0002", "751042p_V0001"
+    deleted = [releases / tile / f"{tile}_chi2.ps", releases / tile / f"{tile}_diagcm.ps",
+               releases / image / f"{image}_comptness.fits"]
+    kept = {path: (tmp_path / path.name, path.stat()) for path in deleted}
+    for path, (copy, _) in kept.items():
+        os.link(path, copy)
+        path.unlink()
+    try:
+        run = snakemake(release["workdir"], "-n", "release_T0002")
+        assert run.returncode == 0, run.stderr[-3000:]
+        counts = job_counts(run.stdout + run.stderr)
+    finally:
+        for path, (copy, stat) in kept.items():
+            os.link(copy, path)
+            os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert counts == {"make_chi2_thumbnail": 1, "plot_tile_colours_2": 1, "assess_product_quality": 1,
+                      "summarise_product": 1, "register_product_quality": 1, "release_T0002": 1}, counts
+
+
 def test_a_release_run_takes_the_sealed_registry_as_it_is(release):
     """Issue 10, section 5: the registry closes step 1 and seals it (spica.seal). A
     run of release targets only, with nothing the seal records changed, builds no step 1
@@ -141,3 +169,35 @@ def test_a_release_run_takes_the_sealed_registry_as_it_is(release):
         os.utime(ldac, ns=(before.st_atime_ns, before.st_mtime_ns))
     again = snakemake(workdir, "-n", "release_T0002")  # a dry-run logs to stdout
     assert "step 1 is sealed" in again.stdout + again.stderr
+
+
+def test_a_configuration_file_reruns_the_jobs_that_read_it(release, tmp_path):
+    """The AstrOmatic configuration files reach their rules as a param of checksums
+    (``astromatic_configs``), not as inputs (issue 10, section 5): the workflow copied
+    to another folder reruns nothing, a touched file reruns nothing, and an edited
+    ``release.sex`` reruns the jobs that read it (each product's catalogue and
+    QualityFITS-out) and what follows them, nothing upstream."""
+    workflow = tmp_path / "workflow"
+    for name in ("Snakefile", "rules", "scripts", "config", "envs", "report"):
+        source = REPO / name
+        (shutil.copytree if source.is_dir() else shutil.copy2)(source, workflow / name)
+    snakefile, workdir = workflow / "Snakefile", release["workdir"]
+
+    def dry_run():
+        run = snakemake(workdir, "-n", "release_T0002", snakefile=snakefile)
+        assert run.returncode == 0, run.stderr[-2000:]
+        return run.stdout + run.stderr
+
+    assert "Nothing to be done" in dry_run()  # a moved checkout
+    scamp = workflow / "config" / "astromatic" / "scamp.scamp"
+    os.utime(scamp, (scamp.stat().st_atime + 3600, scamp.stat().st_mtime + 3600))
+    assert "Nothing to be done" in dry_run()  # touched, not edited
+    sex = workflow / "config" / "astromatic" / "release.sex"
+    sex.write_text(sex.read_text() + "\n# edited by a test\n")
+    edited = dry_run()
+    # 3 products (D3 r and i, the Very Wide image): catalogue and QualityFITS-out each, their
+    # summaries and the registry table; the D3 ri tile's colour diagrams read the catalogues
+    assert job_counts(edited) == {"extract_stack_catalogue": 3, "assess_product_quality": 3,
+                                  "summarise_product": 3, "register_product_quality": 1,
+                                  "plot_tile_colours_2": 1, "release_T0002": 1}
+    assert "params have changed since last execution" in edited

@@ -102,6 +102,7 @@ __all__ = [
     "pending_report",
     "done_products",
     "missing_product_files",
+    "missing_files",
     "stale_solutions",
 ]
 
@@ -874,12 +875,33 @@ def missing_product_files(results: str | Path, release: str, stem: str, keys: It
         The missing files' paths, in the order of ``keys`` (all of them when the
         folder does not exist).
     """
-    files = [product_path(results, release, stem, key) for key in keys]
-    try:
-        present = set(os.listdir(files[0].parent)) if files else set()
-    except (FileNotFoundError, NotADirectoryError):
-        present = set()
-    return [str(path) for path in files if path.name not in present]
+    return missing_files([product_path(results, release, stem, key) for key in keys])
+
+
+def missing_files(files: Iterable[str | Path]) -> list[str]:
+    """The paths of ``files`` that are not on disk, from one listing of each folder.
+
+    Parameters
+    ----------
+    files
+        Paths, usually a few folders' worth.
+
+    Returns
+    -------
+    list of str
+        The missing ones, in the order of ``files``.
+    """
+    listings: dict[Path, set[str]] = {}
+    missing = []
+    for path in map(Path, files):
+        if path.parent not in listings:
+            try:
+                listings[path.parent] = set(os.listdir(path.parent))
+            except (FileNotFoundError, NotADirectoryError):
+                listings[path.parent] = set()
+        if path.name not in listings[path.parent]:
+            missing.append(str(path))
+    return missing
 
 
 def stale_solutions(plan: Plan, results: str | Path) -> list[str]:
