@@ -825,7 +825,8 @@ def get_provenance_files(wildcards):
         "weights": step1_files(stack, "weight"),
         "tile_stacks": [str(paths.product_path(RESULTS, release, other, key))
                         for other in others for key in ("image", "weight")],
-        "configs": [str(astromatic_file(key)) for key in PROVENANCE_CONFIGS],
+        # keys, not paths: no path of the workflow's folder in a param (config_paths)
+        "configs": list(PROVENANCE_CONFIGS),
     }
 
 

@@ -51,7 +51,7 @@ run = catalogue_product(
         inputs={"exposure": listed["exposures"], "weight": listed["weights"],
                 "catalogue": listed["catalogs"], "ahead": listed["aheads"],
                 "tile_stack": listed["tile_stacks"], "reference": [inputs.refcat]},
-        configs=listed["configs"],
+        configs=list(config_paths(listed["configs"], Path(snakemake.scriptdir).parent).values()),
         software={k: str(v) for k, v in snakemake.params.software.items() if k != "code"},
         options=snakemake.params.provenance_options,
         root=Path.cwd(),  # the workflow's folder: paths in the script are relative to it

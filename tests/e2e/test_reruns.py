@@ -178,6 +178,7 @@ def test_a_configuration_file_reruns_the_jobs_that_read_it(release, tmp_path):
     ``release.sex`` reruns the jobs that read it (each product's catalogue and
     QualityFITS-out) and what follows them, nothing upstream."""
     workflow = tmp_path / "workflow"
+    workflow.mkdir()
     for name in ("Snakefile", "rules", "scripts", "config", "envs", "report"):
         source = REPO / name
         (shutil.copytree if source.is_dir() else shutil.copy2)(source, workflow / name)

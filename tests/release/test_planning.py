@@ -18,6 +18,7 @@ from spica.release.planning import (
     PLAN_FILES,
     PlannedProduct,
     done_products,
+    missing_files,
     missing_product_files,
     plan_files,
     read_exposure_list,
@@ -365,6 +366,23 @@ def test_missing_product_files_from_one_listing(tmp_path):
     (folder / "CFHTLS_D_i_x_T0002_weight.fits").write_bytes(b"")  # another product's name
     assert missing_product_files(tmp_path, "T0002", stem, keys) == [expected[1], expected[3]]
     assert missing_product_files(tmp_path, "T0002", stem, []) == []
+
+
+def test_missing_files_across_folders(tmp_path, monkeypatch):
+    """Missing files of several folders, in the order given, each folder listed once."""
+    import spica.release.planning as planning
+
+    (tmp_path / "a").mkdir()
+    for name in ("x.png", "y.ps"):
+        (tmp_path / "a" / name).write_text("")
+    files = [tmp_path / "a" / "x.png", tmp_path / "b" / "z.ps", tmp_path / "a" / "w.ps",
+             tmp_path / "a" / "y.ps", tmp_path / "b" / "v.ps"]
+    listed = []
+    listdir = planning.os.listdir
+    monkeypatch.setattr(planning.os, "listdir", lambda path: listed.append(path) or listdir(path))
+    assert missing_files(files) == [str(files[1]), str(files[2]), str(files[4])]
+    assert sorted(map(str, listed)) == [str(tmp_path / "a"), str(tmp_path / "b")]
+    assert missing_files([]) == []
 
 
 def test_done_products_are_the_stacks_made(cfg, demo_survey, tmp_path):

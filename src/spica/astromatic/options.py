@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -126,16 +126,17 @@ def config_checksum(path: str | Path) -> str:
     return hashlib.sha1(Path(path).read_bytes()).hexdigest()
 
 
-def config_paths(configs: Mapping[str, str], root: str | Path) -> dict[str, str]:
+def config_paths(configs: Iterable[str], root: str | Path) -> dict[str, str]:
     """The paths of the configuration files of a rule's ``configs`` param.
 
     Parameters
     ----------
-    configs : mapping
-        key (:data:`CONFIG_FILES`) -> SHA-1 of the file: what a job reads, as the param
-        that reruns it when one of them is edited (``astromatic_configs`` in
-        ``rules/common.smk``). Their paths are not in the param, so that the workflow's
-        folder is not: a moved checkout reruns nothing.
+    configs : iterable of str
+        Keys of :data:`CONFIG_FILES`: a rule's ``configs`` param, key -> SHA-1 of the
+        file (what a job reads, as the param that reruns it when one of them is edited;
+        ``astromatic_configs`` in ``rules/common.smk``), or a list of keys. Their paths
+        are not in the params, so that the workflow's folder is not: a moved checkout
+        reruns nothing.
     root : str or Path
         The workflow's root (in a rule's script, ``Path(snakemake.scriptdir).parent``).
 
