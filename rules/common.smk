@@ -916,8 +916,8 @@ def release_targets(release):
     What it names per product is what no other job reads (its catalogue, and the
     ``.ahead`` of a photometric image), plus any file of the product's delivery, or of
     those its summary reads (:data:`SUMMARY_FILES`), that is missing on disk while its
-    image is not; per tile, the first file of its figures' jobs and any other that is
-    missing. Everything else a product has is an output of a job upstream of
+    image is not; per tile, the first file of each figure job and any other that is
+    missing while the first is not. Everything else a product has is an output of a job upstream of
     ``product_quality`` (every summary reads the stack job's image and the
     QualityFITS-out job's table): Snakemake lists those jobs and reruns them when an
     input changed. It reruns a job for a missing output only when
@@ -950,11 +950,13 @@ def release_targets(release):
                 targets += missing  # without its image a product is made whole anyway
         # per tile, the chi-squared figure (PNG, PostScript) and the colour-colour diagrams of
         # every three filters, colour-magnitude of every two: the first file of each job, and
-        # the others that are missing (the 40 files of a 5-filter tile were 12 % of the names)
+        # the others that are missing while it is not (the 40 files of a 5-filter tile were
+        # 12 % of the names); without its first file the job runs anyway
         for tile in plan.tiles():
-            figures = [str(paths.chi2_path(RESULTS, release, tile, key)) for key in ("png", "ps")]
-            colours = [str(path) for path in paths.colour_paths(RESULTS, release, tile)]
-            targets += [figures[0]] + colours[:1] + missing_files(figures[1:] + colours[1:])
+            for files in ([str(paths.chi2_path(RESULTS, release, tile, key)) for key in ("png", "ps")],
+                          [str(path) for path in paths.colour_paths(RESULTS, release, tile)]):
+                missing = missing_files(files)
+                targets += files[:1] + (missing if files and files[0] not in missing else [])
         return targets + release_files(release, "pending", "scamp_fields", "product_quality")
 
     return _wildcards_only(get_release_products)
