@@ -123,3 +123,28 @@ def test_bad_key_or_value_is_named(edit, named):
     edit(config)
     with pytest.raises(WorkflowError, match=named):
         validate(config, SCHEMA)
+
+
+def test_commands_read_the_configuration_as_the_snakefile_does(tmp_path):
+    """spica.config.load_config (the operation interface, data transfer, SkyWatcher):
+    config.yaml and releases.yaml, the overlays deep-merged over them, the Snakefile's
+    schemas; each failure a ConfigError naming the file or the key."""
+    from spica.config import ConfigError, load_config
+
+    config = load_config()
+    assert config["releases"] and config["transfer"]["quota_bytes"] == 3_600_000_000_000
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text("transfer: {quota_bytes: 5}\n")
+    merged = load_config([overlay])
+    assert merged["transfer"]["quota_bytes"] == 5
+    assert merged["transfer"]["outgoing"] == config["transfer"]["outgoing"]  # deep merge
+    overlay.write_text("transfer: {quota_bytes: -5}\n")
+    with pytest.raises(ConfigError, match=r"configuration transfer/quota_bytes: -5 is less than"):
+        load_config([overlay])
+    overlay.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="not a mapping"):
+        load_config([overlay])
+    with pytest.raises(ConfigError, match="not found"):
+        load_config([tmp_path / "absent.yaml"])
+    overlay.write_text("transfer: {quota_bytes: -5}\n")
+    assert load_config([overlay], validate=False)["transfer"]["quota_bytes"] == -5

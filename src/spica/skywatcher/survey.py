@@ -34,45 +34,24 @@ def image_list(selected: pd.DataFrame) -> pd.DataFrame:
     return listing.sort_values("expnum", kind="stable", na_position="last").reset_index(drop=True)
 
 
-_REPO_CONFIG = Path(__file__).resolve().parents[3] / "config"
-
-
 def load_config(configfiles: Sequence[str | Path] = (), *,
                 base: str | Path | None = None) -> dict:
     """``config.yaml`` and ``releases.yaml`` of ``base`` (the repository's ``config/``
-    by default) with ``configfiles`` deep-merged over them, validated by the schema.
+    by default) with ``configfiles`` deep-merged over them, validated by the schemas
+    (:func:`spica.config.load_config`).
 
     Raises
     ------
     SelectionError
         If a file is missing or unreadable, or the merged configuration is invalid.
     """
-    import yaml
-    from snakemake.utils import update_config
+    from spica.config import ConfigError
+    from spica.config import load_config as load_workflow_config
 
-    folder = Path(base) if base is not None else _REPO_CONFIG
-    config: dict = {}
-    for path in [folder / "config.yaml", folder / "releases.yaml", *map(Path, configfiles)]:
-        if not path.is_file():
-            raise SelectionError(f"configuration file not found: {path}")
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as error:
-            raise SelectionError(f"{path}: not YAML ({error})") from error
-        if not isinstance(loaded, Mapping):
-            raise SelectionError(f"{path}: not a mapping")
-        update_config(config, loaded)  # Snakemake's own --configfile merge
-    schema = folder / "schemas" / "config.schema.yaml"
-    if schema.is_file():
-        from snakemake.exceptions import WorkflowError
-        from snakemake.utils import validate
-
-        try:  # the Snakefile's own validation (its schema refers to the demo's)
-            validate(config, str(schema), set_default=False)
-        except WorkflowError as error:
-            raise SelectionError(f"invalid configuration: {str(error).splitlines()[0]} "
-                                 f"{' '.join(str(error).split())[:400]}") from error
-    return config
+    try:
+        return load_workflow_config(configfiles, base=base)
+    except ConfigError as error:
+        raise SelectionError(str(error)) from error
 
 
 def _resolve(path: str | Path, workdir: Path) -> Path:

@@ -21,37 +21,24 @@ class TransferConfigError(ValueError):
 
 
 def load_config(configfiles: Sequence[str | Path] = ()) -> dict:
-    """Read ``config/config.yaml`` and deep-merge ``configfiles`` over it, then validate.
+    """The workflow's configuration (``config/config.yaml`` and ``releases.yaml``, then
+    ``configfiles`` deep-merged over them, validated: :func:`spica.config.load_config`),
+    with ``_configfiles``: ``config/config.yaml`` and the overlays (what the transfer
+    commands give Snakemake as ``--configfile``).
 
     Raises
     ------
     TransferConfigError
-        A file is missing or not YAML, or the merged configuration fails
-        ``config/schemas/config.schema.yaml``.
+        A file is missing or not YAML, or the merged configuration fails the schemas.
     """
-    import jsonschema
-    import yaml
-    from snakemake.utils import update_config
+    from spica.config import ConfigError
+    from spica.config import load_config as load_workflow_config
 
-    files = [DEFAULT_CONFIGS[0], *[Path(f) for f in configfiles if Path(f).resolve() != DEFAULT_CONFIGS[0]]]
-    config: dict = {}
-    for path in files:
-        try:
-            loaded = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as error:
-            raise TransferConfigError(f"configuration {path}: {error}") from error
-        update_config(config, loaded)  # Snakemake's own --configfile merge
-    schema_path = REPO / "config" / "schemas" / "config.schema.yaml"
-    schema = yaml.safe_load(schema_path.read_text())
-    top = {key: value for key, value in config.items() if key not in ("releases", "planning", "demo")}
-    subschema = {**schema, "properties": {k: v for k, v in schema["properties"].items()
-                                          if k not in ("releases", "planning", "demo")}}
-    subschema["additionalProperties"] = False
     try:
-        jsonschema.validate(top, subschema)
-    except jsonschema.ValidationError as error:
-        where = "/".join(str(p) for p in error.absolute_path) or "(top)"
-        raise TransferConfigError(f"configuration {where}: {error.message}") from error
+        config = load_workflow_config(configfiles)
+    except ConfigError as error:
+        raise TransferConfigError(str(error)) from error
+    files = [DEFAULT_CONFIGS[0], *[Path(f) for f in configfiles if Path(f).resolve() != DEFAULT_CONFIGS[0]]]
     config["_configfiles"] = [str(Path(f).resolve()) for f in files]
     return config
 

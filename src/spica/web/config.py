@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 __all__ = ["REPO", "WebConfig", "load_config", "config_from_environment", "CONFIG_ENV", "DIRECTORY_ENV"]
 
 #: The repository holding ``config/`` (the package is installed editable from it).
@@ -93,21 +91,16 @@ def load_config(files: Sequence[str | os.PathLike] = (), *, directory: str | os.
 
     Raises
     ------
-    FileNotFoundError
-        A configuration file is missing.
+    spica.config.ConfigError
+        A configuration file is missing or not YAML (:func:`spica.config.read_config_files`).
     KeyError
         A key the interface needs is missing.
     """
-    from snakemake.utils import update_config
+    from spica.config import BASE_FILES, CONFIG_DIR, read_config_files
 
     directory = Path(directory or os.getcwd()).resolve()
-    merged: dict[str, Any] = {}
-    base = [REPO / "config" / "config.yaml", REPO / "config" / "releases.yaml"] if base is None else base
-    for path in [*base, *files]:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"configuration file not found: {path}")
-        update_config(merged, yaml.safe_load(path.read_text()) or {})
+    base = [CONFIG_DIR / name for name in BASE_FILES] if base is None else base
+    merged = read_config_files([*base, *files])
     web: Mapping[str, Any] = merged["web"]
     database = str(web["database"])
     if "://" not in database:
