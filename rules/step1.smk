@@ -111,7 +111,11 @@ rule reduce_exposure:
         psfex_options=psfex.step1_options(_PSFEX),
         limits=config["step1"]["grading"],
         software=software("reduce_exposure", tools=["weightwatcher", "sextractor", "psfex"]),
-    threads: 2  # CCDs analysed side by side by the defect step (write_defect_map)
+    # one: the tools run on one thread (NTHREADS 1), and the defect step on two (CCDs side
+    # by side) cost 0.9-1.0 s more CPU of its 5-6 s per full-size exposure (the threads
+    # hand the GIL to each other: 14,000 context switches instead of 100) for 1.5 s less
+    # wall time of ~75 s; one thread per exposure, two exposures side by side
+    threads: 1
     group:
         "step1"
     resources:

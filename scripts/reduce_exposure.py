@@ -1,5 +1,6 @@
 """Rule reduce_exposure: defect masks, weight/flag maps, catalogue, PSF and QA of one exposure."""
 
+import gc
 import json
 import os
 import sys
@@ -11,10 +12,15 @@ sys.stderr = log
 # threads (Snakemake sets OMP_NUM_THREADS to the rule's threads) would spin
 # against them and double its CPU time: one each. Read when astroscrappy loads.
 os.environ["OMP_NUM_THREADS"] = "1"
+# The imports (a thousand modules, none of them garbage) without cyclic collections,
+# each of which would traverse every object loaded so far: 0.2 s of their 1.3 s CPU.
+gc.disable()
 
 from spica.astromatic.options import config_paths  # noqa: E402
 from spica.step1.reduce import OUTPUT_KEYS, QA_KEYS, reduce_exposure  # noqa: E402
 from spica.step1.timing import StepTimer  # noqa: E402
+
+gc.enable()
 
 WORKFLOW = Path(snakemake.scriptdir).parent  # the configuration files' root
 timer = StepTimer(snakemake.rule, snakemake.wildcards.expnum)

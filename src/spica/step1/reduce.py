@@ -25,7 +25,11 @@ library function of each step:
 
 The defect and QA steps run with freed memory kept for reuse
 (:func:`spica.step1._memory.reused_memory`: a CCD's arrays reuse the previous
-CCD's pages instead of faulting in new ones), given back before the tools run.
+CCD's pages instead of faulting in new ones), given back before the tools run,
+and with the objects alive when they start left out of Python's cyclic
+collections (:func:`spica.step1._memory.frozen_objects`); the QA's imports run
+without collections (:func:`spica.step1._memory.paused_collector`). The defect
+step analyses ``threads`` CCDs side by side (the rule gives one: see ``rules/step1.smk``).
 
 Each step is timed by :class:`spica.step1.timing.StepTimer` (given or made
 here): the ``reduce_exposure.steps.json`` beside the rule's benchmark.
@@ -42,7 +46,7 @@ import numpy as np
 from spica import paths
 from spica.astromatic import psfex, sextractor
 from spica.astromatic.weightwatcher import run_weightwatcher
-from spica.step1._memory import reused_memory
+from spica.step1._memory import frozen_objects, paused_collector, reused_memory
 from spica.step1.defects import write_defect_map
 from spica.step1.timing import StepTimer
 
@@ -177,8 +181,8 @@ def reduce_exposure(
         Command-line options (:func:`spica.astromatic.sextractor.step1_options`,
         :func:`spica.astromatic.psfex.step1_options`).
     threads : int
-        CCDs analysed side by side by the defect step (the tools are run with
-        their configuration's ``NTHREADS``, 1).
+        The job's threads: CCDs the defect step analyses side by side (the tools
+        are run with their configuration's ``NTHREADS``, 1).
     qa : mapping, optional
         The QA step: ``outputs`` (:data:`QA_KEYS` -> path; the 21 plots are
         written beside ``qa_xml``, which is written last) and ``limits``
@@ -221,9 +225,9 @@ def reduce_exposure(
     commands: dict[str, list[str]] = {}
     pixels = KeptPixels() if qa is not None else None
     try:
-        with timer.step("defects", STEPS["defects"]), reused_memory():
+        with timer.step("defects", STEPS["defects"]), reused_memory(), frozen_objects():
             counts = write_defect_map(exposure, defects, cosmics=cosmics, trails=trails,
-                                      mask_path=mask, threads=threads,
+                                      mask_path=mask, threads=max(1, threads),
                                       keep=None if pixels is None else pixels.keep)
         with timer.step("weightwatcher", STEPS["weightwatcher"]):
             commands["weightwatcher"] = run_weightwatcher(
@@ -259,15 +263,17 @@ def reduce_exposure(
 def _assess(exposure: str | Path, out: Mapping[str, Path], qa: Mapping[str, Any],
             pixels: KeptPixels | None) -> dict[str, Any]:
     """The QA step: old plots deleted, then plots, diagnostics and the QA XML (last)."""
-    from spica.step1.qa import assess_exposure  # matplotlib: imported when the tools are done
+    with paused_collector():  # matplotlib: imported when the tools are done
+        from spica.step1.qa import assess_exposure
 
     qa_out = {key: Path(qa["outputs"][key]) for key in QA_KEYS}
     plots = paths.qa_plot_paths(qa_out["qa_xml"])
     for plot in plots.values():  # one product with the XML: no stale plot beside a new XML
         plot.unlink(missing_ok=True)
-    return assess_exposure(
-        exposure=exposure, weight=out["weight"], flag=out["flag"], ldac=out["ldac"],
-        sex_xml=out["sex_xml"], minibkg=out["minibkg"], psf=out["psf"], psfex_xml=out["psfex_xml"],
-        outputs={**plots, **qa_out}, limits=qa["limits"],
-        science=pixels if pixels is not None and len(pixels) else None,
-    )
+    with frozen_objects():  # the modules imported, matplotlib's included, left out of the collections
+        return assess_exposure(
+            exposure=exposure, weight=out["weight"], flag=out["flag"], ldac=out["ldac"],
+            sex_xml=out["sex_xml"], minibkg=out["minibkg"], psf=out["psf"], psfex_xml=out["psfex_xml"],
+            outputs={**plots, **qa_out}, limits=qa["limits"],
+            science=pixels if pixels is not None and len(pixels) else None,
+        )
