@@ -3,7 +3,6 @@ and dust map."""
 
 import json
 import sys
-from pathlib import Path
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 
@@ -17,7 +16,8 @@ result = assess_release_product(
     weight=inputs.weight,
     refcat=inputs.refcat,
     binaries=snakemake.params.binaries,
-    configs={key.removeprefix("qfo_"): path for key, path in config_paths(snakemake.params.configs, Path(snakemake.scriptdir).parent).items()},
+    configs={key.removeprefix("qfo_"): path
+             for key, path in config_paths(snakemake.params.configs, snakemake.scriptdir).items()},
     qualityfits_out=snakemake.params.qualityfits_out,
     catalogue_options=snakemake.params.catalogue_options,
     pixel_scale=snakemake.params.pixel_scale,

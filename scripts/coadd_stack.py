@@ -2,7 +2,6 @@
 then its SWarp co-addition."""
 
 import sys
-from pathlib import Path
 
 log = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 sys.stderr = log
@@ -13,7 +12,7 @@ from spica.coaddition.product import stack_product  # noqa: E402
 inputs, params = snakemake.input, snakemake.params
 run = stack_product(
     params.bin,
-    config_paths(params.configs, Path(snakemake.scriptdir).parent)["stack_swarp"],
+    config_paths(params.configs, snakemake.scriptdir)["stack_swarp"],
     stem=snakemake.wildcards.stem,
     release=snakemake.wildcards.release,
     calibration={"lists": params.lists, "solution": params.solution, "solution_dir": inputs.solution,

@@ -27,7 +27,7 @@ delivery = CommandDelivery(inputs=[str(Path.cwd() / p) for p in [*listed["exposu
                            images=[product("image"), product("weight")], files=[product("ldac")],
                            outgoing=transfer["outgoing"], folder=f"{release}/{stem}",
                            quantize_level=transfer["quantize_level"])
-configs = config_paths(snakemake.params.configs, Path(snakemake.scriptdir).parent)
+configs = config_paths(snakemake.params.configs, snakemake.scriptdir)
 run = catalogue_product(
     snakemake.params.bin,
     configs["release_sex"],
@@ -51,7 +51,7 @@ run = catalogue_product(
         inputs={"exposure": listed["exposures"], "weight": listed["weights"],
                 "catalogue": listed["catalogs"], "ahead": listed["aheads"],
                 "tile_stack": listed["tile_stacks"], "reference": [inputs.refcat]},
-        configs=list(config_paths(listed["configs"], Path(snakemake.scriptdir).parent).values()),
+        configs=list(config_paths(listed["configs"], snakemake.scriptdir).values()),
         software={k: str(v) for k, v in snakemake.params.software.items() if k != "code"},
         options=snakemake.params.provenance_options,
         root=Path.cwd(),  # the workflow's folder: paths in the script are relative to it

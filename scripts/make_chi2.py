@@ -1,7 +1,6 @@
 """Rule make_chi2: chi-squared image of one tile over its filters' stacks."""
 
 import sys
-from pathlib import Path
 
 log = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 sys.stderr = log
@@ -12,7 +11,7 @@ from spica.provenance import write_command  # noqa: E402
 
 run = make_chi2(
     snakemake.params.bin,
-    config_paths(snakemake.params.configs, Path(snakemake.scriptdir).parent)["chi2_swarp"],
+    config_paths(snakemake.params.configs, snakemake.scriptdir)["chi2_swarp"],
     stacks=snakemake.input.stacks,
     weights=snakemake.input.weights,
     out_image=snakemake.output.image,

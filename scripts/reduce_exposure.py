@@ -4,7 +4,6 @@ import gc
 import json
 import os
 import sys
-from pathlib import Path
 
 log = open(snakemake.log.log, "w")  # noqa: F821 (snakemake is injected)
 sys.stderr = log
@@ -22,7 +21,6 @@ from spica.step1.timing import StepTimer  # noqa: E402
 
 gc.enable()
 
-WORKFLOW = Path(snakemake.scriptdir).parent  # the configuration files' root
 timer = StepTimer(snakemake.rule, snakemake.wildcards.expnum)
 inputs, params = snakemake.input, snakemake.params
 try:
@@ -31,7 +29,7 @@ try:
         flat=inputs.flat,
         mask=inputs.mask,
         outputs={key: snakemake.output[key] for key in OUTPUT_KEYS},
-        configs={key.removeprefix("step1_"): path for key, path in config_paths(params.configs, WORKFLOW).items()},
+        configs={key.removeprefix("step1_"): path for key, path in config_paths(params.configs, snakemake.scriptdir).items()},
         binaries=params.binaries,
         cosmics=params.cosmics,
         trails=params.trails,

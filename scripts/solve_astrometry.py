@@ -1,7 +1,6 @@
 """Rule solve_astrometry: SCAMP once over an astrometric list shared by planned products."""
 
 import sys
-from pathlib import Path
 
 log = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 sys.stderr = log
@@ -15,7 +14,7 @@ if not snakemake.params.catalogs:
                      f"{snakemake.wildcards.release}")
 run = run_scamp(
     snakemake.params.bin,
-    config_paths(snakemake.params.configs, Path(snakemake.scriptdir).parent)["scamp"],
+    config_paths(snakemake.params.configs, snakemake.scriptdir)["scamp"],
     catalogs=snakemake.params.catalogs,
     refcat=snakemake.input.refcat,
     xml_out=snakemake.output.xml,

@@ -46,3 +46,21 @@ def test_configuration_file_readers(tmp_path):
     param = tmp_path / "a.param"
     param.write_text("NUMBER\n# FLAGS\nMAG_APER(2)   # two apertures\n\n")
     assert read_param_file(param) == ["NUMBER", "MAG_APER(2)"]
+
+
+def test_configuration_files_by_key_from_the_scripts_folder():
+    """A rule's ``configs`` param (key -> SHA-1) gives the scripts their files' paths:
+    the workflow's ``config/astromatic/`` beside ``scripts/``; the checksum is the file's."""
+    import hashlib
+    from pathlib import Path
+
+    from spica.astromatic.options import CONFIG_FILES, config_checksum, config_paths
+
+    repo = Path(__file__).resolve().parents[2]
+    configs = {key: config_checksum(repo / "config" / "astromatic" / name) for key, name in CONFIG_FILES.items()}
+    paths = config_paths(configs, repo / "scripts")
+    assert list(paths) == list(CONFIG_FILES)
+    assert paths["conv"] == str(repo / "config" / "astromatic" / "gauss_3.0_5x5.conv")
+    for key, path in paths.items():
+        assert hashlib.sha1(Path(path).read_bytes()).hexdigest() == configs[key]
+    assert config_paths(["scamp"], "/elsewhere/scripts") == {"scamp": "/elsewhere/config/astromatic/scamp.scamp"}

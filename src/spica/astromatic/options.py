@@ -126,7 +126,7 @@ def config_checksum(path: str | Path) -> str:
     return hashlib.sha1(Path(path).read_bytes()).hexdigest()
 
 
-def config_paths(configs: Iterable[str], root: str | Path) -> dict[str, str]:
+def config_paths(configs: Iterable[str], scriptdir: str | Path) -> dict[str, str]:
     """The paths of the configuration files of a rule's ``configs`` param.
 
     Parameters
@@ -137,12 +137,14 @@ def config_paths(configs: Iterable[str], root: str | Path) -> dict[str, str]:
         ``astromatic_configs`` in ``rules/common.smk``), or a list of keys. Their paths
         are not in the params, so that the workflow's folder is not: a moved checkout
         reruns nothing.
-    root : str or Path
-        The workflow's root (in a rule's script, ``Path(snakemake.scriptdir).parent``).
+    scriptdir : str or Path
+        The folder of the rule's script (``snakemake.scriptdir``): the workflow's
+        ``scripts/``, beside its ``config/``.
 
     Returns
     -------
     dict
         key -> path.
     """
+    root = Path(scriptdir).parent
     return {key: str(config_file(key, root)) for key in configs}
