@@ -70,6 +70,23 @@ def test_a_remade_catalogue_reruns_its_scamp_solution(release):
     assert after.returncode == 0 and "solve_astrometry" not in after.stdout + after.stderr
 
 
+def _release_jobs_without(release, deleted: list, tmp_path) -> dict[str, int]:
+    """Jobs per rule of a release dry-run with the files ``deleted`` gone; they are put
+    back afterwards (hard links kept in ``tmp_path``, dates included)."""
+    kept = {path: (tmp_path / path.name, path.stat()) for path in deleted}
+    for path, (copy, _) in kept.items():
+        os.link(path, copy)
+        path.unlink()
+    try:
+        run = snakemake(release["workdir"], "-n", "release_T0002")
+        assert run.returncode == 0, run.stderr[-3000:]
+        return job_counts(run.stdout + run.stderr)
+    finally:
+        for path, (copy, stat) in kept.items():
+            os.link(copy, path)
+            os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
 def test_a_deleted_product_file_is_made_again(release, tmp_path):
     """``release_T0002`` names per product only what nothing else reads (its catalogue)
     plus the delivery files missing on disk (issue 10, section 5): a QualityFITS-out plot
@@ -78,18 +95,7 @@ def test_a_deleted_product_file_is_made_again(release, tmp_path):
     results = release["workdir"] / "results"
     stem = "CFHTLS_D_r_141927+524056_T0002"
     deleted = [results / "releases" / "T0002" / stem / f"{stem}{suffix}" for suffix in ("_psf_m.png", "_astrom.list")]
-    kept = {path: (tmp_path / path.name, path.stat()) for path in deleted}
-    for path, (copy, _) in kept.items():
-        os.link(path, copy)
-        path.unlink()
-    try:
-        run = snakemake(release["workdir"], "-n", "release_T0002")
-        assert run.returncode == 0, run.stderr[-3000:]
-        counts = job_counts(run.stdout + run.stderr)
-    finally:
-        for path, (copy, stat) in kept.items():
-            os.link(copy, path)
-            os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    counts = _release_jobs_without(release, deleted, tmp_path)
     # the r stack's SWarp job (it writes the lists), then everything of the r stack
     # after it, the tile's chi-squared image (r and i) and what reads it: the i
     # catalogue; the Very Wide image is untouched
@@ -122,18 +128,7 @@ def test_a_deleted_tile_figure_or_summary_input_is_made_again(release, tmp_path)
     tile, image = "CFHTLS_D_ri_141927+524056_T0002", "751042p_V0001"
     deleted = [releases / tile / f"{tile}_chi2.ps", releases / tile / f"{tile}_diagcm.ps",
                releases / image / f"{image}_comptness.fits"]
-    kept = {path: (tmp_path / path.name, path.stat()) for path in deleted}
-    for path, (copy, _) in kept.items():
-        os.link(path, copy)
-        path.unlink()
-    try:
-        run = snakemake(release["workdir"], "-n", "release_T0002")
-        assert run.returncode == 0, run.stderr[-3000:]
-        counts = job_counts(run.stdout + run.stderr)
-    finally:
-        for path, (copy, stat) in kept.items():
-            os.link(copy, path)
-            os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    counts = _release_jobs_without(release, deleted, tmp_path)
     assert counts == {"make_chi2_thumbnail": 1, "plot_tile_colours_2": 1, "assess_product_quality": 1,
                       "summarise_product": 1, "register_product_quality": 1, "release_T0002": 1}, counts
 
