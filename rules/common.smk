@@ -22,9 +22,8 @@ from spica.astromatic.scamp import CHECKPLOTS
 from spica.coaddition.grid import stack_grid
 from spica.release.planning import (done_products, missing_files, missing_product_files, read_plan,
                                     stale_solutions)
-from spica.transfer.staging import read_product_grades
 from spica.step1.inventory import discover_exposures, find_calibration_file, read_inventory
-from spica.registry import empty_survey_message, read_metadata, sqlite_file
+from spica.registry import empty_survey_message, read_metadata, read_product_grades, sqlite_file
 from spica.seal import check_seal, sealed_files
 from spica.seal import step1_static as seal_static
 from spica.tools import resolve_tools, script_code_hash

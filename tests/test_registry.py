@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from spica.registry import merge_grades, read_grades
+from spica.registry import TableError, merge_grades, read_grades, read_product_grades
 
 
 def test_human_grade_wins_and_provisional_is_marked(tmp_path):
@@ -29,6 +29,27 @@ def test_invalid_grade_is_named(tmp_path):
 
 def test_missing_grades_file_means_no_human_grade(tmp_path):
     assert read_grades(tmp_path / "absent.csv").empty
+
+
+def test_product_grades_are_read_like_exposure_grades(tmp_path):
+    """The team's product grades: a stem or release/stem, the last row of a product wins,
+    provisional where nobody signed; a bad grade names its line and column."""
+    grades_csv = tmp_path / "product_grades.csv"
+    grades_csv.write_text("product,grade,comment,graded_by,date\n"
+                          "CFHTLS_D_r_141927+524056_T0002, b ,halo,YM,2006-02-01\n"
+                          "T0002/751042p_V0001,c,,,2006-02-02\n"
+                          "CFHTLS_D_r_141927+524056_T0002,a,fixed,YM,2006-02-03\n")
+    grades = read_product_grades(grades_csv).set_index("product")
+    assert grades.loc["CFHTLS_D_r_141927+524056_T0002", "grade"] == "A"
+    assert grades.loc["CFHTLS_D_r_141927+524056_T0002", "comment"] == "fixed"
+    assert not grades.loc["CFHTLS_D_r_141927+524056_T0002", "provisional"]
+    assert grades.loc["T0002/751042p_V0001", "grade"] == "C" and grades.loc["T0002/751042p_V0001", "provisional"]
+    assert len(grades) == 2
+    assert read_product_grades(tmp_path / "absent.csv").empty
+    grades_csv.write_text("product,grade,comment,graded_by,date\nX_T0002,A,,YM,d\nY_T0002,E,,YM,d\n")
+    with pytest.raises(TableError, match=r"line 3, column grade: invalid grade 'E'") as error:
+        read_product_grades(grades_csv)
+    assert (error.value.line, error.value.column) == (3, "grade")
 
 
 def test_qa_xml_summary_round_trip(tmp_path):

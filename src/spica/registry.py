@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GRADES",
+    "PRODUCT_GRADE_COLUMNS",
     "PRODUCT_TABLES",
     "RegistryError",
     "TableError",
@@ -68,6 +69,7 @@ __all__ = [
     "merge_grades",
     "read_grades",
     "read_metadata",
+    "read_product_grades",
     "schema",
     "sqlite_file",
 ]
@@ -369,6 +371,35 @@ def read_grades(path: str | Path | None, *, known: Iterable[int] | None = None) 
             raise TableError(path, line, "grade", f"invalid grade {grade!r} (one of {', '.join(GRADES)})")
     unknown = _unknown(expnums, path, known)
     return grades.assign(expnum=expnums)[~unknown].reset_index(drop=True)
+
+
+#: Columns of the release control team's product grades (``inputs.product_grades``).
+PRODUCT_GRADE_COLUMNS = ["product", "grade", "comment", "graded_by", "date"]
+
+
+def read_product_grades(path: str | Path | None) -> pd.DataFrame:
+    """Read the release control team's product grades (product, grade, comment,
+    graded_by, date), as :func:`read_grades` reads the exposures'.
+
+    ``product`` is a stem (``CFHTLS_D_r_141927+524056_T0002``) or ``<release>/<stem>``;
+    a product named twice keeps its last row. ``provisional`` is True where
+    ``graded_by`` is empty. A missing file means no product graded yet.
+
+    Raises
+    ------
+    TableError
+        A missing column or a grade other than A-D (any case), naming the file,
+        the line and the column.
+    """
+    if path is None or not Path(path).is_file():
+        return pd.DataFrame(columns=[*PRODUCT_GRADE_COLUMNS, "provisional"])
+    grades = _read_table(path, PRODUCT_GRADE_COLUMNS)
+    grades["grade"] = grades["grade"].str.upper()
+    for line, grade in grades["grade"].items():
+        if grade not in GRADES:
+            raise TableError(path, line, "grade", f"invalid grade {grade!r} (one of {', '.join(GRADES)})")
+    grades["provisional"] = grades["graded_by"] == ""
+    return grades.drop_duplicates("product", keep="last").reset_index(drop=True)
 
 
 def read_metadata(path: str | Path | None) -> pd.DataFrame:

@@ -209,7 +209,7 @@ def team_grade(grades: pd.DataFrame, release: str, stem: str) -> dict[str, str]:
     Parameters
     ----------
     grades : pandas.DataFrame
-        :func:`spica.transfer.staging.read_product_grades` of ``inputs.product_grades``
+        :func:`spica.registry.read_product_grades` of ``inputs.product_grades``
         (product, grade, comment, graded_by, date, provisional).
     release, stem : str
         The product (``T0002``, ``CFHTLS_D_r_141927+524056_T0002``). A row whose

@@ -126,29 +126,20 @@ def read_manifest(folder: str | Path) -> pd.DataFrame:
 
 
 def read_product_grades(path: str | Path) -> pd.DataFrame:
-    """The release control team's grades (product, grade, comment, graded_by, date).
-
-    ``provisional`` is True where ``graded_by`` is empty; a missing file means
-    no product graded yet.
+    """The release control team's grades (:func:`spica.registry.read_product_grades`).
 
     Raises
     ------
     StagingError
-        Missing columns or a grade that is not A-D.
+        A bad grades file (missing column, grade other than A-D), naming its line.
     """
-    columns = ["product", "grade", "comment", "graded_by", "date"]
-    if not Path(path).is_file():
-        return pd.DataFrame(columns=[*columns, "provisional"])
-    grades = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = set(columns) - set(grades.columns)
-    if missing:
-        raise StagingError(f"{path}: missing columns {sorted(missing)}")
-    grades["grade"] = grades["grade"].str.strip().str.upper()
-    bad = grades[~grades["grade"].isin(["A", "B", "C", "D"])]
-    if len(bad):
-        raise StagingError(f"{path}: invalid grade(s) {bad[['product', 'grade']].to_dict('records')}")
-    grades["provisional"] = grades["graded_by"].str.strip() == ""
-    return grades[[*columns, "provisional"]].drop_duplicates("product", keep="last")
+    from spica.registry import TableError
+    from spica.registry import read_product_grades as read
+
+    try:
+        return read(path)
+    except TableError as error:
+        raise StagingError(str(error)) from error
 
 
 def _is_pi(runid: str | None, settings: TransferSettings) -> bool:
