@@ -37,6 +37,7 @@ rule solve_astrometry:
 rule deliver_image_ahead:
     """Image by image, photometric image: ``546891p_V0001_ahed.txt`` (seed, product table)."""
     input:
+        plan=ancient_plan(),
         heads=product_file("heads"),
     output:
         ahead=product_file("image_ahead"),

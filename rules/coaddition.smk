@@ -150,6 +150,7 @@ rule summarise_product:
 rule make_chi2_thumbnail:
     """The figure of a tile's chi-squared image: PNG and PostScript (``_chi2.ps``)."""
     input:
+        plan=ancient_plan(),
         image=chi2_file("image"),
         weight=chi2_file("weight"),
     output:

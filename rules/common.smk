@@ -531,13 +531,18 @@ COADD_OUTPUTS = {
 
 
 def ancient_plan():
-    """Input ``plan`` of the rules whose inputs or params come from the plan.
+    """Input ``plan`` of every release job below the plan: of the rules whose inputs
+    or params come from the plan, and of those that read only a product's files.
 
     The plan is an input so that, when the plan_release checkpoint reruns,
-    Snakemake re-evaluates those rules' input functions; it is ancient() so that
-    a new plan's date alone reruns nothing: the lists, grids and tiles themselves
-    (inputs and params) decide, and a regrade reruns exactly the stacks whose
-    lists change.
+    Snakemake re-evaluates those rules' input functions, and so that no job of the
+    release runs before the checkpoint: a job that read only a product's files (its
+    QualityFITS-out, say, missing after a run that made the stack alone) ran at once,
+    from the stack as it was, and the stack job the new plan asked for then rewrote
+    the stack under it, which the next run found older than its input. It is
+    ancient() so that a new plan's date alone reruns nothing: the lists, grids and
+    tiles themselves (inputs and params) decide, and a regrade reruns exactly the
+    stacks whose lists change.
     """
     return ancient(release_file("plan"))
 

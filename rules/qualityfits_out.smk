@@ -19,6 +19,7 @@ rule assess_product_quality:
     (image, weight map, background; seed 3.2.2) and E(B-V) map (offline SFD map):
     everything made from the product alone, one job (issue 10, section 5)."""
     input:
+        plan=ancient_plan(),
         image=product_file("image"),
         weight=product_file("weight"),
         refcat=config["inputs"]["refcat"],
@@ -69,6 +70,7 @@ rule plot_tile_colours_2:
     stars' median distance to it, and the colour-magnitude diagram of each two."""
     input:
         unpack(get_tile_colour_catalogues),
+        plan=ancient_plan(),
     output:
         **tile_colour_outputs(2),
     params:

@@ -170,6 +170,18 @@ def test_step1_qa_plots_are_one_product_with_the_qa_xml():
     assert "unlink" in source  # old plots deleted before the new ones, the XML last
 
 
+#: Rules files of step 2, whose every job is below a release's plan.
+RELEASE_RULES_FILES = ("calibration.smk", "coaddition.smk", "qualityfits_out.smk")
+
+
+@pytest.mark.parametrize("rule", [r for r in RUNNING if r.file in RELEASE_RULES_FILES]
+                         + [r for r in RUNNING if r.name == "register_product_quality"], ids=_ids)
+def test_release_jobs_wait_for_the_plan(rule):
+    """Every release job has the plan as an input (ancient_plan): none runs before the
+    plan's checkpoint, from a stack the new plan's stack job then rewrites."""
+    assert "plan=ancient_plan()," in rule.items("input"), f"{rule.name}: no plan=ancient_plan() input"
+
+
 def test_solve_astrometry_takes_its_list_as_params():
     """The astrometric list's catalogues are a param with a digest of their versions,
     not inputs (267,000 files at survey scale); the plan waits for the .ahead files
