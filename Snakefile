@@ -71,3 +71,13 @@ rule:
         f"images_{config['image_mode']['version']}"
     input:
         release_targets(config["image_mode"]["version"]),
+
+
+# at the end of a real run (never a dry-run), successful or not: the releases' "Pending
+# processes" views say what is pending on disk then (rules/common.smk)
+onsuccess:
+    refresh_pending_views()
+
+
+onerror:
+    refresh_pending_views()

@@ -20,8 +20,7 @@ from spica.astromatic import options as astromatic_options
 from spica.astromatic import psfex, sextractor
 from spica.astromatic.scamp import CHECKPLOTS
 from spica.coaddition.grid import stack_grid
-from spica.release.planning import (done_products, missing_files, missing_product_files, read_plan,
-                                    stale_solutions)
+from spica.release.planning import missing_files, missing_product_files, read_plan
 from spica.step1.inventory import discover_exposures, find_calibration_file, read_inventory
 from spica.registry import empty_survey_message, read_metadata, read_product_grades, sqlite_file
 from spica.seal import check_seal, sealed_files
@@ -870,18 +869,6 @@ def get_product_grade(wildcards):
     return team_grade(_product_grades(path, os.stat(path).st_mtime_ns), wildcards.release, wildcards.stem)
 
 
-def get_done_products(wildcards):
-    """Param: names of the planned products already made (see
-    :func:`spica.release.planning.done_products`)."""
-    return done_products(get_plan(wildcards.release), RESULTS)
-
-
-def get_stale_solutions(wildcards):
-    """Param: the release's SCAMP solution folders no planned product uses (see
-    :func:`spica.release.planning.stale_solutions`), listed by the pending view."""
-    return stale_solutions(get_plan(wildcards.release), RESULTS)
-
-
 #: The product files a summary reads besides its inputs, key -> product file key.
 SUMMARY_FILES = {"stack": "stack_list", "astrometric": "astrometric_list", "accept": "scamp_accept",
                  "scamp_xml": "scamp_xml", "completeness": "comptness_table", "regions": "reg"}
@@ -993,3 +980,29 @@ def _wildcards_only(function):
 for _name, _value in list(globals().items()):
     if _name.startswith("get_") and callable(_value) and not isinstance(_value, type):
         _wildcards_only(_value)
+
+
+# ------------------------------------------------ the pending views, after a run
+def refresh_pending_views():
+    """The ``onsuccess``/``onerror`` handlers (Snakefile): rewrite the "Pending
+    processes" view of every configured release (and of the image mode) from the disk
+    as it is at the end of the run (:func:`spica.release.planning.refresh_pending_report`).
+
+    Rule ``report_pending`` draws the view when the plan is made, before the stacks:
+    without this the run that makes them would leave them all listed as pending.
+    Snakemake calls no handler on a dry-run (nor with ``--no-hooks``). Only a view and
+    plan that exist are refreshed; a problem is a warning, never a failed run.
+    """
+    from spica.release.planning import PendingViewError, refresh_pending_report
+
+    for release in [*config["releases"], config["image_mode"]["version"]]:
+        try:
+            if refresh_pending_report(RESULTS, release,
+                                      longest=config["planning"]["longest_stacks"]):
+                logger.info(f"SPICA: pending view of {release} refreshed: "
+                            f"{paths.release_path(RESULTS, release, 'pending')}")
+        except PendingViewError as error:
+            logger.warning(f"SPICA: {error}")
+        except Exception as error:  # a handler must not fail the run it reports on
+            logger.warning(f"SPICA: pending view of {release} not refreshed: "
+                           f"unexpected {type(error).__name__} ({error})")

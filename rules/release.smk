@@ -58,15 +58,18 @@ checkpoint plan_images:
 
 
 rule report_pending:
-    """The seed's "Pending processes" view of a release."""
+    """The seed's "Pending processes" view of a release, drawn from the disk when the
+    plan is made or changes; the run's handlers redraw it at its end (Snakefile)."""
     input:
         plan=release_file("plan"),
         lists=release_file("lists"),
     output:
         report=release_file("pending"),
     params:
-        done=get_done_products,
-        stale=get_stale_solutions,
+        # the products made and the stale solution folders are read from the disk when
+        # the job runs, not params: as params (taken when the DAG is built) the view the
+        # stacks' run left listed them all, and the next dry-run listed this job again
+        results=get_results,
         longest=config["planning"]["longest_stacks"],
         software=software("report_pending"),
     log:

@@ -5,9 +5,8 @@ from pathlib import Path
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 
-from spica.release.planning import pending_report, read_plan  # noqa: E402
+from spica.release.planning import pending_view  # noqa: E402
 
-plan = read_plan(Path(snakemake.input.plan).parent, done=set(snakemake.params.done))
-report = pending_report(plan, longest=snakemake.params.longest, stale=snakemake.params.stale)
+report = pending_view(snakemake.params.results, snakemake.wildcards.release, longest=snakemake.params.longest)
 Path(snakemake.output.report).write_text(report)
 print(report, file=sys.stderr)

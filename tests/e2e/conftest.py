@@ -73,7 +73,10 @@ def snakemake(workdir: Path, *args: str, overrides: Path | None = None,
 
 
 def job_counts(dry_run_output: str) -> dict[str, int]:
-    """Jobs per rule of a dry-run's ``Job stats`` table."""
+    """Jobs per rule of a dry-run's ``Job stats`` table (none: "Nothing to be done")."""
+    if "Job stats:" not in dry_run_output:
+        assert "Nothing to be done" in dry_run_output, dry_run_output[-2000:]
+        return {}
     block = dry_run_output.split("Job stats:", 1)[1]
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", block, flags=re.MULTILINE)
             if m[1] != "total"}
@@ -220,9 +223,14 @@ def _release_phase(workdir: Path, grades: Path) -> dict:
                               "graded_by": "test", "date": "2005-02-01"}])
     pd.concat([table, regraded]).to_csv(grades, index=False)
     _run(workdir, "release_T0002")
+    seen["pending_view_after_release"] = (  # refreshed by the run's onsuccess handler
+        workdir / "results" / "releases" / "T0002" / "T0002_pending.txt").read_text()
     seen["lists_after_regrade"] = {band: stack_lists(workdir, stem) for band, stem in D3.items()}
     seen["pending_after_release"] = sorted(pending_stems(workdir))
-    _run(workdir, "release_T0002")  # the pending view catches up
+    # what a dry-run lists right after the run: nothing (the pending view is drawn from the
+    # disk, and no release job runs before the plan's checkpoint)
+    after = snakemake(workdir, "-n", "release_T0002")
+    seen["dry_run_after_release"] = job_counts(after.stdout + after.stderr)
     return seen
 
 
@@ -243,9 +251,12 @@ def release(step1: dict) -> dict:
     ``lists_after_regrade``
         ``{band: (stack, astrometric)}`` of D3 once 751029 is regraded A and
         ``release_T0002`` has run;
+    ``pending_view_after_release``
+        the text of ``T0002_pending.txt`` then;
     ``pending_after_release``
-        stacks still pending then (``release_T0002`` then runs once more so
-        that the pending view catches up).
+        stacks still pending then;
+    ``dry_run_after_release``
+        ``{rule: jobs}`` a dry-run of ``release_T0002`` lists then.
     """
     for tool in (("scamp",), ("SWarp", "swarp"), ("source-extractor", "sex")):
         require_binary(*tool)

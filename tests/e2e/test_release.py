@@ -41,9 +41,26 @@ def test_dry_run_lists_exactly_the_pending_stacks(release):
     assert stack == [751000, 751008]
     # the astrometric list takes every good exposure around, any filter
     assert astrometric == [751000, 751008, 751016, 751021]
+    # the view, refreshed by the onsuccess handler of the run that made D3 r (its rule
+    # report_pending did not run): D3 i and the Very Wide image
     pending = release["pending_view_after_d3_r"]
-    assert pending.startswith("Pending processes (3)")
+    assert pending.startswith("Pending processes (2)\n")
     assert "CFHTLS_D_i_141927+524056" in pending and "14 h 19 m 27" in pending
+    assert "CFHTLS_D_r_141927+524056" not in pending and VW in pending
+
+
+def test_pending_view_is_current_after_the_release_run(release):
+    """The first run of ``release_T0002`` makes every planned product; its rule
+    report_pending ran before them (the regrade changed the plan), and the run's
+    onsuccess handler rewrote the view from the disk. A dry-run then lists nothing:
+    the view's rule has no param taken from the disk when the DAG is built."""
+    assert release["dry_run_after_release"] == {}
+    pending = release["pending_view_after_release"]
+    assert pending.splitlines()[0] == "Pending processes (0)"
+    # no product listed (the regrade left D3's old SCAMP solution, listed as stale after it)
+    listed = pending.split("Stale SCAMP solutions")[0]
+    assert "CFHTLS_D_" not in listed and VW not in listed
+    assert "Stale SCAMP solutions (1)" in pending
 
 
 def test_scamp_solution_matches_truth(release):

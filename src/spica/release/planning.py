@@ -42,11 +42,13 @@ list (a *solution*, named by :func:`spica.paths.solution_id`) and every
 product that shares it takes its heads from that run.
 
 All functions are pure except :func:`write_plan`, :func:`read_plan`,
-:func:`write_exposure_list`, :func:`read_exposure_list` and :func:`done_products`.
+:func:`write_exposure_list`, :func:`read_exposure_list`, :func:`done_products`
+and :func:`refresh_pending_report`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections import Counter
@@ -104,6 +106,9 @@ __all__ = [
     "missing_product_files",
     "missing_files",
     "stale_solutions",
+    "PendingViewError",
+    "pending_view",
+    "refresh_pending_report",
 ]
 
 #: Geometric criteria added by :func:`assign_stacks`, after ``spica.release.selection.CRITERIA``.
@@ -632,18 +637,19 @@ def _selection_table(selection: pd.DataFrame) -> pd.DataFrame:
     return selection[columns].sort_values("expnum", kind="stable").reset_index(drop=True)
 
 
-def _write_if_changed(path: Path, text: str) -> None:
+def _write_if_changed(path: Path, text: str) -> bool:
     """Write ``text`` to ``path`` unless it holds it already: whole or not at all (a
     temporary file renamed over it; its fixed name means a killed run's leftover is
-    overwritten by the next write, never left to pile up)."""
+    overwritten by the next write, never left to pile up). Whether it wrote."""
     if path.is_file() and path.read_text() == text:
-        return
+        return False
     tmp = path.with_name(f".{path.name}.partial")
     with open(tmp, "w") as stream:
         stream.write(text)
         stream.flush()
         os.fsync(stream.fileno())
     os.replace(tmp, path)
+    return True
 
 
 def plan_files(directory: str | Path, release: str = "") -> dict[str, Path]:
@@ -925,6 +931,93 @@ def stale_solutions(plan: Plan, results: str | Path) -> list[str]:
         return []
     wanted = set(plan.solutions())
     return sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name not in wanted)
+
+
+class PendingViewError(RuntimeError):
+    """The "Pending processes" view of a release could not be refreshed: its plan is
+    unreadable or the view unwritable (:attr:`reason` names which)."""
+
+    def __init__(self, release: str, reason: str, detail: object) -> None:
+        self.release = release
+        self.reason = reason
+        super().__init__(f"pending view of {release} not refreshed: {reason} ({detail})")
+
+
+def refresh_pending_report(results: str | Path, release: str, *, longest: int) -> bool:
+    """Rewrite the "Pending processes" view of ``release`` from the disk as it is now.
+
+    Rule ``report_pending`` writes the view when the plan is made, before the
+    stacks, so the run that makes them would leave a view that lists them all as
+    pending; the workflow's ``onsuccess``/``onerror`` handlers call this at the end
+    of every real run. The view is :func:`pending_view`, written atomically and
+    only when its content changes.
+
+    Only a view that exists, of a release whose plan (``_plan.csv`` and
+    ``_lists.json``) exists, is refreshed: a plan is never made here.
+
+    Parameters
+    ----------
+    results
+        The results tree.
+    release
+        The release (``T0002``) or image-mode version (``V0001``).
+    longest
+        Number of longest remaining stacks listed (config
+        ``planning.longest_stacks``, the rule's param ``longest``).
+
+    Returns
+    -------
+    bool
+        Whether the view was rewritten (``False``: no plan or no view, or the
+        view already says what is pending).
+
+    Raises
+    ------
+    PendingViewError
+        With reason ``plan unreadable`` or ``view unwritable``.
+    """
+    view = release_path(results, release, "pending")
+    plan_csv = release_path(results, release, "plan")
+    if not (view.is_file() and plan_csv.is_file() and release_path(results, release, "lists").is_file()):
+        return False
+    try:
+        text = pending_view(results, release, longest=longest)
+    except (OSError, ValueError, KeyError, TypeError) as error:  # JSON and CSV errors are ValueErrors
+        raise PendingViewError(release, "plan unreadable", error) from error
+    try:
+        return _write_if_changed(view, text)
+    except OSError as error:
+        raise PendingViewError(release, "view unwritable", error) from error
+
+
+def pending_view(results: str | Path, release: str, *, longest: int) -> str:
+    """The "Pending processes" view of ``release`` as the disk is now: its plan, the
+    products made (:func:`done_products`) and the stale SCAMP solution folders
+    (:func:`stale_solutions`), rendered by :func:`pending_report`.
+
+    What rule ``report_pending`` writes when the plan is made or changes, and what
+    :func:`refresh_pending_report` rewrites at the end of every run.
+
+    Parameters
+    ----------
+    results
+        The results tree.
+    release
+        The release (``T0002``) or image-mode version (``V0001``).
+    longest
+        Number of longest remaining stacks listed (config ``planning.longest_stacks``).
+
+    Returns
+    -------
+    str
+        The view's text.
+    """
+    plan = read_plan(release_path(results, release, "plan").parent, release=release)
+    done = set(done_products(plan, results))
+    stacks = plan.stacks.copy()  # a plan is not modified once read: a copy, marked as read_plan(done=) does
+    stacks["status"] = np.where(stacks["name"].isin(done), "done", "pending")
+    return pending_report(dataclasses.replace(plan, stacks=stacks), longest=longest,
+                          stale=stale_solutions(plan, results))
 
 
 # --------------------------------------------------------------------------
