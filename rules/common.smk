@@ -95,10 +95,16 @@ def tool_version(name):
 SCRIPTS = Path(workflow.basedir) / "scripts"
 
 
+#: The scripts' code hashes kept between runs, with the versions of the files each was
+#: computed from (spica.tools.script_code_hash), in Snakemake's folder of the working
+#: directory: every Snakemake process of a run (the dry-run, each cluster job) reads them.
+CODE_HASH_CACHE = os.path.join(".snakemake", "spica", "code_hashes.json")
+
+
 @functools.lru_cache(maxsize=None)
 def _script_hash(script):
     """Code hash of what ``scripts/<script>.py`` imports, once per workflow run."""
-    return script_code_hash(SCRIPTS / f"{script}.py")
+    return script_code_hash(SCRIPTS / f"{script}.py", cache=CODE_HASH_CACHE)
 
 
 def software(script=None, tools=()):
@@ -899,6 +905,10 @@ def release_files(release, *keys):
     return [str(paths.release_path(RESULTS, release, key)) for key in keys]
 
 
+#: release -> (plan, the release target's inputs for that plan): see release_targets.
+_TARGETS = {}
+
+
 def release_targets(release):
     """Input function of the target ``release_<release>``: every planned product, each
     tile's chi-squared figure and colour diagrams, the pending view, the SCAMP fields
@@ -921,6 +931,16 @@ def release_targets(release):
 
     def get_release_products(wildcards):
         plan = get_plan(release)
+        # Snakemake asks again after the plan's checkpoint (the same plan: one version of
+        # its files is one object, see get_plan): listing every product's folder twice cost
+        # a release dry-run at survey scale ~1 s
+        if plan is _TARGETS[release][0]:
+            return list(_TARGETS[release][1])
+        targets = _release_products(plan)
+        _TARGETS[release] = (plan, targets)
+        return list(targets)
+
+    def _release_products(plan):
         if not plan.products():
             logger.warning(f"SPICA: the plan of {release} is empty, nothing to build "
                            f"(verdicts: {paths.release_path(RESULTS, release, 'selection')})")
@@ -949,6 +969,8 @@ def release_targets(release):
                 missing = missing_files(files)
                 targets += files[:1] + (missing if files and files[0] not in missing else [])
         return targets + release_files(release, "pending", "scamp_fields", "product_quality")
+
+    _TARGETS[release] = (None, [])
 
     return _wildcards_only(get_release_products)
 

@@ -1,6 +1,7 @@
 """Tool resolution and the code hash that drives reruns after a software fix."""
 
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -69,6 +70,52 @@ def test_code_hash_follows_imports(tmp_path, monkeypatch):
     assert code_hash("fakepkg2.alone") == alone
     with pytest.raises(ModuleNotFoundError):
         code_hash("fakepkg2.missing")
+
+
+def test_script_code_hash_cache_holds_while_no_file_changes(tmp_path, monkeypatch):
+    """The hash cache between runs: the same hash as without it, taken from the file while
+    the script and the modules it imports are unchanged, computed again when one of them
+    changes, and a cache that cannot be written changes nothing."""
+    import json
+    import os
+
+    from spica.tools import script_code_hash
+
+    package = tmp_path / "fakepkg3"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "helper.py").write_text("K = 1\n")
+    (package / "unused.py").write_text("U = 1\n")
+    script = tmp_path / "rule.py"
+    script.write_text("from fakepkg3.helper import K\nprint(K)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cache = tmp_path / ".snakemake" / "spica" / "code_hashes.json"
+
+    plain = script_code_hash(script, "fakepkg3")
+    assert script_code_hash(script, "fakepkg3", cache=cache) == plain
+    entry = json.loads(cache.read_text())[f"fakepkg3:{script.resolve()}"]
+    assert sorted(Path(f).name for f in entry["files"]) == ["helper.py", "rule.py"]
+
+    # while the files hold, the hash comes from the cache (a planted value proves it is read)
+    cache.write_text(json.dumps({f"fakepkg3:{script.resolve()}": {**entry, "hash": "planted"}}))
+    assert script_code_hash(script, "fakepkg3", cache=cache) == "planted"
+    (package / "unused.py").write_text("U = 2\n")  # a module the script does not import
+    assert script_code_hash(script, "fakepkg3", cache=cache) == "planted"
+
+    # a changed module of the script: computed again, the same as without a cache
+    (package / "helper.py").write_text("K = 2\n")
+    os.utime(package / "helper.py", ns=(1, 1))
+    fixed = script_code_hash(script, "fakepkg3", cache=cache)
+    assert fixed == script_code_hash(script, "fakepkg3") != plain
+    assert json.loads(cache.read_text())[f"fakepkg3:{script.resolve()}"]["hash"] == fixed
+
+    # a cache that is not JSON, or cannot be written (a file where its folder should be)
+    cache.write_text("{not json")
+    assert script_code_hash(script, "fakepkg3", cache=cache) == fixed
+    blocked = tmp_path / "blocked"
+    blocked.write_text("")
+    assert script_code_hash(script, "fakepkg3", cache=blocked / "code_hashes.json") == fixed
+    assert [p.name for p in cache.parent.iterdir()] == ["code_hashes.json"]  # no temporary left
 
 
 def test_spica_rules_hash_the_helpers_they_use():

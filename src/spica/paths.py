@@ -21,6 +21,7 @@ release and one per product (or chi-squared tile) inside it:
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -86,6 +87,7 @@ __all__ = [
     "QUALITYFITS_OUT_DELIVERED",
     "release_path",
     "release_pattern",
+    "product_name",
     "product_path",
     "product_pattern",
     "scamp_folder",
@@ -523,10 +525,16 @@ def _releases(results: str | Path, release: str) -> Path:
     return Path(results) / "releases" / release
 
 
+def _release_file(results: str | Path, release: str, *parts: str) -> Path:
+    """``<results>/releases/<release>/<parts...>`` as one Path (one parse: a release
+    dry-run at survey scale builds ~100,000 of these, and each ``/`` is a parse)."""
+    return Path(os.path.join(os.fspath(results), "releases", release, *parts))
+
+
 def release_path(results: str | Path, release: str, key: str) -> Path:
     """Return the path of release file ``key`` (:data:`RELEASE_FILES`),
     e.g. ``<results>/releases/T0002/T0002_plan.csv``."""
-    return _releases(results, release) / f"{release}{RELEASE_FILES[key]}"
+    return _release_file(results, release, f"{release}{RELEASE_FILES[key]}")
 
 
 def release_pattern(results: str | Path, key: str) -> str:
@@ -538,7 +546,13 @@ def product_path(results: str | Path, release: str, stem: str, key: str) -> Path
     """Return the path of file ``key`` of a planned product (:data:`STACK_PRODUCTS`,
     :data:`IMAGE_PRODUCTS`, :data:`STACK_INTERMEDIATES`), e.g.
     ``<results>/releases/T0002/<stem>/<stem>_weight.fits``."""
-    return _releases(results, release) / stem / f"{stem}{_ALL_PRODUCT[key]}"
+    return _release_file(results, release, stem, product_name(stem, key))
+
+
+def product_name(stem: str, key: str) -> str:
+    """Return the file name of file ``key`` of a planned product (:func:`product_path`),
+    e.g. ``<stem>_weight.fits``."""
+    return f"{stem}{_ALL_PRODUCT[key]}"
 
 
 def product_pattern(results: str | Path, key: str) -> str:
@@ -549,7 +563,7 @@ def product_pattern(results: str | Path, key: str) -> str:
 
 def scamp_folder(results: str | Path, release: str, stem: str) -> Path:
     """Return the folder of a planned product's SCAMP outputs, ``<results>/releases/T0002/<stem>/scamp``."""
-    return _releases(results, release) / stem / SCAMP_FOLDER
+    return _release_file(results, release, stem, SCAMP_FOLDER)
 
 
 def scamp_folder_pattern(results: str | Path) -> str:
@@ -576,14 +590,10 @@ def solution_id(stem: str, expnums: Iterable[int]) -> str:
     return f"{label}_{hashlib.sha1(text.encode()).hexdigest()[:8]}"
 
 
-def _solutions(results: str | Path, release: str) -> Path:
-    return _releases(results, release) / SOLUTIONS_FOLDER
-
-
 def solution_path(results: str | Path, release: str, solution: str, key: str) -> Path:
     """Return the path of file ``key`` (:data:`SOLUTION_FILES`) of an astrometric solution,
     e.g. ``<results>/releases/T0002/_scamp/<solution>/<solution>_scamp.xml``."""
-    return _solutions(results, release) / solution / f"{solution}{SOLUTION_FILES[key]}"
+    return _release_file(results, release, SOLUTIONS_FOLDER, solution, f"{solution}{SOLUTION_FILES[key]}")
 
 
 def solution_pattern(results: str | Path, key: str) -> str:
@@ -594,7 +604,7 @@ def solution_pattern(results: str | Path, key: str) -> str:
 def solution_scamp_folder(results: str | Path, release: str, solution: str) -> Path:
     """Return the folder of a solution's heads and check plots,
     ``<results>/releases/T0002/_scamp/<solution>/scamp``."""
-    return _solutions(results, release) / solution / SCAMP_FOLDER
+    return _release_file(results, release, SOLUTIONS_FOLDER, solution, SCAMP_FOLDER)
 
 
 def solution_scamp_folder_pattern(results: str | Path) -> str:
@@ -605,7 +615,7 @@ def solution_scamp_folder_pattern(results: str | Path) -> str:
 def chi2_path(results: str | Path, release: str, chi2: str, key: str) -> Path:
     """Return the path of file ``key`` (:data:`CHI2_FILES`) of chi-squared tile ``chi2``,
     e.g. ``<results>/releases/T0002/<chi2>/<chi2>_chi2.fits``."""
-    return _releases(results, release) / chi2 / f"{chi2}{CHI2_FILES[key]}"
+    return _release_file(results, release, chi2, f"{chi2}{CHI2_FILES[key]}")
 
 
 def chi2_pattern(results: str | Path, key: str) -> str:
@@ -656,7 +666,7 @@ def colour_path(results: str | Path, release: str, tile: str, bands: str, key: s
     """Return the path of colour diagram ``key`` (:data:`COLOUR_COLOUR_FILES`,
     :data:`COLOUR_MAGNITUDE_FILES`) of filters ``bands`` of tile ``tile``, in the tile's
     folder: ``<results>/releases/T0002/<tile>/CFHTLS_D_gri_..._T0002_diagcc.png``."""
-    return _releases(results, release) / tile / f"{colour_stem(tile, bands)}{_COLOUR_FILES[key]}"
+    return _release_file(results, release, tile, f"{colour_stem(tile, bands)}{_COLOUR_FILES[key]}")
 
 
 def colour_paths(results: str | Path, release: str, tile: str) -> list[Path]:

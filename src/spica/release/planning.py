@@ -70,6 +70,7 @@ from spica.paths import (
     exposure_name,
     image_by_image_name,
     parse_exposure_name,
+    product_name,
     product_path,
     release_path,
     release_stem,
@@ -881,7 +882,14 @@ def missing_product_files(results: str | Path, release: str, stem: str, keys: It
         The missing files' paths, in the order of ``keys`` (all of them when the
         folder does not exist).
     """
-    return missing_files([product_path(results, release, stem, key) for key in keys])
+    folder = str(product_path(results, release, stem, "image").parent)
+    try:
+        listing = set(os.listdir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        listing = set()
+    # names joined as strings: a release target builds ~100,000 of them at survey scale
+    names = (product_name(stem, key) for key in keys)
+    return [os.path.join(folder, name) for name in names if name not in listing]
 
 
 def missing_files(files: Iterable[str | Path]) -> list[str]:
