@@ -76,8 +76,10 @@ def test_script_code_hash_cache_holds_while_no_file_changes(tmp_path, monkeypatc
     """The hash cache between runs: the same hash as without it, taken from the file while
     the script and the modules it imports are unchanged, computed again when one of them
     changes, and a cache that cannot be written changes nothing."""
+    import importlib
     import json
     import os
+    import shutil
 
     from spica.tools import script_code_hash
 
@@ -93,11 +95,12 @@ def test_script_code_hash_cache_holds_while_no_file_changes(tmp_path, monkeypatc
 
     plain = script_code_hash(script, "fakepkg3")
     assert script_code_hash(script, "fakepkg3", cache=cache) == plain
-    entry = json.loads(cache.read_text())[f"fakepkg3:{script.resolve()}"]
+    key = f"fakepkg3:{(package).resolve()}:{script.resolve()}"
+    entry = json.loads(cache.read_text())[key]
     assert sorted(Path(f).name for f in entry["files"]) == ["helper.py", "rule.py"]
 
     # while the files hold, the hash comes from the cache (a planted value proves it is read)
-    cache.write_text(json.dumps({f"fakepkg3:{script.resolve()}": {**entry, "hash": "planted"}}))
+    cache.write_text(json.dumps({key: {**entry, "hash": "planted"}}))
     assert script_code_hash(script, "fakepkg3", cache=cache) == "planted"
     (package / "unused.py").write_text("U = 2\n")  # a module the script does not import
     assert script_code_hash(script, "fakepkg3", cache=cache) == "planted"
@@ -107,7 +110,19 @@ def test_script_code_hash_cache_holds_while_no_file_changes(tmp_path, monkeypatc
     os.utime(package / "helper.py", ns=(1, 1))
     fixed = script_code_hash(script, "fakepkg3", cache=cache)
     assert fixed == script_code_hash(script, "fakepkg3") != plain
-    assert json.loads(cache.read_text())[f"fakepkg3:{script.resolve()}"]["hash"] == fixed
+    assert json.loads(cache.read_text())[key]["hash"] == fixed
+
+    # the same package imported from elsewhere (another PYTHONPATH): its own entry
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(package, elsewhere / "fakepkg3")
+    (elsewhere / "fakepkg3" / "helper.py").write_text("K = 3\n")
+    monkeypatch.syspath_prepend(str(elsewhere))
+    importlib.invalidate_caches()
+    moved = script_code_hash(script, "fakepkg3", cache=cache)
+    assert moved == script_code_hash(script, "fakepkg3") not in (plain, fixed)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    assert script_code_hash(script, "fakepkg3", cache=cache) == fixed
 
     # a cache that is not JSON, or cannot be written (a file where its folder should be)
     cache.write_text("{not json")

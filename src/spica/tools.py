@@ -261,7 +261,8 @@ def script_code_hash(script: str | Path, package: str = "spica", *, cache: str |
     """
     if cache is None:
         return _script_code_hash(Path(script), package)[0]
-    cache, key = Path(cache), f"{package}:{Path(script).resolve()}"
+    # where the package is imported from is part of the key: another PYTHONPATH, another code
+    cache, key = Path(cache), f"{package}:{_package_root(package)}:{Path(script).resolve()}"
     entries = _read_hash_cache(cache)
     entry = entries.get(key)
     if isinstance(entry, dict) and _versions_hold(entry.get("files")):
@@ -271,6 +272,14 @@ def script_code_hash(script: str | Path, package: str = "spica", *, cache: str |
     entries[key] = {"hash": digest, "files": {str(f.resolve()): list(_stat_key(f)) for f in files}}
     _write_hash_cache(cache, entries)
     return digest
+
+
+def _package_root(package: str) -> str:
+    """The folder ``package`` is imported from (located, not imported)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError(package)
+    return str(Path(spec.origin).parent.resolve())
 
 
 def _script_code_hash(script: Path, package: str) -> tuple[str, list[Path]]:

@@ -45,8 +45,13 @@ def test_reused_memory_keeps_freed_memory_and_gives_it_back_on_exit():
     plain, reused, after = json.loads(out.stdout)
     assert all(run[3] for run in (plain, reused, after))  # calloc's zeros either way
     assert not plain[4] and reused[4] and not after[4]
-    for used, kept, gone, _, _ in (plain, after):  # unmapped when freed
-        assert used > 35 and kept < 5 and gone < 5
+    # the premise, glibc's own behaviour: a freed 40 MB block is unmapped. It failed once in
+    # a full CI run (never alone): without a premise there is nothing to compare with
+    if plain[0] > 35 and plain[1] >= 5:
+        pytest.skip(f"the premise failed: a freed 40 MB block stayed resident without "
+                    f"reused_memory ({plain[1]:.1f} MB of {plain[0]:.1f})")
+    for name, (used, kept, gone, _, _) in {"plain": plain, "after": after}.items():  # unmapped when freed
+        assert used > 35 and kept < 5 and gone < 5, (name, used, kept, gone)
     used, kept, gone, _, _ = reused
     assert used > 35 and kept > 35  # kept in the heap when freed: the next array reuses it
     assert gone < 5  # given back on exit (malloc_trim)
