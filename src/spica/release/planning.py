@@ -42,8 +42,9 @@ list (a *solution*, named by :func:`spica.paths.solution_id`) and every
 product that shares it takes its heads from that run.
 
 All functions are pure except :func:`write_plan`, :func:`read_plan`,
-:func:`write_exposure_list`, :func:`read_exposure_list`, :func:`done_products`
-and :func:`refresh_pending_report`.
+:func:`write_exposure_list`, :func:`read_exposure_list`, :func:`done_products`,
+:func:`missing_product_files`, :func:`missing_files`, :func:`stale_solutions`,
+:func:`pending_view` and :func:`refresh_pending_report`, which read or write the disk.
 """
 
 from __future__ import annotations
