@@ -152,10 +152,7 @@ def _code_sources(modules: Iterable[str], *, whole_packages: bool = True) -> dic
         name, whole_package = todo.pop()
         package = name.split(".")[0]
         if package not in roots:
-            spec = importlib.util.find_spec(package)  # locate without importing
-            if spec is None or spec.origin is None:
-                raise ModuleNotFoundError(package)
-            roots[package] = Path(spec.origin).parent
+            roots[package] = _package_root(package)
         top = roots[package]
         path = _module_path(name, top)
         if path is None:
@@ -262,7 +259,7 @@ def script_code_hash(script: str | Path, package: str = "spica", *, cache: str |
     if cache is None:
         return _script_code_hash(Path(script), package)[0]
     # where the package is imported from is part of the key: another PYTHONPATH, another code
-    cache, key = Path(cache), f"{package}:{_package_root(package)}:{Path(script).resolve()}"
+    cache, key = Path(cache), f"{package}:{_package_root(package).resolve()}:{Path(script).resolve()}"
     entries = _read_hash_cache(cache)
     entry = entries.get(key)
     if isinstance(entry, dict) and _versions_hold(entry.get("files")):
@@ -274,12 +271,12 @@ def script_code_hash(script: str | Path, package: str = "spica", *, cache: str |
     return digest
 
 
-def _package_root(package: str) -> str:
-    """The folder ``package`` is imported from (located, not imported)."""
+def _package_root(package: str) -> Path:
+    """The folder ``package`` is imported from (located without importing it)."""
     spec = importlib.util.find_spec(package)
     if spec is None or spec.origin is None:
         raise ModuleNotFoundError(package)
-    return str(Path(spec.origin).parent.resolve())
+    return Path(spec.origin).parent
 
 
 def _script_code_hash(script: Path, package: str) -> tuple[str, list[Path]]:
