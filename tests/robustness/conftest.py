@@ -23,7 +23,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
@@ -33,7 +34,7 @@ from spica import paths
 from tests.conftest import REPO, require_binary, small_survey
 
 __all__ = ["KEEP", "STEM", "TARGET", "TRIGGERS", "Run", "copy_inputs", "dry_run", "dry_run_jobs",
-           "incomplete_outputs", "snakemake"]
+           "held", "incomplete_outputs", "snakemake"]
 
 CONFIG = REPO / "config" / "config.yaml"
 #: Reruns the crash and lock tests allow: outputs missing, incomplete (a job cut short) or
@@ -173,11 +174,47 @@ def script_job(rule: str) -> Callable[[psutil.Process], bool]:
 
 
 def tool_process(*names: str) -> Callable[[psutil.Process], bool]:
-    """Matcher of a tool running a job, by its binary's name: not the ``--version``
-    query that Snakemake's DAG building makes (spica.tools), which holds no lock yet."""
+    """Matcher of a tool running a job, by its binary's name and its configuration
+    argument (``-c``, which every run of a job passes): not the ``--version`` query of
+    Snakemake's DAG building (spica.tools), which holds no lock yet. "Not ``--version``"
+    was not enough: a process caught inside ``exec`` already has the tool's name and
+    no command line yet (CI, stop 25: the query was held, and with it Snakemake)."""
     def matches(process: psutil.Process) -> bool:
-        return process.name() in names and "--version" not in process.cmdline()
+        return process.name() in names and "-c" in process.cmdline()
     return matches
+
+
+@contextmanager
+def held(tool: psutil.Process) -> Iterator[None]:
+    """SIGSTOP to a running tool and to the job process that started it; SIGCONT after.
+
+    Stopping the tool alone is racy: a tool found as it exits is a zombie, which takes
+    SIGSTOP without stopping; its job reaps it and goes on, and SIGCONT then finds no
+    process (CI, stop 25: ``NoSuchProcess`` for SWarp). With the job's own process stopped
+    first, nothing reaps the tool or moves past it while it is held.
+    """
+    stopped = []
+    try:
+        job = tool.parent()
+    except psutil.NoSuchProcess:
+        job = None
+    for process in (job, tool):
+        if process is None:
+            continue
+        try:
+            process.suspend()
+            stopped.append(process)
+        except psutil.NoSuchProcess:
+            pass
+    assert job in stopped, f"the job running {tool} ended before it could be held"
+    try:
+        yield
+    finally:
+        for process in reversed(stopped):
+            try:
+                process.resume()
+            except psutil.NoSuchProcess:  # the tool was a zombie: its job reaps it now
+                pass
 
 
 def copy_inputs(source: Path, workdir: Path) -> Path:

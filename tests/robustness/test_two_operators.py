@@ -1,8 +1,8 @@
 """Two operators at once (issue 11, section 6): the lock, and grades frozen for a run.
 
 On a copy of the reference run, the D3 r stack is rebuilt (SWarp, the slow job,
-held with SIGSTOP for as long as the second operator needs). While SWarp runs,
-a second operator (a) starts the release on the same results:
+held with SIGSTOP together with the job that runs it, for as long as the second
+operator needs). While SWarp runs, a second operator (a) starts the release on the same results:
 Snakemake refuses it, naming the lock and ``--unlock``; (b) regrades 751008 C in
 ``grades.csv``. The running stack is made from the lists frozen when the run
 planned (both exposures, NCOMBINE = 2): grades reach the plan only through the
@@ -27,6 +27,7 @@ from tests.robustness.conftest import (
     TRIGGERS,
     Run,
     dry_run,
+    held,
     product,
     snakemake,
     tool_process,
@@ -47,20 +48,19 @@ def test_second_run_refused_and_grades_frozen_for_the_run(reference, tmp_path):
     first = Run(workdir, stack, *TRIGGERS, name="first")
     try:
         swarp = first.wait_for(tool_process("swarp", "SWarp"))  # inside the slow job
-        swarp.suspend()  # SIGSTOP: the job lasts as long as the second operator needs
-        second = snakemake(workdir, TARGET)
-        said = second.stdout + second.stderr
-        assert second.returncode != 0
-        assert "Directory cannot be locked" in said and "--unlock" in said, said[-2000:]
-        lock_message = next(line for line in said.splitlines() if "cannot be locked" in line)
-        # the astronomer regrades 751008 C while the stack is being made
-        grades.chmod(grades.stat().st_mode | stat.S_IWUSR)
-        table = pd.read_csv(grades, dtype=str, keep_default_na=False)
-        table = table[table["expnum"] != "751008"]
-        regraded = pd.DataFrame([{"expnum": "751008", "grade": "C", "comment": "guiding",
-                                  "graded_by": "test", "date": "2005-02-01"}])
-        pd.concat([table, regraded]).to_csv(grades, index=False)
-        swarp.resume()
+        with held(swarp):  # SIGSTOP: the job lasts as long as the second operator needs
+            second = snakemake(workdir, TARGET)
+            said = second.stdout + second.stderr
+            assert second.returncode != 0
+            assert "Directory cannot be locked" in said and "--unlock" in said, said[-2000:]
+            lock_message = next(line for line in said.splitlines() if "cannot be locked" in line)
+            # the astronomer regrades 751008 C while the stack is being made
+            grades.chmod(grades.stat().st_mode | stat.S_IWUSR)
+            table = pd.read_csv(grades, dtype=str, keep_default_na=False)
+            table = table[table["expnum"] != "751008"]
+            regraded = pd.DataFrame([{"expnum": "751008", "grade": "C", "comment": "guiding",
+                                      "graded_by": "test", "date": "2005-02-01"}])
+            pd.concat([table, regraded]).to_csv(grades, index=False)
         assert first.wait() == 0, first.output()[-3000:]
     finally:
         first.stop()
