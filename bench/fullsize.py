@@ -37,7 +37,6 @@ machine may be shared.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import resource
 import subprocess
@@ -47,9 +46,9 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from spica import paths as _paths
+from spica.config import read_config_files
 
 REPO = Path(__file__).resolve().parents[1]
 OVERLAY = REPO / "config" / "demo-fullsize.yaml"
@@ -65,31 +64,19 @@ STEP1_RULES = {"check_exposure", "mask_defects", "make_weight_map", "extract_sou
                "reduce_exposure", "assess_quality", "write_ahead"}
 
 
-def deep_merge(base: dict, over: dict) -> dict:
-    """Snakemake's ``--configfile`` merge: mappings key by key, anything else replaced."""
-    out = copy.deepcopy(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
 def merged_config() -> dict:
-    """config/config.yaml with config/demo-fullsize.yaml merged over it."""
-    return deep_merge(yaml.safe_load(BASE.read_text()), yaml.safe_load(OVERLAY.read_text()))
+    """config/config.yaml with config/demo-fullsize.yaml merged over it, as Snakemake
+    merges ``--configfile`` (:func:`spica.config.read_config_files`)."""
+    return read_config_files([BASE, OVERLAY])
 
 
 def simulate(scratch: Path) -> dict:
     """Simulate the full-size survey in ``scratch`` in a child process; its CPU s and peak MB."""
-    cfg = scratch / "fullsize-config.yaml"
-    cfg.write_text(yaml.safe_dump(merged_config(), sort_keys=False))
     t0 = time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     # the module, not the spica-demo entry point: the same code, whatever the install left in .venv/bin
-    subprocess.run([sys.executable, "-m", "spica.demo.cli", "--config", str(cfg), "--outdir", str(scratch)],
-                   check=True)
+    subprocess.run([sys.executable, "-m", "spica.demo.cli", "--config", str(BASE), str(OVERLAY),
+                    "--outdir", str(scratch)], check=True)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     exposures = sorted((scratch / "demo" / "raw" / "exposures").glob("*p.fits"))
     return {"wall_s": time.perf_counter() - t0,

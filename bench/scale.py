@@ -220,14 +220,12 @@ def build_survey(scratch: Path, fraction: float = 1.0) -> dict:
 
 def merged_config(scratch: Path) -> dict:
     """The configuration Snakemake runs the scratch survey with: the Snakefile's
-    ``configfile:`` files, then the command line's (:func:`snakemake_command`)."""
-    from snakemake.utils import update_config
+    ``configfile:`` files, then the command line's (:func:`snakemake_command`), merged
+    as Snakemake merges them (:func:`spica.config.read_config_files`)."""
+    from spica.config import read_config_files
 
-    config: dict = {}
-    for path in (REPO / "config" / "config.yaml", REPO / "config" / "releases.yaml",
-                 REPO / "config" / "cfhtls.yaml", scratch / "overlay.yaml"):
-        update_config(config, yaml.safe_load(path.read_text()))
-    return config
+    return read_config_files([REPO / "config" / "config.yaml", REPO / "config" / "releases.yaml",
+                              REPO / "config" / "cfhtls.yaml", scratch / "overlay.yaml"])
 
 
 def seal_survey(scratch: Path, check: bool = False):

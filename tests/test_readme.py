@@ -139,6 +139,8 @@ CHECKS: tuple[Check, ...] = (
           "BEFORE and AFTER are placeholders"),
     Check(r"^bin/spica skywatcher\b", "test",
           "tests/skywatcher/test_cli.py"),  # every option on a synthetic survey (no demo run here)
+    Check(r"^\.venv/bin/spica-demo --config config/config\.yaml config/demo-fullsize\.yaml\b", "test",
+          "tests/demo/test_demo.py"),  # the overlay merge (the full-size simulation itself: bench/fullsize.py)
     Check(r"^\.venv/bin/python bench/\S+\.py", "options",
           "a bench needs a finished demo (`--workdir .`) or runs step 1 (minutes); bench/ is "
           "measurement, not test"),

@@ -359,3 +359,48 @@ def test_one_full_size_ccd(tmp_path):
         assert abs(h["CD2_2"] * 3600 - 0.186) < 1e-3
     assert c.truth["n_sources"] > 1000
     assert sum(d["kind"] == "cosmic_ray" for d in c.defects) > 400
+
+
+# --------------------------------------------------------------------------
+# The command line: spica-demo --config BASE [OVERLAY ...]
+# --------------------------------------------------------------------------
+
+
+def test_demo_command_merges_its_overlays_as_snakemake_does(monkeypatch, tmp_path, capsys):
+    from types import SimpleNamespace
+
+    from spica.demo import cli
+
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text("demo:\n  seed: 7\n  mosaic: {nx: 3}\n")
+    seen = {}
+
+    def simulate(config, outdir, *, small, force):
+        seen.update(config=config, outdir=outdir, small=small)
+        return SimpleNamespace(exposures=[1, 2], files=[1, 2, 3])
+
+    monkeypatch.setattr(cli, "simulate_survey", simulate)
+    base = ROOT / "config" / "config.yaml"
+    assert cli.main(["--config", str(base), str(overlay), "--outdir", str(tmp_path), "--small"]) == 0
+    base_demo = yaml.safe_load(base.read_text())["demo"]
+    demo = seen["config"]["demo"]
+    # the overlay's keys replace the base's, key by key: the rest of the mosaic is the base's
+    assert demo["seed"] == 7 and demo["mosaic"] == {**base_demo["mosaic"], "nx": 3}
+    assert {k: v for k, v in demo.items() if k not in ("seed", "mosaic")} == \
+        {k: v for k, v in base_demo.items() if k not in ("seed", "mosaic")}
+    assert seen["config"]["survey"] == yaml.safe_load(base.read_text())["survey"]
+    assert seen["outdir"] == tmp_path and seen["small"] is True
+    assert "2 exposures, 3 files (seed 7)" in capsys.readouterr().err
+
+
+def test_demo_command_names_the_bad_key_of_an_overlay(monkeypatch, tmp_path, capsys):
+    from spica.demo import cli
+
+    monkeypatch.setattr(cli, "simulate_survey", lambda *a, **k: pytest.fail("simulated a bad configuration"))
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text("demo:\n  seed: abc\n")
+    base = str(ROOT / "config" / "config.yaml")
+    assert cli.main(["--config", base, str(overlay)]) == 2
+    assert capsys.readouterr().err.strip() == "spica-demo: demo/seed: 'abc' is not of type 'integer'"
+    assert cli.main(["--config", base, str(tmp_path / "missing.yaml")]) == 2
+    assert f"configuration file not found: {tmp_path / 'missing.yaml'}" in capsys.readouterr().err

@@ -1,6 +1,10 @@
 """``spica-demo``: generate the built-in demo survey.
 
-``spica-demo --config config/config.yaml [--outdir DIR] [--small] [--force]``
+``spica-demo --config config/config.yaml [OVERLAY ...] [--outdir DIR] [--small] [--force]``
+
+The configuration files are read and deep-merged in order as Snakemake merges
+``--configfile`` overlays (:func:`spica.config.read_config_files`): the full-size
+survey is ``--config config/config.yaml config/demo-fullsize.yaml``.
 """
 
 from __future__ import annotations
@@ -13,17 +17,12 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from spica.config import ConfigError, read_config_files
 from spica.demo.generate import demo_settings, output_paths, simulate_survey
 
-__all__ = ["load_config", "validate_demo", "main"]
+__all__ = ["validate_demo", "main"]
 
 _SCHEMA = Path(__file__).resolve().parents[3] / "config" / "schemas" / "demo.schema.yaml"
-
-
-def load_config(path: str | Path) -> dict:
-    """Read a YAML configuration file."""
-    with open(path) as fh:
-        return yaml.safe_load(fh)
 
 
 def validate_demo(config: dict, schema_path: str | Path | None = None) -> None:
@@ -44,13 +43,20 @@ def validate_demo(config: dict, schema_path: str | Path | None = None) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Console entry point."""
     ap = argparse.ArgumentParser(prog="spica-demo", description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default="config/config.yaml", help="SPICA configuration (YAML)")
+    ap.add_argument("--config", nargs="+", default=["config/config.yaml"], metavar="FILE",
+                    help="SPICA configuration (YAML), then overlays merged over it in order")
     ap.add_argument("--outdir", default=None, help="root for the relative inputs: paths (default: cwd)")
     ap.add_argument("--small", action="store_true", help="tiny survey for the end-to-end test")
     ap.add_argument("--force", action="store_true", help="regenerate even if up to date")
     args = ap.parse_args(argv)
-    config = load_config(args.config)
-    validate_demo(config)
+    try:
+        config = read_config_files(args.config)
+        validate_demo(config)
+    except (ConfigError, jsonschema.ValidationError) as error:
+        where = "/".join(str(p) for p in getattr(error, "absolute_path", ()))
+        print(f"spica-demo: {'demo/' + where + ': ' if where else ''}{getattr(error, 'message', error)}",
+              file=sys.stderr)
+        return 2
     t0 = time.time()
     manifest = simulate_survey(config, Path(args.outdir) if args.outdir else None, small=args.small, force=args.force)
     paths = output_paths(config, Path(args.outdir) if args.outdir else None)
