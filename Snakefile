@@ -2,7 +2,13 @@
 # This file is the table of contents: configuration, stages, targets.
 from snakemake.utils import min_version, validate
 
+from spica.workflow import defer_full_collections, resume_full_collections
+
 min_version("9.0")
+
+# Python's full garbage collections wait until the DAG is built (onstart: below): at
+# survey scale they walked it again and again as it grew (spica.workflow)
+_COLLECTOR = defer_full_collections()
 
 
 # paths relative to this file, so `--directory` elsewhere still finds them;
@@ -71,6 +77,11 @@ rule:
         f"images_{config['image_mode']['version']}"
     input:
         release_targets(config["image_mode"]["version"]),
+
+
+# once the DAG of a real run is built (never in a dry-run), before its first job
+onstart:
+    resume_full_collections(_COLLECTOR)
 
 
 # at the end of a real run (never a dry-run), successful or not: the releases' "Pending

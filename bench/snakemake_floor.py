@@ -15,7 +15,7 @@ and applies the fit to the shape of a real dry-run. Usage::
 
     .venv/bin/python bench/snakemake_floor.py [--dry-run-log FILE] [--measured-cpu SECONDS]
         [--jobs N --edges E --unread-outputs U --leaf-inputs L]
-        [--workdir DIR] [--repeat R] [--replicate]
+        [--workdir DIR] [--repeat R] [--replicate] [--collector {default,snakefile}]
 
 Terms, counted per job over the jobs a dry-run lists:
 
@@ -49,6 +49,9 @@ extrapolation; ~70 s CPU at T0007 scale). Snakemake runs under ``nice -n 10``;
 the default design takes about 100 s of CPU (one core at a time; 3 minutes with
 ``--replicate`` at T0007 scale). Measured on a shared machine, a figure moves by
 ~10 % from one run to the next: ``--repeat 2`` keeps the least of two.
+``--collector snakefile`` starts each synthetic Snakefile as SPICA's does, with
+Python's full garbage collections deferred until the DAG is built
+(:mod:`spica.workflow`); the default measures Snakemake under Python's own collector.
 """
 
 from __future__ import annotations
@@ -143,10 +146,18 @@ def _rule_text(name: str, design: Design, inputs: str, outputs: list[str]) -> st
     )
 
 
-def snakefile_text(design: Design) -> str:
-    """The Snakefile of a synthetic workflow."""
+#: ``--collector``: what a synthetic Snakefile does with Python's garbage collector first.
+COLLECTORS = {
+    "default": "",
+    # SPICA's Snakefile: full collections wait until the DAG is built (spica.workflow)
+    "snakefile": "from spica.workflow import defer_full_collections\n_COLLECTOR = defer_full_collections()\n\n",
+}
+
+
+def snakefile_text(design: Design, collector: str = "default") -> str:
+    """The Snakefile of a synthetic workflow (``collector``: a key of :data:`COLLECTORS`)."""
     edge = [f"{PREFIX}/{{i}}/first_{{i}}_edge{k}.dat" for k in range(design.edges)]
-    text = (
+    text = COLLECTORS[collector] + (
         f"K, L, S = {design.values}, {design.leaves}, {design.share}\n"
         f"EDGES = {edge!r}\n\n\n"
         "def leaves(rule, i):\n"
@@ -174,10 +185,10 @@ def snakefile_text(design: Design) -> str:
     return text
 
 
-def build_workflow(folder: Path, design: Design) -> Path:
+def build_workflow(folder: Path, design: Design, collector: str = "default") -> Path:
     """Write the Snakefile, its script, conda file and existing leaf files into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "Snakefile").write_text(snakefile_text(design))
+    (folder / "Snakefile").write_text(snakefile_text(design, collector))
     (folder / "s.py").write_text("pass\n")
     (folder / "env.yaml").write_text("channels: [conda-forge]\ndependencies: [python]\n")
     groups = range((design.values + design.share - 1) // design.share)
@@ -204,9 +215,9 @@ def dry_run_cpu(snakefile: Path) -> float:
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def time_design(design: Design, scratch: Path, repeat: int = 1) -> float:
+def time_design(design: Design, scratch: Path, repeat: int = 1, collector: str = "default") -> float:
     """Least CPU seconds of ``repeat`` dry-runs of a synthetic workflow, built in ``scratch``."""
-    snakefile = build_workflow(scratch / design.name, design)
+    snakefile = build_workflow(scratch / f"{design.name}_{collector}", design, collector)
     return min(dry_run_cpu(snakefile) for _ in range(repeat))
 
 
@@ -350,6 +361,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="dry-runs per design (the least CPU is kept)")
     parser.add_argument("--replicate", action="store_true",
                         help="also time one synthetic workflow of about the shape's size")
+    parser.add_argument("--collector", choices=sorted(COLLECTORS), default="default",
+                        help="Python's garbage collector in the synthetic Snakefiles: "
+                             "Python's default, or SPICA's Snakefile's (full collections "
+                             "wait until the DAG is built)")
     args = parser.parse_args(argv)
     if args.dry_run_log and args.jobs is not None:
         parser.error("give --dry-run-log or --jobs, not both")
@@ -386,19 +401,20 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for design in DEFAULT_DESIGN:
             load = os.getloadavg()[0]
-            cpu = time_design(design, scratch, args.repeat)
+            cpu = time_design(design, scratch, args.repeat, args.collector)
             rows.append({"name": design.name, **design.counts(), "cpu": cpu,
                          "load": max(load, os.getloadavg()[0])})
         coef, errors, residuals = fit(rows)
         print(f"design: {len(rows)} dry-runs, {sum(r['cpu'] for r in rows):.0f} s CPU "
-              f"(least of {args.repeat} each; load: 1-minute average, the machine is shared)")
+              f"(least of {args.repeat} each; load: 1-minute average, the machine is shared; "
+              f"collector: {args.collector})")
         print_design(rows, residuals)
         print_fit(coef, errors)
         if shape is not None:
             print_prediction(predict(coef, shape), args.measured_cpu)
             if args.replicate:
                 design = replica(shape)
-                cpu = time_design(design, scratch)
+                cpu = time_design(design, scratch, collector=args.collector)
                 predicted = sum(predict(coef, design.counts()).values())
                 print(f"replica {design.name} {design.counts()}: measured {cpu:.1f} s, "
                       f"fit {predicted:.1f} s ({cpu / predicted:.2f})")
