@@ -177,8 +177,10 @@ def tool_process(*names: str) -> Callable[[psutil.Process], bool]:
     """Matcher of a tool running a job, by its binary's name and its configuration
     argument (``-c``, which every run of a job passes): not the ``--version`` query of
     Snakemake's DAG building (spica.tools), which holds no lock yet. "Not ``--version``"
-    was not enough: a process caught inside ``exec`` already has the tool's name and
-    no command line yet (CI, stop 25: the query was held, and with it Snakemake)."""
+    was not enough: a query that has exited and is not yet reaped (a zombie), or one
+    caught inside ``exec``, has the tool's name and no command line (CI, stop 25: SWarp
+    was gone when the test resumed it; run again here, the query's parent, Snakemake
+    itself, was held)."""
     def matches(process: psutil.Process) -> bool:
         return process.name() in names and "-c" in process.cmdline()
     return matches
@@ -190,8 +192,9 @@ def held(tool: psutil.Process) -> Iterator[None]:
 
     Stopping the tool alone is racy: a tool found as it exits is a zombie, which takes
     SIGSTOP without stopping; its job reaps it and goes on, and SIGCONT then finds no
-    process (CI, stop 25: ``NoSuchProcess`` for SWarp). With the job's own process stopped
-    first, nothing reaps the tool or moves past it while it is held.
+    process (``NoSuchProcess``, as CI met it at stop 25 with a zombie ``--version`` query
+    that :func:`tool_process` now refuses). With the job's own process stopped first,
+    nothing reaps the tool or moves past it while it is held.
     """
     stopped = []
     try:
