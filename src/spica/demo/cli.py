@@ -52,10 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = read_config_files(args.config)
         validate_demo(config)
-    except (ConfigError, jsonschema.ValidationError) as error:
-        where = "/".join(str(p) for p in getattr(error, "absolute_path", ()))
-        print(f"spica-demo: {'demo/' + where + ': ' if where else ''}{getattr(error, 'message', error)}",
-              file=sys.stderr)
+    except ConfigError as error:  # a file missing, not YAML or not a mapping
+        print(f"spica-demo: {error}", file=sys.stderr)
+        return 2
+    except jsonschema.ValidationError as error:  # the demo: block, key by key
+        where = "/".join(["demo", *map(str, error.absolute_path)])
+        print(f"spica-demo: {where}: {error.message}", file=sys.stderr)
         return 2
     t0 = time.time()
     manifest = simulate_survey(config, Path(args.outdir) if args.outdir else None, small=args.small, force=args.force)
