@@ -109,7 +109,7 @@ def galaxy_counts_plot(
     else:
         ax.text(0.5, 0.5, "no galaxies", transform=ax.transAxes, ha="center")
     ax.set_xlabel("magnitude (MAG_AUTO, AB)")
-    ax.set_ylabel(r"log$_{10}$ N / 0.5 mag / deg$^2$")
+    ax.set_ylabel("log₁₀ N / 0.5 mag / deg²")
     ax.set_title(title, fontsize=9)
     fig.subplots_adjust(left=0.12, right=0.96, bottom=0.11, top=0.92)
     save_figure(fig, paths)

@@ -94,8 +94,8 @@ def assess_exposure(
     if any(pair("bkg_histo")):
         plots.histogram_plot(
             col["background"], pair("bkg_histo"), xlabel="background (ADU)",
-            title=f"{tag}: background per CCD, median {field['background']:.1f} ADU "
-            f"= {field['background_mag']:.2f} mag/arcsec$^2$",
+            title=f"{tag}: background, median {field['background']:.1f} ADU "
+            f"= {field['background_mag']:.2f} mag/arcsec²",
         )  # fmt: skip
     if any(pair("fwhm_histo")):
         scale = np.array([r["pixel_scale"] for r in ccds], float)

@@ -44,6 +44,21 @@ __all__ = [
 _TITLE_Y = 1.0
 
 
+def _title(ax: plt.Axes, title: str, fontsize: float) -> None:
+    """Set ``title`` at ``fontsize``, smaller if it would run past the figure's edges (a
+    long exposure title, such as the background's with its two medians, was clipped).
+    One text measurement, no draw of the figure: call it once the axes are placed."""
+    text = ax.set_title(title, fontsize=fontsize, y=_TITLE_Y)
+    renderer = ax.figure.canvas.get_renderer()
+    for _ in range(4):  # glyph widths round with the size: measured again
+        extent = text.get_window_extent(renderer)
+        centre, half = (extent.x0 + extent.x1) / 2, extent.width / 2  # centred over the axes
+        room = min(centre, ax.figure.bbox.width - centre) - 2  # pixels, to the nearer edge
+        if half <= room or room <= 0:
+            break
+        text.set_fontsize(text.get_fontsize() * 0.98 * room / half)
+
+
 def _fixed_layout(fig: plt.Figure, twin: bool = False) -> None:
     """Fixed margins for the 6 x 4.5 inch plots (``tight_layout`` costs more than drawing)."""
     fig.subplots_adjust(left=0.12, right=0.88 if twin else 0.96, bottom=0.11, top=0.92)
@@ -136,7 +151,7 @@ def mosaic_thumbnail(
         if not small:
             ax.text(x0 + 2, y0 + 2, lab, color="tab:orange", fontsize=6, va="bottom")
     ax.set_axis_off()
-    ax.set_title(title, fontsize=8, y=_TITLE_Y)
+    _title(ax, title, 8)
     save_figure(fig, [path])
 
 
@@ -174,9 +189,9 @@ def histogram_plot(
         ax.axvline(limit, color="tab:red", ls="--", label=f"limit {limit:g}")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("number of CCDs")
-    ax.set_title(title, fontsize=9, y=_TITLE_Y)
     ax.legend(fontsize=7, loc="upper left")
     _fixed_layout(fig, twin=extra is not None)
+    _title(ax, title, 9)
     save_figure(fig, paths)
 
 
@@ -206,9 +221,9 @@ def counts_plot(
     else:
         ax.text(0.5, 0.5, "no sources", transform=ax.transAxes, ha="center")
     ax.set_xlabel("magnitude (AB, Elixir zero-point)")
-    ax.set_ylabel(r"log$_{10}$ N / 0.5 mag / deg$^2$")
-    ax.set_title(title, fontsize=9, y=_TITLE_Y)
+    ax.set_ylabel("log₁₀ N / 0.5 mag / deg²")
     _fixed_layout(fig)
+    _title(ax, title, 9)
     save_figure(fig, paths)
 
 
@@ -246,8 +261,8 @@ def rhmag_plot(
         ax.legend(fontsize=7, markerscale=3)
     ax.set_xlabel("magnitude (MAG_AUTO + zero-point)")
     ax.set_ylabel("FLUX_RADIUS (pixels)")
-    ax.set_title(title, fontsize=9, y=_TITLE_Y)
     _fixed_layout(fig)
+    _title(ax, title, 9)
     save_figure(fig, paths)
 
 
@@ -353,6 +368,6 @@ def ellipticity_plot(
     ax.autoscale_view()
     ax.set_xlabel("DETSEC x (pixels)")
     ax.set_ylabel("DETSEC y (pixels)")
-    ax.set_title(title, fontsize=9, y=_TITLE_Y)
     fig.subplots_adjust(left=0.1, right=0.97, bottom=0.08, top=0.94)
+    _title(ax, title, 9)
     save_figure(fig, [path])
