@@ -15,7 +15,35 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-__all__ = ["save_figure"]
+__all__ = ["fit_title", "save_figure"]
+
+
+def fit_title(ax: plt.Axes, title: str, fontsize: float, *, y: float | None = None) -> None:
+    """Set the axes' ``title`` at ``fontsize``, smaller if it would run past the figure's
+    edges (long titles, a Pre-Wide stack's completeness, a step 1 background histogram's
+    with both medians, were clipped). Call it once the axes are placed: the title is
+    centred over them. One text measurement, no draw of the figure.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        The axes.
+    title : str
+        The title (may hold several lines).
+    fontsize : float
+        Its size in points when it fits.
+    y : float, optional
+        Its height in axes fraction (None: matplotlib places it).
+    """
+    text = ax.set_title(title, fontsize=fontsize, **({} if y is None else {"y": y}))
+    renderer = ax.figure.canvas.get_renderer()
+    for _ in range(4):  # glyph widths round with the size: measured again
+        extent = text.get_window_extent(renderer)
+        centre, half = (extent.x0 + extent.x1) / 2, extent.width / 2
+        room = min(centre, ax.figure.bbox.width - centre) - 2  # pixels, to the nearer edge
+        if half <= room or room <= 0:
+            break
+        text.set_fontsize(text.get_fontsize() * 0.98 * room / half)
 
 
 def save_figure(fig: plt.Figure, paths: Sequence[Path | str | None], dpi: int = 100) -> None:

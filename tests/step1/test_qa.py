@@ -472,25 +472,3 @@ def test_pixel_summaries_of_a_16_bit_flag_map():
     got = measure._pixel_summaries(np.ones(weight.shape, np.float32), weight, flag, 8)
     assert got["flags"] == measure.flag_fractions(flag, weight)
     assert got["flags"]["frac_cosmic"] == np.count_nonzero(flag) / flag.size
-
-
-def test_a_long_title_is_shrunk_to_the_figure_and_a_short_one_kept(monkeypatch, tmp_path):
-    """The background histogram's title (seven-digit exposure, both medians) ran past the
-    figure's right edge and was clipped: it is now drawn smaller, within the figure."""
-    from spica.step1.qa import plots
-
-    drawn = {}
-
-    def keep(fig, paths):  # the figure as it would be written, not closed
-        fig.canvas.draw()
-        title = fig.axes[0].title
-        drawn[len(drawn)] = (title.get_window_extent(), fig.bbox, title.get_fontsize())
-
-    monkeypatch.setattr(plots, "save_figure", keep)
-    long = "1234567p r.MP9601 grade A: background, median 12345.6 ADU = 19.99 mag/arcsec² (and more)"
-    plots.histogram_plot(np.array([1.0, 2.0, 3.0]), [tmp_path / "a.png"], xlabel="x", title=long)
-    plots.histogram_plot(np.array([1.0, 2.0, 3.0]), [tmp_path / "b.png"], xlabel="x", title="751000p short")
-    (extent, figure, size), (_, _, short_size) = drawn[0], drawn[1]
-    assert extent.x0 >= figure.x0 and extent.x1 <= figure.x1, (extent, figure)
-    assert 5 < size < 9  # shrunk, still readable
-    assert short_size == 9

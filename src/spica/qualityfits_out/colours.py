@@ -354,6 +354,12 @@ def _pyplot() -> Any:
     return plt
 
 
+def _title(ax: Any, title: str) -> None:
+    from spica.plotting import fit_title
+
+    fit_title(ax, title, 9)
+
+
 def _save(fig: Any, paths: Sequence[str | Path]) -> None:
     from spica.plotting import save_figure
 
@@ -383,7 +389,7 @@ def colour_colour_plot(figures: Mapping[str, Any], bands: str, paths: Sequence[s
         ax.set_xlim(np.nanpercentile(x, 0.5) - 0.3, np.nanpercentile(x, 99.5) + 0.3)
         ax.set_ylim(np.nanpercentile(y, 0.5) - 0.3, np.nanpercentile(y, 99.5) + 0.3)
     ax.legend(loc="lower right", fontsize=7, framealpha=1)
-    ax.set_title(title, fontsize=9)
+    _title(ax, title)
     _save(fig, paths)
 
 
@@ -403,7 +409,7 @@ def colour_magnitude_plot(matched: pd.DataFrame, pair: str, paths: Sequence[str 
     ax.set_xlabel(f"{b1} - {b2}")
     ax.set_ylabel(b2)
     ax.legend(loc="lower left", fontsize=7, framealpha=1)
-    ax.set_title(title, fontsize=9)
+    _title(ax, title)
     _save(fig, paths)
     return int(star.sum())
 
@@ -428,7 +434,7 @@ def wtheta_plot(result: Mapping[str, np.ndarray] | None, n_stars: int, paths: Se
     ax.axhline(0.0, color="0.5", lw=0.8)
     ax.set_xlabel("theta (arcmin)")
     ax.set_ylabel("w(theta)")
-    ax.set_title(title, fontsize=9)
+    _title(ax, title)
     _save(fig, paths)
 
 

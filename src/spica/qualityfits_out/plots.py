@@ -20,7 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from spica.plotting import save_figure  # noqa: E402
+from spica.plotting import fit_title, save_figure  # noqa: E402
 
 __all__ = ["psf_map_plot", "fwhm_histogram_plot", "galaxy_counts_plot", "completeness_plot"]
 
@@ -55,8 +55,8 @@ def psf_map_plot(
                 ax.text(i * size + 1, j * size + 1, f'{fw:.2f}"', color="w", fontsize=6, va="bottom")
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(f"{title}\nPSFEx model every {step_arcmin:.3g}' (x right, y up)", fontsize=9)
     fig.subplots_adjust(left=0.03, right=0.97, bottom=0.03, top=0.92)
+    fit_title(ax, f"{title}\nPSFEx model every {step_arcmin:.3g}' (x right, y up)", 9)
     save_figure(fig, [path])
 
 
@@ -75,9 +75,9 @@ def fwhm_histogram_plot(
         ax.axvline(psf_fwhm_arcsec, color="tab:red", ls="--", label=f'PSFEx model {psf_fwhm_arcsec:.2f}"')
     ax.set_xlabel("FWHM (arcsec)")
     ax.set_ylabel("number of stars")
-    ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     fig.subplots_adjust(left=0.12, right=0.96, bottom=0.11, top=0.92)
+    fit_title(ax, title, 9)
     save_figure(fig, paths)
 
 
@@ -110,8 +110,8 @@ def galaxy_counts_plot(
         ax.text(0.5, 0.5, "no galaxies", transform=ax.transAxes, ha="center")
     ax.set_xlabel("magnitude (MAG_AUTO, AB)")
     ax.set_ylabel("log₁₀ N / 0.5 mag / deg²")
-    ax.set_title(title, fontsize=9)
     fig.subplots_adjust(left=0.12, right=0.96, bottom=0.11, top=0.92)
+    fit_title(ax, title, 9)
     save_figure(fig, paths)
 
 
@@ -129,7 +129,7 @@ def completeness_plot(
     ax.set_ylim(-2, 105)
     ax.set_xlabel("magnitude")
     ax.set_ylabel("completeness (%)")
-    ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8, loc="lower left")
     fig.subplots_adjust(left=0.12, right=0.96, bottom=0.11, top=0.92)
+    fit_title(ax, title, 9)
     save_figure(fig, paths)

@@ -21,7 +21,7 @@ import pandas as pd  # noqa: E402
 from astropy.visualization import AsinhStretch, ImageNormalize, ZScaleInterval  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
-from spica.plotting import save_figure  # noqa: E402  (re-exported: callers import it from here)
+from spica.plotting import fit_title, save_figure  # noqa: E402  (save_figure re-exported: callers import it from here)
 from spica.step1.qa.measure import CCDGeometry, block_mean, resample_nearest  # noqa: E402
 
 __all__ = [
@@ -42,21 +42,6 @@ __all__ = [
 #: every draw, a fifth of the QA figures' CPU), which on these axes (no top tick labels)
 #: leaves it at this same height anyway.
 _TITLE_Y = 1.0
-
-
-def _title(ax: plt.Axes, title: str, fontsize: float) -> None:
-    """Set ``title`` at ``fontsize``, smaller if it would run past the figure's edges (a
-    long exposure title, such as the background's with its two medians, was clipped).
-    One text measurement, no draw of the figure: call it once the axes are placed."""
-    text = ax.set_title(title, fontsize=fontsize, y=_TITLE_Y)
-    renderer = ax.figure.canvas.get_renderer()
-    for _ in range(4):  # glyph widths round with the size: measured again
-        extent = text.get_window_extent(renderer)
-        centre, half = (extent.x0 + extent.x1) / 2, extent.width / 2  # centred over the axes
-        room = min(centre, ax.figure.bbox.width - centre) - 2  # pixels, to the nearer edge
-        if half <= room or room <= 0:
-            break
-        text.set_fontsize(text.get_fontsize() * 0.98 * room / half)
 
 
 def _fixed_layout(fig: plt.Figure, twin: bool = False) -> None:
@@ -151,7 +136,7 @@ def mosaic_thumbnail(
         if not small:
             ax.text(x0 + 2, y0 + 2, lab, color="tab:orange", fontsize=6, va="bottom")
     ax.set_axis_off()
-    _title(ax, title, 8)
+    fit_title(ax, title, 8, y=_TITLE_Y)
     save_figure(fig, [path])
 
 
@@ -191,7 +176,7 @@ def histogram_plot(
     ax.set_ylabel("number of CCDs")
     ax.legend(fontsize=7, loc="upper left")
     _fixed_layout(fig, twin=extra is not None)
-    _title(ax, title, 9)
+    fit_title(ax, title, 9, y=_TITLE_Y)
     save_figure(fig, paths)
 
 
@@ -223,7 +208,7 @@ def counts_plot(
     ax.set_xlabel("magnitude (AB, Elixir zero-point)")
     ax.set_ylabel("log₁₀ N / 0.5 mag / deg²")
     _fixed_layout(fig)
-    _title(ax, title, 9)
+    fit_title(ax, title, 9, y=_TITLE_Y)
     save_figure(fig, paths)
 
 
@@ -262,7 +247,7 @@ def rhmag_plot(
     ax.set_xlabel("magnitude (MAG_AUTO + zero-point)")
     ax.set_ylabel("FLUX_RADIUS (pixels)")
     _fixed_layout(fig)
-    _title(ax, title, 9)
+    fit_title(ax, title, 9, y=_TITLE_Y)
     save_figure(fig, paths)
 
 
@@ -369,5 +354,5 @@ def ellipticity_plot(
     ax.set_xlabel("DETSEC x (pixels)")
     ax.set_ylabel("DETSEC y (pixels)")
     fig.subplots_adjust(left=0.1, right=0.97, bottom=0.08, top=0.94)
-    _title(ax, title, 9)
+    fit_title(ax, title, 9, y=_TITLE_Y)
     save_figure(fig, [path])
