@@ -26,6 +26,7 @@ README's test command, ``bin/spica test``, has installed it already).
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import os
 import re
@@ -184,8 +185,10 @@ def _install_is_a_noop() -> list[str]:
     binaries = re.search(r"^BINARIES=\((.*?)\)", script, flags=re.MULTILINE | re.DOTALL)
     missing = [name for name in (binaries[1].split() if binaries else [])
                if not shutil.which(name) and not Path("/usr/sbin", name).exists()]
-    if not (REPO / ".venv" / ".spica-deps").is_file():
-        missing.append(".venv")
+    stamp = REPO / ".venv" / ".spica-deps"  # bin/spica's: the first 16 hex of pyproject's SHA-256
+    want = hashlib.sha256((REPO / "pyproject.toml").read_bytes()).hexdigest()[:16]
+    if not stamp.is_file() or stamp.read_text().strip() != want:
+        missing.append(".venv")  # a changed pyproject.toml: the checkout would reinstall into it
     return missing
 
 
