@@ -21,7 +21,7 @@ import pandas as pd  # noqa: E402
 from astropy.visualization import AsinhStretch, ImageNormalize, ZScaleInterval  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
-from spica.plotting import fit_title, save_figure  # noqa: E402  (save_figure re-exported: callers import it from here)
+from spica.plotting import fit_title, save_figure  # noqa: E402
 from spica.step1.qa.measure import CCDGeometry, block_mean, resample_nearest  # noqa: E402
 
 __all__ = [
@@ -29,7 +29,6 @@ __all__ = [
     "histogram_plot",
     "counts_plot",
     "half_mag_counts",
-    "save_figure",
     "rhmag_plot",
     "mosaic_thumbnail",
     "psf_mosaic_plot",
